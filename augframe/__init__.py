@@ -1,0 +1,25 @@
+"""augframe: synthetic ECGs mixed into deep-learning training data, with measured rigour.
+
+The core knows nothing about any model: it defines the ECG batch type, the plugin contracts
+(generators, filters, evaluators, data sources), recipes, the synthetic bank and on-the-fly
+augmentation. Models live in plugins found through the ``augframe`` entry-point group.
+"""
+
+from augframe.errors import (
+    AugframeError, BankError, CheckpointError, DataError, PluginError, RecipeError, ValidationError,
+)
+from augframe.hookspecs import hookimpl
+from augframe.protocols import (
+    Candidates, EvalContext, EvaluationResult, Figure, FilterResult, GenerationRequest, GeneratorInfo,
+    Record, Table,
+)
+from augframe.signals import STANDARD_LEADS, ECGBatch
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AugframeError", "BankError", "CheckpointError", "DataError", "PluginError", "RecipeError",
+    "ValidationError", "hookimpl", "Candidates", "EvalContext", "EvaluationResult", "Figure",
+    "FilterResult", "GenerationRequest", "GeneratorInfo", "Record", "Table", "STANDARD_LEADS",
+    "ECGBatch", "__version__",
+]

@@ -1,0 +1,1 @@
+"""Real ECG data layer: readers, preprocessing, splits, memory-mapped cache (work in progress)."""

@@ -1,0 +1,59 @@
+"""The plugin contract: hooks a plugin module implements to register what it provides.
+
+A plugin is any importable module listed in the ``augframe`` entry-point group (or registered by
+hand). It implements one or more of the hooks below with ``@augframe.hookimpl``; each hook gets a
+``register`` callback::
+
+    @augframe.hookimpl
+    def augframe_register_filters(register):
+        register("my-filter", MyFilter, description="rejects flat lines")
+
+``register(name, factory, description="")`` records a factory: a callable that takes the
+parameters a recipe gives (as keyword arguments) and returns an object satisfying the protocol of
+its kind in :mod:`augframe.protocols`. The core builds instances on demand; runtime work (fit,
+generate, score, evaluate, records) is plain method calls on them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+import pluggy
+
+PROJECT = "augframe"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+Register = Callable[..., None]
+
+
+@hookspec
+def augframe_register_generators(register: Register) -> None:
+    """Register generator factories: objects with ``info``, ``request_kinds``, ``fit``, ``generate``.
+
+    A generator states which :class:`~augframe.protocols.GenerationRequest` kinds it serves
+    (``transfer``, ``sample``, ``complete``) and must honour per-sample seeds.
+    """
+
+
+@hookspec
+def augframe_register_filters(register: Register) -> None:
+    """Register filter factories: objects with ``name`` and ``score(candidates, sources)``."""
+
+
+@hookspec
+def augframe_register_evaluators(register: Register) -> None:
+    """Register evaluator factories: objects with ``name`` and ``evaluate(real, synthetic, ...)``."""
+
+
+@hookspec
+def augframe_register_sources(register: Register) -> None:
+    """Register data-source factories: objects with ``name``, ``records()`` and ``fingerprint()``."""
+
+
+HOOK_KINDS: dict[str, str] = {
+    "augframe_register_generators": "generator",
+    "augframe_register_filters": "filter",
+    "augframe_register_evaluators": "evaluator",
+    "augframe_register_sources": "source",
+}
+

@@ -1,0 +1,220 @@
+"""The plugin registry: finds plugins, records what each provides, builds configured instances.
+
+Discovery goes through the ``augframe`` entry-point group, for first-party and third-party plugins
+alike. Which plugins load can be narrowed like pytest's ``-p no:NAME``:
+
+* ``AUGFRAME_PLUGINS="a,b"``: load only these entry points (an allow list);
+* ``AUGFRAME_DISABLE_PLUGINS="c"``: never load these (a block list);
+* a recipe's ``[plugins] allow = [...]`` / ``block = [...]`` does the same for one run.
+
+A plugin that fails to import (or whose register hook raises) is recorded in
+:attr:`Registry.load_errors` with its name and the underlying error, and the others still load.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import inspect
+import os
+import warnings
+from collections.abc import Callable, Iterable, Mapping
+from types import ModuleType
+from typing import Any
+
+import attrs
+import pluggy
+
+from augframe import hookspecs
+from augframe.errors import PluginError, suggest
+from augframe.protocols import KINDS
+
+ENTRY_POINT_GROUP = "augframe"
+ENV_ALLOW = "AUGFRAME_PLUGINS"
+ENV_BLOCK = "AUGFRAME_DISABLE_PLUGINS"
+
+
+@attrs.frozen
+class Provision:
+    """One registered factory: what kind it makes, under what name, from which plugin."""
+
+    kind: str
+    name: str
+    factory: Callable[..., Any]
+    plugin: str
+    description: str = ""
+
+
+@attrs.frozen
+class PluginInfo:
+    """A loaded (or failed) plugin: entry-point name, distribution version, what it provides."""
+
+    name: str
+    version: str
+    module: str
+    provides: tuple[tuple[str, str], ...] = ()
+    error: str | None = None
+
+
+def _split_env(var: str) -> frozenset[str] | None:
+    raw = os.environ.get(var, "").strip()
+    return frozenset(p.strip() for p in raw.split(",") if p.strip()) or None
+
+
+class Registry:
+    """Plugins and the named factories they registered, per kind."""
+
+    def __init__(self) -> None:
+        self._pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self._pm.add_hookspecs(hookspecs)
+        self._provisions: dict[str, dict[str, Provision]] = {k: {} for k in KINDS}
+        self._plugins: dict[str, PluginInfo] = {}
+        self.load_errors: dict[str, str] = {}
+
+    # ---- discovery --------------------------------------------------------------------------
+    @classmethod
+    def discover(
+        cls, allow: Iterable[str] | None = None, block: Iterable[str] | None = None,
+    ) -> Registry:
+        """A registry with every allowed plugin of the ``augframe`` entry-point group loaded.
+
+        ``allow`` / ``block`` add to the environment's lists (a plugin must pass both).
+        """
+        reg = cls()
+        env_allow, env_block = _split_env(ENV_ALLOW), _split_env(ENV_BLOCK)
+        allowed = _intersect(env_allow, frozenset(allow) if allow is not None else None)
+        blocked = (env_block or frozenset()) | frozenset(block or ())
+        for ep in md.entry_points(group=ENTRY_POINT_GROUP):
+            if ep.name in blocked or (allowed is not None and ep.name not in allowed):
+                continue
+            reg._load_entry_point(ep)
+        return reg
+
+    def _load_entry_point(self, ep: md.EntryPoint) -> None:
+        version = ep.dist.version if ep.dist is not None else "unknown"
+        try:
+            module = ep.load()
+        except Exception as exc:  # a broken plugin must not take the others down
+            self._record_error(ep.name, version, ep.value, exc)
+            return
+        self.register_module(module, name=ep.name, version=version)
+
+    def register_module(self, module: ModuleType | object, name: str | None = None, version: str = "0") -> None:
+        """Register a plugin object (module) by hand, e.g. in tests or notebooks."""
+        name = name or getattr(module, "__name__", repr(module))
+        if name in self._plugins:
+            raise PluginError(f"a plugin named {name!r} is already registered")
+        modname = getattr(module, "__name__", type(module).__name__)
+        try:
+            self._pm.register(module, name=name)
+            provides = self._call_register_hooks(name)
+        except Exception as exc:
+            if self._pm.is_registered(module):
+                self._pm.unregister(module)
+            self._forget(name)
+            self._record_error(name, version, modname, exc)
+            return
+        self._plugins[name] = PluginInfo(name, version, modname, tuple(provides))
+
+    def _call_register_hooks(self, plugin: str) -> list[tuple[str, str]]:
+        provided: list[tuple[str, str]] = []
+        for hook_name, kind in hookspecs.HOOK_KINDS.items():
+            for impl in getattr(self._pm.hook, hook_name).get_hookimpls():
+                if impl.plugin_name != plugin:
+                    continue
+
+                def register(name: str, factory: Callable[..., Any], description: str = "",
+                             _kind: str = kind) -> None:
+                    self._add(Provision(_kind, name, factory, plugin, description))
+                    provided.append((_kind, name))
+
+                impl.function(register=register)
+        return provided
+
+    def _add(self, prov: Provision) -> None:
+        table = self._provisions[prov.kind]
+        if prov.name in table:
+            raise PluginError(
+                f"{prov.kind} {prov.name!r} from plugin {prov.plugin!r} clashes with the one from "
+                f"{table[prov.name].plugin!r}; block one of them with {ENV_BLOCK}"
+            )
+        if not callable(prov.factory):
+            raise PluginError(f"{prov.kind} {prov.name!r} from plugin {prov.plugin!r}: factory is not callable")
+        table[prov.name] = prov
+
+    def _forget(self, plugin: str) -> None:
+        for table in self._provisions.values():
+            for key in [k for k, v in table.items() if v.plugin == plugin]:
+                del table[key]
+
+    def _record_error(self, name: str, version: str, module: str, exc: BaseException) -> None:
+        msg = f"{type(exc).__name__}: {exc}"
+        self.load_errors[name] = msg
+        self._plugins[name] = PluginInfo(name, version, module, (), msg)
+        warnings.warn(f"augframe plugin {name!r} failed to load and was skipped: {msg}", stacklevel=3)
+
+    # ---- lookup -----------------------------------------------------------------------------
+    def plugins(self) -> list[PluginInfo]:
+        return sorted(self._plugins.values(), key=lambda p: p.name)
+
+    def names(self, kind: str) -> list[str]:
+        return sorted(self._table(kind))
+
+    def get(self, kind: str, name: str) -> Provision:
+        table = self._table(kind)
+        if name not in table:
+            failed = "".join(f"\n  plugin {p!r} failed to load: {e}" for p, e in self.load_errors.items())
+            raise PluginError(f"no {kind} named {name!r}{suggest(name, table)}{failed}")
+        return table[name]
+
+    def create(self, kind: str, name: str, params: Mapping[str, Any] | None = None) -> Any:
+        """Build the named plugin object with ``params``; wrong parameter names are named."""
+        prov = self.get(kind, name)
+        params = dict(params or {})
+        _check_params(prov, params)
+        try:
+            obj = prov.factory(**params)
+        except PluginError:
+            raise
+        except TypeError as exc:
+            raise PluginError(f"{kind} {name!r} rejected its parameters {sorted(params)}: {exc}") from exc
+        proto = KINDS[kind]
+        if not isinstance(obj, proto):
+            raise PluginError(
+                f"{kind} {name!r} from plugin {prov.plugin!r} built a {type(obj).__name__}, which does not "
+                f"satisfy augframe.protocols.{proto.__name__}"
+            )
+        return obj
+
+    def _table(self, kind: str) -> dict[str, Provision]:
+        if kind not in self._provisions:
+            raise PluginError(f"unknown plugin kind {kind!r}{suggest(kind, self._provisions)}")
+        return self._provisions[kind]
+
+
+def _intersect(a: frozenset[str] | None, b: frozenset[str] | None) -> frozenset[str] | None:
+    if a is None:
+        return b
+    return a if b is None else a & b
+
+
+def _check_params(prov: Provision, params: Mapping[str, Any]) -> None:
+    try:
+        sig = inspect.signature(prov.factory)
+    except (TypeError, ValueError):
+        return
+    ps = sig.parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in ps):
+        return
+    accepted = {p.name for p in ps if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    for key in params:
+        if key not in accepted:
+            raise PluginError(f"{prov.kind} {prov.name!r} has no parameter {key!r}{suggest(key, accepted)}")
+    missing = [p.name for p in ps if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+               and p.name not in params]
+    if missing:
+        raise PluginError(f"{prov.kind} {prov.name!r} needs parameter(s) {missing}")
+
+
+def default_registry(allow: Iterable[str] | None = None, block: Iterable[str] | None = None) -> Registry:
+    """A freshly discovered registry (plugins are cheap to find; importing them is lazy inside each)."""
+    return Registry.discover(allow=allow, block=block)

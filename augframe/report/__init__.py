@@ -1,0 +1,1 @@
+"""HTML + JSON reports (work in progress)."""

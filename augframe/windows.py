@@ -1,0 +1,79 @@
+"""WindowDataset: the map-style dataset of fixed-length windows that training code consumes.
+
+The data layer's memory-mapped cache implements it, so generators and classifiers train on 150,000
+windows without holding them in RAM; :class:`ArrayWindows` adapts an in-memory :class:`ECGBatch`
+for small runs and tests. Items are ``(signal, label)``: float32 ``[leads, samples]`` numpy array and
+an int class index (``-1`` when unlabelled).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from augframe.errors import ValidationError
+from augframe.signals import ECGBatch
+
+
+@runtime_checkable
+class WindowDataset(Protocol):
+    """Fixed-length labelled windows with the facts needed to interpret them."""
+
+    fs: float
+    leads: tuple[str, ...]
+    class_names: tuple[str, ...]
+
+    @property
+    def labels(self) -> np.ndarray: ...
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, int]: ...
+
+
+class ArrayWindows:
+    """A WindowDataset over an in-memory ECGBatch with class-index labels."""
+
+    def __init__(self, batch: ECGBatch) -> None:
+        if batch.labels is not None and batch.labels.ndim != 1:
+            raise ValidationError("ArrayWindows needs class-index labels (N,), not multi-hot")
+        self.batch = batch.to_numpy()
+        self.fs = batch.fs
+        self.leads = batch.leads
+        self.class_names = batch.class_names
+        self._labels = batch.labels if batch.labels is not None else np.full(len(batch), -1, np.int64)
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self._labels
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        return self.batch.ids
+
+    def __len__(self) -> int:
+        return len(self.batch)
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, int]:
+        return self.batch.signals[i], int(self._labels[i])
+
+
+def as_windows(data: Any) -> WindowDataset:
+    """Accept an ECGBatch or any WindowDataset; anything else is a named error."""
+    if isinstance(data, ECGBatch):
+        return ArrayWindows(data)
+    if isinstance(data, WindowDataset):
+        return data
+    raise ValidationError(
+        f"training data of type {type(data).__name__} is neither an ECGBatch nor a WindowDataset "
+        "(len, getitem -> (signal, label), fs, leads, class_names, labels)"
+    )
+
+
+def gather(data: WindowDataset, index: Any) -> ECGBatch:
+    """Materialise the windows at ``index`` as an ECGBatch (for small selections)."""
+    idx = np.asarray(index, dtype=np.int64).reshape(-1)
+    sig = np.stack([data[int(i)][0] for i in idx]) if len(idx) else np.zeros((0, len(data.leads), 1), np.float32)
+    return ECGBatch(sig, data.fs, data.leads, labels=data.labels[idx], class_names=data.class_names,
+                    ids=[str(getattr(data, "ids", range(len(data)))[int(i)]) for i in idx])

@@ -1,0 +1,1 @@
+"""augframe_afib plugin (work in progress)."""

@@ -1,0 +1,1 @@
+"""augframe_diffecg plugin (work in progress)."""

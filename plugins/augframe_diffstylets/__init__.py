@@ -1,0 +1,1 @@
+"""augframe_diffstylets plugin (work in progress)."""

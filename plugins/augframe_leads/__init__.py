@@ -1,0 +1,1 @@
+"""augframe_leads plugin (work in progress)."""

@@ -1,0 +1,1 @@
+"""augframe_plausibility plugin (work in progress)."""

@@ -1,0 +1,1 @@
+"""augframe_sssd plugin (work in progress)."""
