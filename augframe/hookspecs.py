@@ -50,10 +50,23 @@ def augframe_register_sources(register: Register) -> None:
     """Register data-source factories: objects with ``name``, ``records()`` and ``fingerprint()``."""
 
 
+@hookspec
+def augframe_register_classifiers(register: Register) -> None:
+    """Register ECG classifier factories (torch modules): the shared judges and downstream models.
+
+    A classifier maps float32 ``[N, leads, samples]`` to logits ``[N, classes]`` and exposes
+    ``class_names``, ``embed(x)`` (a feature vector per ECG, for distribution metrics) and the
+    usual ``state_dict`` / ``load_state_dict``. Generators that need a judge (e.g. a flip loss)
+    and evaluators that train or apply one ask the registry by name, so no plugin imports
+    another plugin's code.
+    """
+
+
 HOOK_KINDS: dict[str, str] = {
     "augframe_register_generators": "generator",
     "augframe_register_filters": "filter",
     "augframe_register_evaluators": "evaluator",
     "augframe_register_sources": "source",
+    "augframe_register_classifiers": "classifier",
 }
 

@@ -355,9 +355,33 @@ class Source(Protocol):
     def fingerprint(self) -> str: ...
 
 
+# --------------------------------------------------------------------------------------------
+# Classifiers (shared judges)
+# --------------------------------------------------------------------------------------------
+@runtime_checkable
+class Classifier(Protocol):
+    """A torch module: ``forward(x [N, leads, samples]) -> logits [N, C]``, plus ``embed``.
+
+    ``class_names`` names the logit columns; ``embed(x)`` returns ``[N, D]`` features used for
+    distribution-level metrics (Frechet distance, MMD). Input scaling (e.g. per-sample z-score) is
+    the classifier's own business and happens inside ``forward``.
+    """
+
+    class_names: tuple[str, ...]
+
+    def __call__(self, x: Any) -> Any: ...
+
+    def embed(self, x: Any) -> Any: ...
+
+    def state_dict(self) -> Any: ...
+
+    def load_state_dict(self, state: Any, strict: bool = True) -> Any: ...
+
+
 KINDS: dict[str, type] = {
     "generator": Generator,
     "filter": Filter,
     "evaluator": Evaluator,
     "source": Source,
+    "classifier": Classifier,
 }
