@@ -1,0 +1,253 @@
+"""Pieces every trainable plugin shares: seeded epoch order, EMA, resumable state, log, autocast.
+
+* :class:`EpochSampler` fixes the global sample order of each epoch from (seed, epoch) and hands
+  each rank its slice of every global batch, so a run resumes exactly at any step, also with
+  another number of processes (same global batch).
+* :class:`EMA` keeps an exponential moving average of parameters.
+* :func:`save_train_state` / :func:`load_train_state` write and read everything needed for an
+  exact resume (modules, optimizers, EMA, RNG states, counters) atomically, loadable with
+  ``torch.load(weights_only=True)``.
+* :class:`TrainLog` appends JSON lines; :func:`progress` wraps tqdm; :func:`autocast` gives bf16
+  autocast on CUDA (and on the CPU when asked) and a no-op otherwise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import sys
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from augframe.checkpoint import _commit, atomic_path
+from augframe.errors import CheckpointError, ValidationError
+from augframe.seeding import numpy_rng
+
+
+# ---- order ---------------------------------------------------------------------------------
+class EpochSampler:
+    """Batches of indices for one rank: global batch j of epoch e is ``perm_e[j*B:(j+1)*B]``.
+
+    ``perm_e`` depends only on (seed, epoch) and ``B = batch_size * world_size`` is the global
+    batch; rank r takes its contiguous part of each global batch. Iterating from ``start_step``
+    skips the global batches already consumed, whatever world size consumed them.
+    """
+
+    def __init__(self, n: int, batch_size: int, *, seed: int = 0, shuffle: bool = True,
+                 drop_last: bool = True, rank: int = 0, world_size: int = 1) -> None:
+        if batch_size < 1 or world_size < 1 or not 0 <= rank < world_size:
+            raise ValidationError(f"EpochSampler: bad batch_size={batch_size}, rank={rank}, world_size={world_size}")
+        self.n, self.batch_size, self.seed, self.shuffle = n, batch_size, seed, shuffle
+        self.drop_last, self.rank, self.world_size = drop_last, rank, world_size
+        self.epoch, self.start_step = 0, 0
+
+    @property
+    def global_batch(self) -> int:
+        return self.batch_size * self.world_size
+
+    def steps_per_epoch(self) -> int:
+        return self.n // self.global_batch if self.drop_last else math.ceil(self.n / self.global_batch)
+
+    def set_epoch(self, epoch: int, start_step: int = 0) -> None:
+        self.epoch, self.start_step = epoch, start_step
+
+    def order(self) -> np.ndarray:
+        if not self.shuffle:
+            return np.arange(self.n)
+        return numpy_rng(self.seed, 0x5A3, self.epoch).permutation(self.n)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        perm, gb = self.order(), self.global_batch
+        for step in range(self.start_step, self.steps_per_epoch()):
+            chunk = perm[step * gb:(step + 1) * gb]
+            part = chunk[self.rank * self.batch_size:(self.rank + 1) * self.batch_size]
+            if len(part):
+                yield part.tolist()
+
+    def __len__(self) -> int:
+        return max(0, self.steps_per_epoch() - self.start_step)
+
+
+def _seed_worker(worker_id: int) -> None:
+    import torch
+
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+
+
+def make_loader(dataset: Any, sampler: EpochSampler, *, num_workers: int = 0, pin_memory: bool = False,
+                collate_fn: Any = None) -> Any:
+    """A DataLoader that draws batches from ``sampler``; workers are seeded deterministically."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    g = torch.Generator().manual_seed(int(sampler.seed) * 1_000_003 + sampler.epoch)
+    return DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers, pin_memory=pin_memory,
+                      worker_init_fn=_seed_worker, generator=g, collate_fn=collate_fn,
+                      persistent_workers=False)
+
+
+# ---- EMA -----------------------------------------------------------------------------------
+class EMA:
+    """Exponential moving average of a module's floating parameters and buffers."""
+
+    def __init__(self, module: Any, decay: float = 0.999) -> None:
+        if not 0.0 < decay < 1.0:
+            raise ValidationError(f"EMA decay={decay} must lie in (0, 1)")
+        self.decay = decay
+        self.shadow = {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+    def update(self, module: Any) -> None:
+        import torch
+
+        with torch.no_grad():
+            for k, v in module.state_dict().items():
+                s = self.shadow[k]
+                if v.is_floating_point():
+                    s.lerp_(v.detach(), 1.0 - self.decay)
+                else:
+                    s.copy_(v)
+
+    def copy_to(self, module: Any) -> None:
+        module.load_state_dict(self.shadow, strict=True)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"decay": self.decay, "shadow": self.shadow}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.decay = float(state["decay"])
+        for k, v in state["shadow"].items():
+            self.shadow[k].copy_(v)
+
+
+# ---- resumable state -----------------------------------------------------------------------
+def rng_state() -> dict[str, Any]:
+    """Torch CPU (and CUDA, when present) RNG states."""
+    import torch
+
+    state: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: Mapping[str, Any]) -> None:
+    import torch
+
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_train_state(path: str | os.PathLike[str], *, modules: Mapping[str, Any],
+                     optimizers: Mapping[str, Any] = {}, ema: Mapping[str, EMA] = {},
+                     counters: Mapping[str, int] = {}, extra: Mapping[str, Any] = {},
+                     config: Mapping[str, Any] = {}) -> Path:
+    """Write everything for an exact resume to ``path`` atomically (torch.save, weights_only-safe)."""
+    import torch
+
+    path = Path(path)
+    payload = {
+        "format": "augframe-train-state-1",
+        "modules": {k: m.state_dict() for k, m in modules.items()},
+        "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
+        "ema": {k: e.state_dict() for k, e in ema.items()},
+        "counters": {k: int(v) for k, v in counters.items()},
+        "rng": rng_state(),
+        "extra": dict(extra),
+        "config_json": json.dumps(dict(config), sort_keys=True),
+    }
+    fd, tmp = atomic_path(path)
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        _commit(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def load_train_state(path: str | os.PathLike[str], *, modules: Mapping[str, Any],
+                     optimizers: Mapping[str, Any] = {}, ema: Mapping[str, EMA] = {},
+                     restore_rng: bool = True) -> dict[str, Any]:
+    """Restore modules/optimizers/EMA/RNG from ``path``; return {'counters', 'extra', 'config'}."""
+    from augframe.checkpoint import load_into, load_torch_checkpoint
+
+    payload = load_torch_checkpoint(path)
+    if not isinstance(payload, dict) or payload.get("format") != "augframe-train-state-1":
+        raise CheckpointError(f"{str(path)!r} is not an augframe training state (save_train_state writes them)")
+    for name, module in modules.items():
+        if name not in payload["modules"]:
+            raise CheckpointError(f"training state {str(path)!r} has no module {name!r}")
+        load_into(module, payload["modules"][name], what=f"{name} in {path}")
+    for name, opt in optimizers.items():
+        opt.load_state_dict(payload["optimizers"][name])
+    for name, e in ema.items():
+        e.load_state_dict(payload["ema"][name])
+    if restore_rng:
+        set_rng_state(payload["rng"])
+    return {"counters": payload["counters"], "extra": payload["extra"], "config": json.loads(payload["config_json"])}
+
+
+# ---- logging, progress, precision -----------------------------------------------------------
+class TrainLog:
+    """Append-only JSON-lines training log (one flushed line per record)."""
+
+    def __init__(self, path: str | os.PathLike[str] | None) -> None:
+        self.path = Path(path) if path is not None else None
+        self.records: list[dict[str, Any]] = []
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(self, **record: Any) -> None:
+        clean = {k: (float(v) if isinstance(v, (np.floating, float)) else v) for k, v in record.items()}
+        self.records.append(clean)
+        if self.path is not None:
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(clean) + "\n")
+                f.flush()
+
+    @staticmethod
+    def read(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+        with open(path, encoding="utf-8") as f:
+            return [json.loads(line) for line in f if line.strip()]
+
+
+def progress(iterable: Iterable[Any], *, total: int | None = None, desc: str = "", enabled: bool | None = None) -> Iterable[Any]:
+    """A tqdm progress bar on interactive terminals (or when ``enabled``), else the iterable."""
+    if enabled is None:
+        enabled = sys.stderr.isatty() and not os.environ.get("CI")
+    if not enabled:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, leave=False, dynamic_ncols=True)
+
+
+def autocast(device: Any, enabled: bool = True, cpu_bf16: bool = False) -> contextlib.AbstractContextManager[Any]:
+    """bf16 autocast on CUDA (and on the CPU when ``cpu_bf16``); a no-op context otherwise."""
+    import torch
+
+    dev = torch.device(device)
+    if enabled and dev.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    if enabled and cpu_bf16 and dev.type == "cpu":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def resolve_device(device: str | None) -> str:
+    """'auto' -> 'cuda' when available, else 'cpu'; an unavailable CUDA request is an error."""
+    import torch
+
+    if device in (None, "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise ValidationError(f"device={device!r} was asked for but no CUDA device is available; use 'cpu' or 'auto'")
+    return str(device)
