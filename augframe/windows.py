@@ -23,6 +23,7 @@ class WindowDataset(Protocol):
     fs: float
     leads: tuple[str, ...]
     class_names: tuple[str, ...]
+    # Optional: ``units`` ("mV" or "normalised"), ``ids`` (stable per-window ids).
 
     @property
     def labels(self) -> np.ndarray: ...
@@ -42,6 +43,7 @@ class ArrayWindows:
         self.fs = batch.fs
         self.leads = batch.leads
         self.class_names = batch.class_names
+        self.units = batch.units
         self._labels = batch.labels if batch.labels is not None else np.full(len(batch), -1, np.int64)
 
     @property
@@ -75,5 +77,7 @@ def gather(data: WindowDataset, index: Any) -> ECGBatch:
     """Materialise the windows at ``index`` as an ECGBatch (for small selections)."""
     idx = np.asarray(index, dtype=np.int64).reshape(-1)
     sig = np.stack([data[int(i)][0] for i in idx]) if len(idx) else np.zeros((0, len(data.leads), 1), np.float32)
+    ids = getattr(data, "ids", None)
     return ECGBatch(sig, data.fs, data.leads, labels=data.labels[idx], class_names=data.class_names,
-                    ids=[str(getattr(data, "ids", range(len(data)))[int(i)]) for i in idx])
+                    ids=[str(ids[int(i)]) if ids is not None else str(int(i)) for i in idx],
+                    units=getattr(data, "units", "mV"))
