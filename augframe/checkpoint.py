@@ -8,40 +8,23 @@ checkpoints written with ``torch.save`` are read with ``weights_only=True`` only
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from augframe.atomic import sha256_file, write_bytes
 from augframe.errors import CheckpointError
+
+__all__ = [
+    "flatten", "unflatten", "save_weights", "load_weights", "read_config", "load_torch_checkpoint",
+    "state_mismatches", "load_into", "sha256_file",
+]
 
 CONFIG_KEY = "augframe_config"
 FORMAT_KEY = "augframe_format"
 FORMAT = "augframe-weights-1"
-
-
-def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file, for provenance."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
-def atomic_path(path: Path) -> tuple[int, str]:
-    """A temp file beside ``path`` (same filesystem, so the final rename is atomic)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-
-
-def _commit(tmp: str, path: Path) -> None:
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def flatten(modules: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
@@ -62,19 +45,11 @@ def unflatten(state: Mapping[str, Any], names: list[str] | tuple[str, ...]) -> d
 
 def save_weights(path: str | os.PathLike[str], state: Mapping[str, Any], config: Mapping[str, Any]) -> str:
     """Write tensors + JSON config to ``path`` atomically; return the file's SHA-256."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
-    path = Path(path)
     tensors = {k: v.detach().contiguous().cpu() for k, v in state.items()}
     meta = {CONFIG_KEY: json.dumps(dict(config), sort_keys=True), FORMAT_KEY: FORMAT}
-    fd, tmp = atomic_path(path)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=meta)
-        _commit(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_bytes(path, save(tensors, metadata=meta))
     return sha256_file(path)
 
 

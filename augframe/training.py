@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from augframe.checkpoint import _commit, atomic_path
+from augframe.atomic import atomic_open
 from augframe.errors import CheckpointError, ValidationError
 from augframe.seeding import numpy_rng
 
@@ -162,14 +162,8 @@ def save_train_state(path: str | os.PathLike[str], *, modules: Mapping[str, Any]
         "extra": dict(extra),
         "config_json": json.dumps(dict(config), sort_keys=True),
     }
-    fd, tmp = atomic_path(path)
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        _commit(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_open(path, "wb") as f:
+        torch.save(payload, f)
     return path
 
 
