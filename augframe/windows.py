@@ -3,7 +3,8 @@
 The data layer's memory-mapped cache implements it, so generators and classifiers train on 150,000
 windows without holding them in RAM; :class:`ArrayWindows` adapts an in-memory :class:`ECGBatch`
 for small runs and tests. Items are ``(signal, label)``: float32 ``[leads, samples]`` numpy array and
-an int class index (``-1`` when unlabelled).
+an int class index (``-1`` when unlabelled), or, for multi-label data, a float32 multi-hot row
+(then ``labels`` is ``(N, C)``).
 """
 
 from __future__ import annotations
@@ -30,15 +31,13 @@ class WindowDataset(Protocol):
 
     def __len__(self) -> int: ...
 
-    def __getitem__(self, i: int) -> tuple[np.ndarray, int]: ...
+    def __getitem__(self, i: int) -> tuple[np.ndarray, Any]: ...
 
 
 class ArrayWindows:
-    """A WindowDataset over an in-memory ECGBatch with class-index labels."""
+    """A WindowDataset over an in-memory ECGBatch (class-index or multi-hot labels)."""
 
     def __init__(self, batch: ECGBatch) -> None:
-        if batch.labels is not None and batch.labels.ndim != 1:
-            raise ValidationError("ArrayWindows needs class-index labels (N,), not multi-hot")
         self.batch = batch.to_numpy()
         self.fs = batch.fs
         self.leads = batch.leads
@@ -57,8 +56,9 @@ class ArrayWindows:
     def __len__(self) -> int:
         return len(self.batch)
 
-    def __getitem__(self, i: int) -> tuple[np.ndarray, int]:
-        return self.batch.signals[i], int(self._labels[i])
+    def __getitem__(self, i: int) -> tuple[np.ndarray, Any]:
+        y = self._labels[i]
+        return self.batch.signals[i], (int(y) if self._labels.ndim == 1 else y)
 
 
 def as_windows(data: Any) -> WindowDataset:
