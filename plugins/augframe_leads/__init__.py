@@ -1,1 +1,1 @@
-"""augframe_leads plugin (work in progress)."""
+"""augframe_leads: 12-lead consistency (Einthoven/Goldberger) as a filter and an evaluator."""

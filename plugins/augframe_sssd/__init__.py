@@ -1,1 +1,1 @@
-"""augframe_sssd plugin (work in progress)."""
+"""augframe_sssd: the SSSD-ECG generator (Alcaraz & Strodthoff 2023) as an augframe plugin."""

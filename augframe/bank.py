@@ -1,0 +1,491 @@
+"""The synthetic bank: accepted synthetic ECGs on disk, append-only, memory-mapped, with provenance.
+
+Layout of a bank directory::
+
+    bank.json              fs, leads, n_samples, class_names, units, label kind (fixed at creation)
+    shard-000000.npy       float32 [n, leads, samples] of one append (written to a temp file, renamed)
+    shard-000000.json      that append's manifest rows + sha256 of the .npy: the COMMIT POINT
+    ...
+    .lock                  flock'ed by the one process allowed to append
+
+An append writes the .npy first and the .json last, each through temp + fsync + rename, so a
+process killed at any instant leaves either a committed shard or an orphan .npy (or temp file)
+that the next writer deletes. Every sample has a unique ``key`` (e.g. source id + target + attempt),
+so a resumed generation skips the keys already committed: no duplicate, no loss, nothing half
+written. Readers map each shard lazily with ``np.load(mmap_mode='r')``, once per process, so the
+bank works in DataLoader workers and its RAM cost does not grow with its size.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from augframe import atomic
+from augframe.errors import BankError, ValidationError
+from augframe.signals import ECGBatch, canonical_lead
+
+try:  # POSIX advisory lock; one writer per bank
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+BANK_META = "bank.json"
+FORMAT = "augframe-bank-1"
+_SHARD_RE = re.compile(r"^shard-(\d{6})\.(npy|json)$")
+VERIFY_MODES = ("none", "lazy", "full")
+
+
+def _shard_name(index: int, ext: str) -> str:
+    return f"shard-{index:06d}.{ext}"
+
+
+class Bank:
+    """A directory of append-only shards of synthetic ECGs plus their manifest rows.
+
+    Open with :meth:`create`, :meth:`open` or :meth:`open_or_create`. ``bank[i]`` returns
+    ``(signal [leads, samples] float32, label)`` like a WindowDataset item.
+    """
+
+    def __init__(self, path: Path, meta: dict[str, Any], *, writable: bool, verify: str) -> None:
+        if verify not in VERIFY_MODES:
+            raise ValidationError(f"Bank verify={verify!r}; use one of {VERIFY_MODES}")
+        self.path = path
+        self.meta = meta
+        self.writable = writable
+        self.verify_mode = verify
+        self._lock_fd: int | None = None
+        self._cache: dict[int, np.ndarray] = {}
+        self._fds: dict[int, tuple[int, int]] = {}
+        self._verified: set[int] = set()
+        self._pid = os.getpid()
+        if writable:
+            self._acquire_lock()
+            self._remove_orphans()
+        self._load_manifests()
+        if verify == "full":
+            self.verify()
+
+    # ---- construction ------------------------------------------------------------------------
+    @classmethod
+    def create(cls, path: str | os.PathLike[str], *, fs: float, leads: Sequence[str], n_samples: int,
+               class_names: Sequence[str], units: str = "mV", multilabel: bool = False) -> Bank:
+        """Make a new, empty bank (the directory may exist but must not hold a bank)."""
+        p = Path(path)
+        if (p / BANK_META).exists():
+            raise BankError(f"{str(p)!r} already holds a bank; open it with Bank.open or Bank.open_or_create")
+        meta = _make_meta(fs, leads, n_samples, class_names, units, multilabel)
+        p.mkdir(parents=True, exist_ok=True)
+        atomic.write_json(p / BANK_META, meta)
+        return cls(p, meta, writable=True, verify="none")
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], *, writable: bool = False, verify: str = "lazy") -> Bank:
+        """Open an existing bank; ``writable`` takes the write lock and clears a killed writer's orphans.
+
+        ``verify``: ``'lazy'`` checks a shard's sha256 the first time this process reads it,
+        ``'full'`` checks every shard now, ``'none'`` trusts the files.
+        """
+        p = Path(path)
+        meta_path = p / BANK_META
+        if not meta_path.is_file():
+            raise BankError(f"{str(p)!r} is not a synthetic bank (no {BANK_META}); create it with Bank.create")
+        try:
+            meta = json.loads(meta_path.read_text())
+        except json.JSONDecodeError as exc:
+            raise BankError(f"{meta_path} is corrupt ({exc}); the bank cannot be read") from exc
+        if meta.get("format") != FORMAT:
+            raise BankError(f"{meta_path} has format {meta.get('format')!r}; this augframe reads {FORMAT!r}")
+        return cls(p, meta, writable=writable, verify=verify)
+
+    @classmethod
+    def open_or_create(cls, path: str | os.PathLike[str], *, fs: float, leads: Sequence[str], n_samples: int,
+                       class_names: Sequence[str], units: str = "mV", multilabel: bool = False) -> Bank:
+        """Open the bank for appending if it exists (its layout must match), else create it."""
+        p = Path(path)
+        if not (p / BANK_META).exists():
+            return cls.create(p, fs=fs, leads=leads, n_samples=n_samples, class_names=class_names,
+                              units=units, multilabel=multilabel)
+        bank = cls.open(p, writable=True, verify="none")
+        want = _make_meta(fs, leads, n_samples, class_names, units, multilabel)
+        for key in ("fs", "leads", "n_samples", "class_names", "units", "multilabel"):
+            if bank.meta[key] != want[key]:
+                bank.close()
+                raise BankError(
+                    f"bank {str(p)!r} holds {key}={bank.meta[key]!r} but this run makes {key}={want[key]!r}; "
+                    "use another bank directory or make matching samples"
+                )
+        return bank
+
+    # ---- facts -------------------------------------------------------------------------------
+    @property
+    def fs(self) -> float:
+        return float(self.meta["fs"])
+
+    @property
+    def leads(self) -> tuple[str, ...]:
+        return tuple(self.meta["leads"])
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.meta["n_samples"])
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return tuple(self.meta["class_names"])
+
+    @property
+    def units(self) -> str:
+        return str(self.meta["units"])
+
+    @property
+    def labels(self) -> np.ndarray:
+        """(N,) int64 class indices, or (N, C) float32 multi-hot for a multilabel bank."""
+        return self._labels
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return tuple(self._keys)
+
+    @property
+    def n_shards(self) -> int:
+        return len(self._shards)
+
+    def __len__(self) -> int:
+        return int(self._offsets[-1])
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._key_index
+
+    def index_of(self, key: str) -> int:
+        if key not in self._key_index:
+            raise BankError(f"bank {str(self.path)!r} has no sample with key {key!r}")
+        return self._key_index[key]
+
+    def missing(self, keys: Iterable[str]) -> list[str]:
+        """The given keys that are not yet in the bank (what a resumed run still has to make)."""
+        return [k for k in keys if k not in self._key_index]
+
+    def rows(self, index: Any = None) -> list[dict[str, Any]]:
+        """Manifest rows (provenance, filter scores) of all samples or of ``index``."""
+        if index is None:
+            return list(self._rows)
+        return [self._rows[int(i)] for i in np.atleast_1d(np.asarray(index, dtype=np.int64))]
+
+    def __repr__(self) -> str:
+        return (f"Bank({str(self.path)!r}, n={len(self)}, shards={self.n_shards}, fs={self.fs:g}, "
+                f"leads={list(self.leads)}, classes={list(self.class_names)})")
+
+    # ---- reading -----------------------------------------------------------------------------
+    def __getitem__(self, i: int) -> tuple[np.ndarray, Any]:
+        n = len(self)
+        i = int(i)
+        if not -n <= i < n:
+            raise IndexError(f"bank index {i} out of range for {n} samples")
+        i %= n
+        s = int(np.searchsorted(self._offsets, i, side="right")) - 1
+        label = self._labels[i]
+        return self._read_row(s, i - int(self._offsets[s])), (int(label) if self._labels.ndim == 1 else label)
+
+    def _read_row(self, s: int, j: int) -> np.ndarray:
+        """One sample read with a positioned read (pread) into a fresh buffer.
+
+        Not through the memory map on purpose: pages a map touches count in the reader's RSS, so a
+        DataLoader worker sampling a large bank would grow with the bank; a pread leaves the data
+        in the OS page cache only, and costs one system call per item.
+        """
+        fd, offset = self._shard_fd(s)
+        shape = (len(self.leads), self.n_samples)
+        nbytes = 4 * shape[0] * shape[1]
+        buf = bytearray(nbytes)
+        got = os.preadv(fd, [buf], offset + j * nbytes) if hasattr(os, "preadv") else _pread_into(fd, buf, offset + j * nbytes)
+        if got != nbytes:
+            raise BankError(f"bank shard {self._shards[s]['npy']} is shorter than its manifest says; verify the bank")
+        return np.frombuffer(buf, dtype=np.float32).reshape(shape)
+
+    def _shard_fd(self, s: int) -> tuple[int, int]:
+        self._check_pid()
+        entry = self._fds.get(s)
+        if entry is None:
+            shard = self._shards[s]
+            path = self.path / shard["npy"]
+            self._maybe_verify(s)
+            try:
+                with open(path, "rb") as f:
+                    version = np.lib.format.read_magic(f)
+                    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                                   else np.lib.format.read_array_header_2_0)
+                    shape, fortran, dtype = read_header(f)
+                    offset = f.tell()
+            except (OSError, ValueError) as exc:
+                raise BankError(f"bank shard {path} cannot be read ({exc}); verify the bank") from exc
+            self._check_shape(path, shard, shape, dtype, fortran)
+            entry = (os.open(path, os.O_RDONLY), offset)
+            self._fds[s] = entry
+        return entry
+
+    def _check_pid(self) -> None:
+        if os.getpid() != self._pid:  # in a forked worker: open this process's own handles
+            self._cache, self._fds, self._pid = {}, {}, os.getpid()
+
+    def _maybe_verify(self, s: int) -> None:
+        if self.verify_mode == "lazy" and s not in self._verified:
+            self._check_hash(self._shards[s])
+            self._verified.add(s)
+
+    def _check_shape(self, path: Path, shard: Mapping[str, Any], shape: Any, dtype: Any, fortran: bool) -> None:
+        want = (shard["n"], len(self.leads), self.n_samples)
+        if tuple(shape) != want or np.dtype(dtype) != np.float32 or fortran:
+            raise BankError(f"bank shard {path} holds {np.dtype(dtype)}{list(shape)}, expected float32{list(want)}")
+
+    def signals(self, index: Any) -> np.ndarray:
+        """float32 ``[len(index), leads, samples]`` for the given global indices (read shard by shard)."""
+        idx = np.atleast_1d(np.asarray(index, dtype=np.int64))
+        n = len(self)
+        if idx.size and (idx.min() < 0 or idx.max() >= n):
+            raise IndexError(f"bank indices must lie in 0..{n - 1}")
+        out = np.empty((len(idx), len(self.leads), self.n_samples), dtype=np.float32)
+        shard_of = np.searchsorted(self._offsets, idx, side="right") - 1
+        for s in np.unique(shard_of):
+            sel = np.flatnonzero(shard_of == s)
+            out[sel] = self._shard_array(int(s))[idx[sel] - self._offsets[s]]
+        return out
+
+    def batch(self, index: Any = None) -> ECGBatch:
+        """Samples (all, or ``index``) as an in-memory ECGBatch with their keys as ids."""
+        idx = np.arange(len(self)) if index is None else np.atleast_1d(np.asarray(index, dtype=np.int64))
+        return ECGBatch(self.signals(idx), self.fs, self.leads, labels=self._labels[idx],
+                        class_names=self.class_names, ids=[self._keys[i] for i in idx], units=self.units)
+
+    def _shard_array(self, s: int) -> np.ndarray:
+        """The memory map of shard ``s`` (for bulk reads), opened once per process."""
+        self._check_pid()
+        arr = self._cache.get(s)
+        if arr is None:
+            shard = self._shards[s]
+            path = self.path / shard["npy"]
+            self._maybe_verify(s)
+            try:
+                arr = np.load(path, mmap_mode="r", allow_pickle=False)
+            except (OSError, ValueError) as exc:
+                raise BankError(f"bank shard {path} cannot be read ({exc}); verify the bank") from exc
+            self._check_shape(path, shard, arr.shape, arr.dtype, False)
+            self._cache[s] = arr
+        return arr
+
+    def verify(self) -> None:
+        """Check every shard's sha256 against its manifest; raise BankError naming a bad shard."""
+        for s, shard in enumerate(self._shards):
+            self._check_hash(shard)
+            self._verified.add(s)
+
+    def _check_hash(self, shard: Mapping[str, Any]) -> None:
+        path = self.path / shard["npy"]
+        if not path.is_file():
+            raise BankError(f"bank shard {path} is missing although {shard['json']} commits it")
+        if atomic.sha256_file(path) != shard["sha256"]:
+            raise BankError(f"bank shard {path} does not match the sha256 in {shard['json']}: it was modified "
+                            "or corrupted; delete both files to drop the shard, then resume the run")
+
+    def refresh(self) -> None:
+        """Re-read the manifests (to see shards another process committed since this one opened)."""
+        self._load_manifests()
+
+    # ---- writing -----------------------------------------------------------------------------
+    def append(self, batch: ECGBatch, rows: Sequence[Mapping[str, Any]], *, skip_existing: bool = False) -> int:
+        """Commit ``batch`` with one manifest row per sample (each with a unique ``key``).
+
+        Returns how many samples were added. Keys already in the bank raise, or are skipped with
+        ``skip_existing=True`` (a resumed run re-making work it had already committed).
+        """
+        if not self.writable:
+            raise BankError(f"bank {str(self.path)!r} was opened read-only; open it with writable=True to append")
+        self._check_batch(batch, rows)
+        keys = [str(r["key"]) for r in rows]
+        if len(set(keys)) != len(keys):
+            dup = next(k for k in keys if keys.count(k) > 1)
+            raise BankError(f"append has the key {dup!r} more than once; every sample needs a unique key")
+        keep = [i for i, k in enumerate(keys) if k not in self._key_index]
+        if len(keep) != len(keys) and not skip_existing:
+            dup = next(k for k in keys if k in self._key_index)
+            raise BankError(f"the bank already holds key {dup!r}; pass skip_existing=True when resuming")
+        if not keep:
+            return 0
+        signals = np.ascontiguousarray(batch.numpy()[keep], dtype=np.float32)
+        labels = batch.labels[keep]
+        out_rows = []
+        for j, i in enumerate(keep):
+            row = {k: _jsonable(v) for k, v in rows[i].items()}
+            row["key"] = keys[i]
+            row["label"] = labels[j].tolist()
+            out_rows.append(row)
+        index = self._next_shard
+        npy, js = _shard_name(index, "npy"), _shard_name(index, "json")
+        sha = atomic.write_npy(self.path / npy, signals)
+        manifest = {"format": FORMAT, "shard": index, "n": len(keep), "npy": npy, "sha256": sha, "rows": out_rows}
+        atomic.write_json(self.path / js, manifest, indent=None)  # the commit point
+        self._add_shard({**manifest, "json": js})
+        self._next_shard = index + 1
+        return len(keep)
+
+    def _check_batch(self, batch: ECGBatch, rows: Sequence[Mapping[str, Any]]) -> None:
+        if not isinstance(batch, ECGBatch):
+            raise BankError(f"Bank.append takes an ECGBatch, not {type(batch).__name__}")
+        if len(rows) != len(batch):
+            raise BankError(f"Bank.append got {len(rows)} manifest rows for {len(batch)} ECGs")
+        for i, r in enumerate(rows):
+            if "key" not in r:
+                raise BankError(f"manifest row {i} has no 'key'; give every sample a unique key")
+        checks = (("fs", float(batch.fs), self.fs), ("leads", tuple(batch.leads), self.leads),
+                  ("n_samples", batch.n_samples, self.n_samples), ("units", batch.units, self.units))
+        for name, got, want in checks:
+            if got != want:
+                raise BankError(f"appended batch has {name}={got!r}; bank {str(self.path)!r} holds {name}={want!r}")
+        if batch.class_names and tuple(batch.class_names) != self.class_names:
+            raise BankError(f"appended batch has class_names={batch.class_names}; the bank holds {self.class_names}")
+        if batch.labels is None:
+            raise BankError("appended batch has no labels; every synthetic ECG needs its target label")
+        multilabel = bool(self.meta["multilabel"])
+        if (batch.labels.ndim == 2) != multilabel:
+            kind = "multi-hot (N, C)" if multilabel else "class-index (N,)"
+            raise BankError(f"appended batch labels have shape {batch.labels.shape}; this bank stores {kind} labels")
+        if not multilabel and len(batch) and (batch.labels.min() < 0 or batch.labels.max() >= len(self.class_names)):
+            raise BankError(f"appended labels must be class indices in 0..{len(self.class_names) - 1}")
+
+    def close(self) -> None:
+        """Release the write lock and this process's file handles."""
+        self._cache.clear()
+        if os.getpid() == self._pid:
+            for fd, _ in self._fds.values():
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self._fds = {}
+        if self._lock_fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._lock_fd)
+            self._lock_fd = None
+        self.writable = False
+
+    def __enter__(self) -> Bank:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __del__(self) -> None:  # pragma: no cover - best effort
+        with contextlib.suppress(Exception):
+            self.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (e.g. into DataLoader workers) as a read-only handle without open files.
+
+        Shards already verified stay verified: committed shards never change (append-only).
+        """
+        state = dict(self.__dict__)
+        state.update(_cache={}, _fds={}, _verified=set(self._verified), _lock_fd=None, writable=False, _pid=-1)
+        return state
+
+    # ---- internals ---------------------------------------------------------------------------
+    def _acquire_lock(self) -> None:
+        if fcntl is None:  # pragma: no cover
+            return
+        fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            raise BankError(f"another process is appending to bank {str(self.path)!r}; "
+                            "wait for it or use another bank directory") from exc
+        self._lock_fd = fd
+
+    def _remove_orphans(self) -> None:
+        """Delete what a killed writer left: temp files and .npy shards without a committed .json."""
+        atomic.remove_stale_temps(self.path)
+        committed = {m.group(1) for p in self.path.iterdir() if (m := _SHARD_RE.match(p.name)) and m.group(2) == "json"}
+        for p in self.path.glob("shard-*.npy"):
+            m = _SHARD_RE.match(p.name)
+            if m and m.group(1) not in committed:
+                p.unlink()
+
+    def _load_manifests(self) -> None:
+        self._shards: list[dict[str, Any]] = []
+        self._rows: list[dict[str, Any]] = []
+        self._keys: list[str] = []
+        self._key_index: dict[str, int] = {}
+        self._label_list: list[Any] = []
+        self._offsets = np.zeros(1, dtype=np.int64)
+        files = sorted(p for p in self.path.glob("shard-*.json") if _SHARD_RE.match(p.name))
+        offsets = [0]
+        for p in files:
+            try:
+                manifest = json.loads(p.read_text())
+            except json.JSONDecodeError as exc:  # cannot happen through append (atomic); hand edits can
+                raise BankError(f"bank manifest {p} is corrupt ({exc}); delete it and its .npy, then resume") from exc
+            self._add_shard({**manifest, "json": p.name}, offsets)
+        self._next_shard = (int(_SHARD_RE.match(files[-1].name).group(1)) + 1) if files else 0
+        self._finish_labels()
+
+    def _add_shard(self, manifest: dict[str, Any], offsets: list[int] | None = None) -> None:
+        rows = manifest.pop("rows")
+        base = int(self._offsets[-1]) if offsets is None else offsets[-1]
+        for j, row in enumerate(rows):
+            key = row["key"]
+            if key in self._key_index:
+                raise BankError(f"bank {str(self.path)!r} holds key {key!r} twice ({manifest['json']}); "
+                                "the bank was edited by hand")
+            self._key_index[key] = base + j
+            self._keys.append(key)
+            self._label_list.append(row["label"])
+        self._rows.extend(rows)
+        self._shards.append(manifest)
+        if offsets is None:
+            self._offsets = np.append(self._offsets, base + len(rows))
+            self._finish_labels()
+        else:
+            offsets.append(base + len(rows))
+            self._offsets = np.asarray(offsets, dtype=np.int64)
+
+    def _finish_labels(self) -> None:
+        if self.meta["multilabel"]:
+            self._labels = np.asarray(self._label_list, dtype=np.float32).reshape(-1, len(self.class_names))
+        else:
+            self._labels = np.asarray(self._label_list, dtype=np.int64).reshape(-1)
+
+
+def _pread_into(fd: int, buf: bytearray, offset: int) -> int:  # pragma: no cover - platforms without preadv
+    data = os.pread(fd, len(buf), offset)
+    buf[: len(data)] = data
+    return len(data)
+
+
+def _make_meta(fs: float, leads: Sequence[str], n_samples: int, class_names: Sequence[str], units: str,
+               multilabel: bool) -> dict[str, Any]:
+    if not fs > 0:
+        raise BankError(f"bank fs={fs} must be a positive sampling rate")
+    if int(n_samples) < 1:
+        raise BankError(f"bank n_samples={n_samples} must be positive")
+    if not class_names:
+        raise BankError("a bank needs class_names (the names its labels index)")
+    return {
+        "format": FORMAT, "fs": float(fs), "leads": [canonical_lead(x) for x in leads], "n_samples": int(n_samples),
+        "class_names": [str(c) for c in class_names], "units": str(units), "multilabel": bool(multilabel),
+    }
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, Mapping):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    return v

@@ -1,0 +1,172 @@
+"""AugmentedDataset: a drop-in torch Dataset that swaps a fixed share of real items for bank samples.
+
+Whether item ``i`` of epoch ``e`` is synthetic, and which bank sample replaces it, is a pure
+function of ``(seed, e, i)`` (given the base labels and the bank), computed from counter-based
+hashes, so the item sequence is identical under any ``num_workers`` and across runs.
+
+* **Exact share, kept class balance.** For every class ``c`` with ``n_c`` real items, exactly
+  ``round(share * n_c)`` of them (chosen by a seeded permutation of epoch ``e``) are replaced by a
+  bank sample of the same class, so the label of every position, hence the class balance of the
+  epoch, is unchanged.
+* **Items** are ``(signal, label, synthetic)``: float32 ``[leads, samples]`` numpy array, int class
+  index, bool. The default collate function turns them into three tensors.
+* **Cheap.** Bank samples are read with one positioned read each (no memory map, so a worker's
+  RSS does not grow with the bank); a bank opened with ``verify='lazy'`` (the default) is hashed
+  once at construction, and workers inherit that; the per-epoch plan is two arrays of length
+  ``len(base)`` computed once per epoch and process.
+
+Call :meth:`set_epoch` before each epoch (as with ``DistributedSampler``). DataLoader workers see
+the epoch set before the loader's iterator is created, so use ``persistent_workers=False`` (the
+default) or index with ``(epoch, i)`` pairs from your own sampler.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from augframe.bank import Bank
+from augframe.errors import BankError, ValidationError
+from augframe.seeding import derive_seeds, numpy_rng
+
+try:
+    from torch.utils.data import Dataset as _TorchDataset
+except ImportError:  # pragma: no cover
+    _TorchDataset = object  # type: ignore[misc,assignment]
+
+_STREAM_SELECT = 0xA5A5  # separates the "which items" permutation from the "which sample" hash
+_STREAM_PICK = 0x5EED
+
+
+class AugmentedDataset(_TorchDataset):
+    """``base`` with ``ratio`` of each class's items replaced, per epoch, by same-class bank samples.
+
+    Args:
+        base: map-style dataset whose items are ``(signal, label)`` and which has ``labels``
+            (a WindowDataset, or any torch Dataset with a ``labels`` array). If it has
+            ``class_names``, labels are matched to the bank's classes by name.
+        bank: a :class:`~augframe.bank.Bank` (or its path) with class-index labels.
+        ratio: share of items replaced in every epoch, ``0 <= ratio < 1``.
+        seed: fixes the plan of every epoch.
+        missing_classes: ``'error'`` (default) if a base class has no bank sample while ratio > 0;
+            ``'real'`` keeps that class's items real (the share then holds over the other classes).
+    """
+
+    def __init__(self, base: Any, bank: Bank | str, ratio: float, seed: int = 0, *,
+                 missing_classes: str = "error") -> None:
+        if not 0.0 <= float(ratio) < 1.0:
+            raise ValidationError(f"AugmentedDataset ratio={ratio} must be in [0, 1), e.g. 0.33")
+        if missing_classes not in ("error", "real"):
+            raise ValidationError(f"AugmentedDataset missing_classes={missing_classes!r}; use 'error' or 'real'")
+        self.base = base
+        self.bank = bank if isinstance(bank, Bank) else Bank.open(bank)
+        if self.bank.verify_mode == "lazy":
+            self.bank.verify()  # once, here: workers inherit the verified state instead of re-hashing
+        self.ratio = float(ratio)
+        self.seed = int(seed)
+        self.epoch = 0
+        labels = getattr(base, "labels", None)
+        if labels is None:
+            raise ValidationError("AugmentedDataset needs base.labels (one class index per item) to keep class balance")
+        labels = np.asarray(labels)
+        if labels.ndim != 1 or len(labels) != len(base):
+            raise ValidationError(f"base.labels has shape {labels.shape}; expected ({len(base)},) class indices")
+        if self.bank.labels.ndim != 1:
+            raise ValidationError("AugmentedDataset needs a bank with class-index labels, not multi-hot")
+        self._check_layout()
+        self._base_labels = labels.astype(np.int64)
+        self._bank_class = self._bank_class_of_base_labels()
+        self._by_class = {c: np.flatnonzero(self.bank.labels == c) for c in np.unique(self.bank.labels)}
+        self._strata = self._make_strata(missing_classes)
+        self._plan_epoch: int | None = None
+
+    # ---- the plan ------------------------------------------------------------------------------
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def plan(self, epoch: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(synthetic mask [N] bool, bank index [N] int64, -1 where real) of an epoch."""
+        e = self.epoch if epoch is None else int(epoch)
+        if self._plan_epoch != e:
+            self._synthetic, self._pick = self._make_plan(e)
+            self._plan_epoch = e
+        return self._synthetic, self._pick
+
+    def _make_plan(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+        n = len(self._base_labels)
+        synthetic = np.zeros(n, dtype=bool)
+        pick = np.full(n, -1, dtype=np.int64)
+        if self.ratio == 0.0:
+            return synthetic, pick
+        rng = numpy_rng(self.seed, _STREAM_SELECT, epoch)
+        for members in self._strata:  # fixed class order: the plan does not depend on dict order
+            k = int(round(self.ratio * len(members)))
+            synthetic[members[rng.permutation(len(members))[:k]]] = True
+        epoch_seed = int(derive_seeds(self.seed ^ _STREAM_PICK, 1, offset=epoch)[0])
+        h = derive_seeds(epoch_seed, n).astype(np.uint64)  # one hash per position: pure f(seed, epoch, i)
+        idx = np.flatnonzero(synthetic)
+        for c in np.unique(self._bank_class[idx]):
+            sel = idx[self._bank_class[idx] == c]
+            pool = self._by_class[int(c)]
+            pick[sel] = pool[(h[sel] % np.uint64(len(pool))).astype(np.int64)]
+        return synthetic, pick
+
+    # ---- Dataset -------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._base_labels)
+
+    def __getitem__(self, index: Any) -> tuple[np.ndarray, int, bool]:
+        if isinstance(index, tuple):  # (epoch, i) from an epoch-aware sampler
+            epoch, i = (int(v) for v in index)
+        else:
+            epoch, i = self.epoch, int(index)
+        synthetic, pick = self.plan(epoch)
+        if synthetic[i]:
+            signal, _ = self.bank[int(pick[i])]
+            return signal, int(self._base_labels[i]), True
+        signal, label = self.base[i]
+        return np.asarray(signal, dtype=np.float32), int(label), False
+
+    def synthetic_share(self, epoch: int | None = None) -> float:
+        return float(self.plan(epoch)[0].mean()) if len(self) else 0.0
+
+    # ---- checks --------------------------------------------------------------------------------
+    def _check_layout(self) -> None:
+        for field in ("fs", "leads"):
+            have = getattr(self.base, field, None)
+            if have is None:
+                continue
+            want = getattr(self.bank, field)
+            if (tuple(have) if field == "leads" else float(have)) != want:
+                raise BankError(f"base dataset has {field}={have!r} but the bank holds {field}={want!r}; "
+                                "generate the bank with the base's preprocessing")
+
+    def _bank_class_of_base_labels(self) -> np.ndarray:
+        """Base label index -> bank label index (by class name when the base names its classes)."""
+        names = tuple(getattr(self.base, "class_names", ()) or ())
+        labels = self._base_labels
+        if not names:
+            return labels
+        mapping = np.array([self.bank.class_names.index(c) if c in self.bank.class_names else -1 for c in names],
+                           dtype=np.int64)
+        out = np.full(len(labels), -1, dtype=np.int64)
+        valid = (labels >= 0) & (labels < len(names))
+        out[valid] = mapping[labels[valid]]
+        return out
+
+    def _make_strata(self, missing_classes: str) -> list[np.ndarray]:
+        strata = []
+        for c in np.unique(self._base_labels):
+            members = np.flatnonzero(self._base_labels == c)
+            bank_c = int(self._bank_class[members[0]])
+            if bank_c >= 0 and len(self._by_class.get(bank_c, ())) > 0:
+                strata.append(members)
+            elif self.ratio > 0 and missing_classes == "error":
+                names = getattr(self.base, "class_names", ()) or ()
+                name = names[c] if 0 <= c < len(names) else str(c)
+                raise BankError(
+                    f"the bank has no sample of class {name!r} ({len(members)} base items); generate some, "
+                    "or pass missing_classes='real' to keep that class real"
+                )
+        return strata

@@ -1,0 +1,586 @@
+"""Training on several processes with torch.distributed: one code path from 1 CPU to N GPUs.
+
+Launch with ``torchrun --nproc-per-node N script.py`` (or :func:`launch` on one machine); every
+process calls :func:`init_distributed`, which reads torchrun's environment and starts a process
+group (``nccl`` on CUDA, ``gloo`` on the CPU). Without that environment it returns a one-process
+context and every helper here becomes a no-op, so the same script runs unchanged on a laptop.
+
+What makes N processes train exactly like one process with the same global batch:
+
+* order: :func:`rank_sampler` builds the core's :class:`~augframe.training.EpochSampler`: the
+  global order of epoch e is fixed by (seed, e) and rank r takes its slice of every global batch;
+* gradients: :func:`wrap_model` wraps the module in DistributedDataParallel, which averages the
+  ranks' gradients, i.e. the gradient of the global-batch mean when each rank returns its local mean;
+* noise: :func:`train_steps` hands the loss per-sample seeds that depend on (seed, epoch, sample
+  index) only, so diffusion noise is the same whichever rank draws a sample
+  (use :func:`augframe.seeding.randn` with them; ``torch.randn`` in a loss breaks the equality);
+* BatchNorm: batch statistics must span the global batch. :func:`wrap_model` converts BatchNorm
+  layers: ``nn.SyncBatchNorm`` on CUDA, :class:`CrossRankBatchNorm` (ours, gloo) on the CPU,
+  because torch's SyncBatchNorm refuses CPU tensors;
+* resume: one writer (rank 0) saves :func:`augframe.training.save_train_state` with counters in
+  global steps, so a checkpoint taken on 2 ranks resumes on 1 (or 8) at the same global batch.
+
+Dropout draws from each process's own RNG, so a model with active dropout trains correctly but not
+bit-for-bit like a one-process run.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import numpy as np
+
+from augframe.errors import CheckpointError, ValidationError
+from augframe.seeding import derive_seeds
+from augframe.training import EMA, EpochSampler, TrainLog, autocast, load_train_state, make_loader, \
+    resolve_device, save_train_state
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+
+
+# ---- process group -------------------------------------------------------------------------
+@attrs.frozen
+class DistContext:
+    """Who this process is: rank among world_size, its local rank on the node and its device.
+
+    ``backend`` is None when no process group is running (a plain one-process run).
+    """
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: str = "cpu"
+    backend: str | None = None
+
+    @property
+    def is_main(self) -> bool:
+        """True on the one process that writes checkpoints, logs and banks."""
+        return self.rank == 0
+
+    @property
+    def active(self) -> bool:
+        """True when collectives go through a process group."""
+        return self.backend is not None
+
+    def shard(self, n: int) -> tuple[int, int]:
+        """This rank's contiguous part ``[start, stop)`` of n items (sizes differ by at most 1)."""
+        return shard_range(n, self.rank, self.world_size)
+
+
+def shard_range(n: int, rank: int, world_size: int) -> tuple[int, int]:
+    """Contiguous ``[start, stop)`` of rank ``rank``: the first ``n % world_size`` ranks get one more."""
+    if n < 0 or world_size < 1 or not 0 <= rank < world_size:
+        raise ValidationError(f"shard_range: bad n={n}, rank={rank}, world_size={world_size}")
+    base, extra = divmod(n, world_size)
+    start = rank * base + min(rank, extra)
+    return start, start + base + (1 if rank < extra else 0)
+
+
+def _env_int(name: str) -> int:
+    raw = os.environ.get(name)
+    if raw is None:
+        raise ValidationError(
+            f"environment variable {name} is missing while WORLD_SIZE={os.environ.get('WORLD_SIZE')}; "
+            f"launch with torchrun (it sets {', '.join(TORCHRUN_VARS)}) or augframe.distributed.launch"
+        )
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValidationError(f"environment variable {name}={raw!r} is not an integer") from None
+
+
+def init_distributed(device: str | None = "auto", backend: str | None = None,
+                     timeout_s: float = 1800.0) -> DistContext:
+    """Join the process group torchrun described in the environment (or run as one process).
+
+    ``device='auto'`` picks ``cuda:LOCAL_RANK`` when CUDA is present, else the CPU; the backend
+    defaults to ``nccl`` on CUDA and ``gloo`` on the CPU. Calling it in a process whose group is
+    already initialised returns the context of that group.
+    """
+    import torch
+    import torch.distributed as dist
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1 and not dist.is_initialized():
+        return DistContext(device=resolve_device(device))
+    rank, local_rank = _env_int("RANK"), _env_int("LOCAL_RANK")
+    dev = resolve_device(device)
+    if dev.startswith("cuda"):
+        dev = f"cuda:{local_rank}" if dev == "cuda" else dev
+        torch.cuda.set_device(torch.device(dev))
+    backend = backend or ("nccl" if dev.startswith("cuda") else "gloo")
+    if backend == "nccl" and not dev.startswith("cuda"):
+        raise ValidationError(f"backend 'nccl' needs CUDA devices but device={dev!r}; use backend='gloo' on the CPU")
+    if not dist.is_initialized():
+        missing = [v for v in ("MASTER_ADDR", "MASTER_PORT") if not os.environ.get(v)]
+        if missing:
+            raise ValidationError(
+                f"environment variables {missing} are missing for WORLD_SIZE={world}; launch with torchrun "
+                f"(it sets {', '.join(TORCHRUN_VARS)}) or augframe.distributed.launch"
+            )
+        dist.init_process_group(backend, rank=rank, world_size=world, timeout=timedelta(seconds=timeout_s))
+    return DistContext(rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=local_rank,
+                       device=dev, backend=dist.get_backend())
+
+
+def shutdown(ctx: DistContext) -> None:
+    """Leave the process group (safe to call on a one-process context)."""
+    import torch.distributed as dist
+
+    if ctx.active and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def barrier(ctx: DistContext) -> None:
+    """Wait for every rank (no-op on one process)."""
+    import torch.distributed as dist
+
+    if not ctx.active:
+        return
+    if ctx.backend == "nccl":
+        dist.barrier(device_ids=[ctx.local_rank])
+    else:
+        dist.barrier()
+
+
+def free_port() -> int:
+    """A TCP port free on this machine now (for MASTER_PORT of a one-node launch)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _launched(local_rank: int, fn: Callable[..., Any], world_size: int, port: int, threads: int,
+              args: tuple[Any, ...]) -> None:
+    import torch
+
+    os.environ.update(RANK=str(local_rank), LOCAL_RANK=str(local_rank), WORLD_SIZE=str(world_size),
+                      LOCAL_WORLD_SIZE=str(world_size), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(threads)
+    fn(*args)
+
+
+def launch(fn: Callable[..., Any], world_size: int, *args: Any, threads: int = 1) -> None:
+    """Run ``fn(*args)`` in ``world_size`` fresh processes on this machine, with torchrun's variables.
+
+    For tests, benchmarks and single-node jobs without torchrun; ``fn`` must be importable (a module
+    level function) and usually starts with :func:`init_distributed`. A failure on any rank raises
+    here with that rank's traceback.
+    """
+    import torch.multiprocessing as mp
+
+    if world_size < 1:
+        raise ValidationError(f"launch: world_size={world_size} must be >= 1")
+    mp.spawn(_launched, args=(fn, world_size, free_port(), threads, args), nprocs=world_size, join=True)
+
+
+# ---- BatchNorm across ranks ------------------------------------------------------------------
+def _sum_across_ranks() -> Any:
+    import torch
+    import torch.distributed as dist
+
+    class SumAcrossRanks(torch.autograd.Function):
+        """all_reduce(SUM) whose backward is again all_reduce(SUM) of the incoming gradient."""
+
+        @staticmethod
+        def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+            out = x.clone()
+            dist.all_reduce(out)
+            return out
+
+        @staticmethod
+        def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+            out = grad.clone()
+            dist.all_reduce(out)
+            return out
+
+    return SumAcrossRanks
+
+
+_SUM_FN: Any = None
+
+
+def sum_across_ranks(x: "torch.Tensor") -> "torch.Tensor":
+    """Differentiable sum of ``x`` over ranks (identity without a process group)."""
+    import torch.distributed as dist
+
+    global _SUM_FN
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return x
+    if _SUM_FN is None:
+        _SUM_FN = _sum_across_ranks()
+    return _SUM_FN.apply(x)
+
+
+def _batchnorm_class() -> type:
+    import torch
+    import torch.nn.functional as F
+    from torch.nn.modules.batchnorm import _BatchNorm
+
+    class CrossRankBatchNorm(_BatchNorm):
+        """BatchNorm whose training statistics span the batches of all ranks (any backend, CPU too).
+
+        Same parameters, buffers and state-dict keys as ``nn.BatchNorm1d/2d/3d``; with one process
+        or in eval mode it is exactly that module. Statistics are summed in float64 so the global
+        mean and variance match a one-process BatchNorm over the global batch to float rounding.
+        """
+
+        def _check_input_dim(self, input: torch.Tensor) -> None:
+            if input.dim() < 2:
+                raise ValidationError(f"CrossRankBatchNorm expects [N, C, ...] input, got {tuple(input.shape)}")
+
+        def forward(self, input: torch.Tensor) -> torch.Tensor:
+            import torch.distributed as dist
+
+            multi = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+            if not (self.training and multi):
+                return super().forward(input)
+            self._check_input_dim(input)
+            dims = [0, *range(2, input.dim())]
+            x64 = input.double()
+            count = torch.tensor([input.numel() / input.shape[1]], dtype=torch.float64, device=input.device)
+            stats = torch.cat([x64.sum(dims), (x64 * x64).sum(dims), count])
+            stats = sum_across_ranks(stats)
+            c = input.shape[1]
+            n = stats[-1]
+            mean = stats[:c] / n
+            var = (stats[c:2 * c] / n - mean * mean).clamp_min(0.0)
+            if self.track_running_stats:
+                with torch.no_grad():
+                    self.num_batches_tracked.add_(1)
+                    momentum = (1.0 / float(self.num_batches_tracked)) if self.momentum is None else self.momentum
+                    unbiased = var * (n / (n - 1)) if float(n) > 1 else var
+                    self.running_mean.lerp_(mean.to(self.running_mean.dtype), momentum)
+                    self.running_var.lerp_(unbiased.to(self.running_var.dtype), momentum)
+            shape = [1, c] + [1] * (input.dim() - 2)
+            inv = torch.rsqrt(var + self.eps).to(input.dtype).view(shape)
+            out = (input - mean.to(input.dtype).view(shape)) * inv
+            if self.affine:
+                out = out * self.weight.view(shape) + self.bias.view(shape)
+            return out
+
+    return CrossRankBatchNorm
+
+
+_BN_CLASS: Any = None
+
+
+def cross_rank_batchnorm_class() -> type:
+    """The :class:`CrossRankBatchNorm` class (built lazily so importing this module needs no torch)."""
+    global _BN_CLASS
+    if _BN_CLASS is None:
+        _BN_CLASS = _batchnorm_class()
+    return _BN_CLASS
+
+
+def convert_batchnorm(module: Any, device: str = "cpu") -> Any:
+    """Replace BatchNorm layers so batch statistics span all ranks; parameters keep their identity.
+
+    CUDA: ``nn.SyncBatchNorm`` (torch's fused kernels). CPU: :class:`CrossRankBatchNorm`. State-dict
+    keys do not change, so checkpoints load into converted and plain models alike.
+    """
+    import torch
+    from torch.nn.modules.batchnorm import _BatchNorm
+
+    if str(device).startswith("cuda"):
+        return torch.nn.SyncBatchNorm.convert_sync_batchnorm(module)
+    cls = cross_rank_batchnorm_class()
+    if isinstance(module, _BatchNorm) and not isinstance(module, (cls, torch.nn.SyncBatchNorm)):
+        new = cls(module.num_features, module.eps, module.momentum, module.affine, module.track_running_stats)
+        if module.affine:
+            new.weight, new.bias = module.weight, module.bias
+        if module.track_running_stats:
+            new.running_mean, new.running_var = module.running_mean, module.running_var
+            new.num_batches_tracked = module.num_batches_tracked
+        new.training = module.training
+        return new
+    for name, child in module.named_children():
+        new_child = convert_batchnorm(child, device)
+        if new_child is not child:
+            setattr(module, name, new_child)
+    return module
+
+
+# ---- model, order, metrics ------------------------------------------------------------------
+def wrap_model(module: Any, ctx: DistContext, *, sync_batchnorm: bool = True,
+               find_unused_parameters: bool = False, **ddp_kwargs: Any) -> Any:
+    """Move ``module`` to the rank's device and wrap it in DistributedDataParallel.
+
+    Build the optimizer AFTER wrapping (from ``unwrap(model).parameters()``). One process: the
+    module on its device, unwrapped. ``sync_batchnorm`` converts BatchNorm layers (see
+    :func:`convert_batchnorm`); without it each rank normalises by its own share of the batch.
+    """
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    module = module.to(ctx.device)
+    if not ctx.active:
+        return module
+    if sync_batchnorm:
+        module = convert_batchnorm(module, ctx.device)
+    device_ids = [ctx.local_rank] if ctx.device.startswith("cuda") else None
+    return DDP(module, device_ids=device_ids, find_unused_parameters=find_unused_parameters, **ddp_kwargs)
+
+
+def unwrap(model: Any) -> Any:
+    """The plain module inside a DDP wrapper (or the module itself)."""
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    return model.module if isinstance(model, DDP) else model
+
+
+class CommMeter:
+    """Counts what DDP all-reduces: gradient bytes per step (payload; a ring all-reduce puts about
+    ``2 (W-1)/W`` times that on each rank's link). Attach with :meth:`attach` before training."""
+
+    def __init__(self) -> None:
+        self.bytes = 0
+        self.buckets = 0
+
+    def attach(self, model: Any) -> CommMeter:
+        from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        if not isinstance(model, DDP):
+            raise ValidationError("CommMeter.attach needs the DDP-wrapped model that wrap_model returns on >1 rank")
+
+        def hook(state, bucket):  # type: ignore[no-untyped-def]  # DDP rejects non-GradBucket annotations
+            buf = bucket.buffer()
+            self.bytes += buf.numel() * buf.element_size()
+            self.buckets += 1
+            return allreduce_hook(None, bucket)
+
+        model.register_comm_hook(None, hook)
+        return self
+
+    def reset(self) -> None:
+        self.bytes = self.buckets = 0
+
+
+def rank_sampler(n: int, global_batch: int, ctx: DistContext, *, seed: int = 0, shuffle: bool = True,
+                 drop_last: bool = True) -> EpochSampler:
+    """This rank's :class:`EpochSampler` for a fixed global batch split evenly over ranks."""
+    if global_batch % ctx.world_size:
+        raise ValidationError(
+            f"global_batch={global_batch} does not split evenly over world_size={ctx.world_size}; "
+            f"pick a multiple of {ctx.world_size} so every rank gets the same share"
+        )
+    return EpochSampler(n, global_batch // ctx.world_size, seed=seed, shuffle=shuffle, drop_last=drop_last,
+                        rank=ctx.rank, world_size=ctx.world_size)
+
+
+def epoch_sample_seeds(seed: int, epoch: int, n: int) -> np.ndarray:
+    """Per-sample int64 seeds of epoch ``epoch``: entry i depends only on (seed, epoch, i)."""
+    epoch_seed = int(derive_seeds(seed, 1, offset=epoch)[0])
+    return derive_seeds(epoch_seed, n)
+
+
+def all_reduce_metrics(ctx: DistContext, sums: Mapping[str, Any], count: Any) -> dict[str, float]:
+    """Global means: each rank passes per-metric SUMS over its samples and its sample count.
+
+    One collective for all metrics; the values may be tensors on the device (one host sync here).
+    """
+    import torch
+
+    names = sorted(sums)
+    parts = [torch.as_tensor(sums[k], dtype=torch.float64, device=ctx.device).reshape(1) for k in names]
+    parts.append(torch.as_tensor(count, dtype=torch.float64, device=ctx.device).reshape(1))
+    flat = torch.cat(parts)
+    if ctx.active:
+        import torch.distributed as dist
+
+        dist.all_reduce(flat)
+    values = flat.cpu().tolist()
+    total = values[-1]
+    if total <= 0:
+        raise ValidationError("all_reduce_metrics: the total sample count over ranks is 0")
+    return {k: v / total for k, v in zip(names, values[:-1])}
+
+
+def save_on_main(ctx: DistContext, path: str | os.PathLike[str], **state: Any) -> Path:
+    """Rank 0 writes :func:`save_train_state` (atomically); every rank waits until it is on disk."""
+    path = Path(path)
+    if ctx.is_main:
+        save_train_state(path, **state)
+    barrier(ctx)
+    return path
+
+
+# ---- the generic training loop ---------------------------------------------------------------
+@attrs.frozen
+class StepBatch:
+    """What a loss function gets: the rank's samples on its device and their per-sample seeds.
+
+    ``index`` holds the samples' indices in the dataset; ``seeds`` the per-sample seeds of this
+    epoch (from :func:`epoch_sample_seeds`), to feed :func:`augframe.seeding.randn`.
+    """
+
+    x: Any
+    y: Any
+    index: Any
+    seeds: Any
+    epoch: int
+    step: int
+
+
+@attrs.frozen
+class TrainPlan:
+    """How long and how to train: all counts are in GLOBAL steps and the GLOBAL batch."""
+
+    global_batch: int
+    seed: int = 0
+    epochs: int = 1
+    max_steps: int | None = None
+    grad_clip: float | None = None
+    checkpoint_every: int | None = None
+    log_every: int = 10
+    shuffle: bool = True
+    num_workers: int = 0
+    autocast: bool = True
+
+    def __attrs_post_init__(self) -> None:
+        if self.global_batch < 1 or self.epochs < 0 or self.log_every < 1:
+            raise ValidationError(f"TrainPlan: bad global_batch/epochs/log_every in {self}")
+        if self.max_steps is not None and self.max_steps < 0:
+            raise ValidationError(f"TrainPlan.max_steps={self.max_steps} must be >= 0")
+
+
+@attrs.frozen
+class TrainProgress:
+    """Where a run stands (what the checkpoint's counters hold) and what it measured."""
+
+    epoch: int
+    step: int
+    global_step: int
+    samples: int
+    seconds: float
+    last_metrics: Mapping[str, float] = attrs.field(factory=dict)
+    resumed_from: int | None = None
+
+
+class _Indexed:
+    """Dataset items with their index appended, so the loop knows each sample's seed."""
+
+    def __init__(self, data: Any) -> None:
+        self.data = data
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, i: int) -> tuple[Any, int, int]:
+        x, y = self.data[i]
+        return x, y, i
+
+
+LossFn = Callable[[Any, StepBatch], "tuple[torch.Tensor, Mapping[str, Any]]"]
+
+
+def train_steps(ctx: DistContext, model: Any, optimizer: Any, dataset: Any, loss_fn: LossFn, plan: TrainPlan, *,
+                modules: Mapping[str, Any] | None = None, ema: EMA | None = None,
+                state_path: str | os.PathLike[str] | None = None, log: TrainLog | None = None,
+                config: Mapping[str, Any] = {}, on_step: Callable[[TrainProgress], None] | None = None) -> TrainProgress:
+    """Train ``model`` (from :func:`wrap_model`) on this rank's share of every global batch.
+
+    ``loss_fn(model, batch)`` returns ``(loss, metrics)``: the MEAN loss over the rank's samples
+    (DDP then averages ranks into the global-batch mean) and per-metric MEANS to log. When
+    ``state_path`` exists the run resumes from it (any world size, same global batch); rank 0
+    writes it every ``checkpoint_every`` global steps and at the end. ``modules`` names what is
+    saved (default ``{'model': unwrap(model)}``); ``ema`` is updated after every step.
+    """
+    import torch
+
+    modules = dict(modules or {"model": unwrap(model)})
+    emas = {"ema": ema} if ema is not None else {}
+    epoch = step = global_step = 0
+    resumed_from = None
+    if state_path is not None and Path(state_path).exists():
+        info = load_train_state(state_path, modules=modules, optimizers={"optimizer": optimizer}, ema=emas)
+        saved_gb = info["extra"].get("global_batch")
+        if saved_gb != plan.global_batch:
+            raise CheckpointError(
+                f"training state {str(state_path)!r} was made with global_batch={saved_gb}, this run asks for "
+                f"{plan.global_batch}; an exact resume needs the same global batch (any world size)"
+            )
+        epoch, step, global_step = (int(info["counters"][k]) for k in ("epoch", "step", "global_step"))
+        resumed_from = global_step
+    sampler = rank_sampler(len(dataset), plan.global_batch, ctx, seed=plan.seed, shuffle=plan.shuffle)
+    if sampler.steps_per_epoch() == 0:
+        raise ValidationError(f"dataset of {len(dataset)} samples holds no full global batch of {plan.global_batch}")
+    loader = make_loader(_Indexed(dataset), sampler, num_workers=plan.num_workers,
+                         pin_memory=ctx.device.startswith("cuda"))
+
+    def save() -> None:
+        if state_path is not None:
+            save_on_main(ctx, state_path, modules=modules, optimizers={"optimizer": optimizer}, ema=emas,
+                         counters={"epoch": epoch, "step": step, "global_step": global_step},
+                         extra={"global_batch": plan.global_batch, "world_size": ctx.world_size,
+                                "seed": plan.seed}, config=config)
+
+    def done() -> bool:
+        return plan.max_steps is not None and global_step >= plan.max_steps
+
+    params = [p for p in unwrap(model).parameters() if p.requires_grad]
+    sums: dict[str, Any] = {}
+    count = 0
+    last: dict[str, float] = {}
+    samples, t0 = 0, time.perf_counter()
+    model.train()
+    while epoch < plan.epochs and not done():
+        sampler.set_epoch(epoch, start_step=step)
+        seed_table = torch.from_numpy(epoch_sample_seeds(plan.seed, epoch, len(dataset))).to(ctx.device)
+        for x, y, idx in loader:
+            x = x.to(ctx.device, non_blocking=True)
+            y = y.to(ctx.device, non_blocking=True)
+            seeds = seed_table[idx.to(ctx.device, non_blocking=True)]
+            batch = StepBatch(x=x, y=y, index=idx, seeds=seeds, epoch=epoch, step=step)
+            optimizer.zero_grad(set_to_none=True)
+            with autocast(ctx.device, plan.autocast):
+                loss, metrics = loss_fn(model, batch)
+            loss.backward()
+            if plan.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(params, plan.grad_clip)
+            optimizer.step()
+            if ema is not None:
+                ema.update(unwrap(model))
+            n = len(x)
+            for k, v in {"loss": loss, **metrics}.items():
+                v = v.detach().float() if torch.is_tensor(v) else torch.tensor(float(v))
+                sums[k] = sums.get(k, 0.0) + v * n
+            count += n
+            samples += n * ctx.world_size
+            step += 1
+            global_step += 1
+            if step >= sampler.steps_per_epoch():
+                epoch, step = epoch + 1, 0
+            if global_step % plan.log_every == 0 or done():
+                last = all_reduce_metrics(ctx, sums, count)
+                sums, count = {}, 0
+                if log is not None and ctx.is_main:
+                    log.write(epoch=epoch, step=step, global_step=global_step, **last)
+            if plan.checkpoint_every and global_step % plan.checkpoint_every == 0:
+                save()
+            if on_step is not None:
+                on_step(TrainProgress(epoch, step, global_step, samples, time.perf_counter() - t0, last, resumed_from))
+            if done() or step == 0:
+                break
+    if count:
+        last = all_reduce_metrics(ctx, sums, count)
+    if not (plan.checkpoint_every and global_step % plan.checkpoint_every == 0):
+        save()
+    return TrainProgress(epoch, step, global_step, samples, time.perf_counter() - t0, last, resumed_from)
+
+
+__all__ = [
+    "CommMeter", "DistContext", "StepBatch", "TrainPlan", "TrainProgress", "all_reduce_metrics", "barrier", "convert_batchnorm",
+    "cross_rank_batchnorm_class", "epoch_sample_seeds", "free_port", "init_distributed", "launch", "rank_sampler",
+    "save_on_main", "shard_range", "shutdown", "sum_across_ranks", "train_steps", "unwrap", "wrap_model",
+]

@@ -1,0 +1,629 @@
+"""run(recipe): source -> preprocessing -> fit -> generate -> filter -> bank -> evaluate -> report.
+
+The runner is generic over the plugin protocols: it looks every part up in the registry by the
+names the recipe gives and never imports a plugin. Each stage writes its outputs atomically into
+the run's output directory; generation appends to a :class:`~augframe.bank.Bank` keyed per unit of
+work, so re-running a killed run resumes where it stopped and ends with the same bank as an
+uninterrupted run (same seeds, same accepted samples, no duplicates).
+
+Output directory::
+
+    recipe.toml          the resolved recipe (every default filled in)
+    run.json             seeds, versions, plugins, data facts, per-stage timings, generation stats
+    generator/           the generator's fit workdir (its checkpoints, logs)
+    bank/                the synthetic bank (see augframe.bank)
+    eval/NAME.json       one EvaluationResult per evaluator
+    summary.json/.md     the run summary (generation stats, evaluator metrics), as JSON and text
+    report.html/.json    the report page (augframe.report): generation, evaluations, source/synthetic strips
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import inspect
+import json
+import math
+import sys
+import time
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+
+from augframe import atomic
+from augframe.bank import Bank
+from augframe.errors import DataError, PluginError, RecipeError, ValidationError
+from augframe.filterchain import ChainResult, FilterChain, chain_summary
+from augframe.plugins import Registry
+from augframe.protocols import EvalContext, EvaluationResult, GenerationRequest
+from augframe.recipe import Recipe, check_plugins, parse_direction
+from augframe.seeding import derive_seeds, numpy_rng
+from augframe.signals import ECGBatch
+from augframe.windows import ArrayWindows, as_windows, gather
+
+STAGES = ("fit", "generate", "evaluate", "report")
+
+
+@attrs.frozen
+class RunData:
+    """What the data stage hands on: train (and optional test) windows and how they were made."""
+
+    train: Any
+    test: Any | None = None
+    fingerprint: str = ""
+    info: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class RunResult:
+    output_dir: Path
+    bank_path: Path
+    generation: Mapping[str, Any]
+    evaluations: Mapping[str, Path]
+    report: Path | None
+
+
+# --------------------------------------------------------------------------------------------
+# entry point
+# --------------------------------------------------------------------------------------------
+def run(recipe: Recipe, *, registry: Registry | None = None, stages: Sequence[str] = STAGES,
+        progress: bool | None = None, log: Callable[[str], None] | None = None) -> RunResult:
+    """Run the stages of ``recipe`` (all by default); returns where everything was written."""
+    for s in stages:
+        if s not in STAGES:
+            raise ValidationError(f"unknown stage {s!r}; stages are {STAGES}")
+    log = log or _stderr
+    show = recipe.run.progress if progress is None else progress
+    registry = registry if registry is not None else Registry.discover(recipe.plugins.allow, recipe.plugins.block)
+    check_plugins(recipe, registry)
+    from augframe.training import resolve_device
+
+    device = resolve_device(recipe.run.device)
+    out = recipe.output_dir
+    out.mkdir(parents=True, exist_ok=True)
+    atomic.write_text(out / "recipe.toml", recipe.to_toml())
+    record: dict[str, Any] = {"recipe": recipe.run.name, "seed": recipe.run.seed, "device": device,
+                              "versions": _versions(), "plugins": _plugin_table(registry), "timings_s": {}}
+    timer = _Timer(record["timings_s"])
+
+    with timer("data"):
+        log(f"[data] source {recipe.data.source!r}")
+        data = load_data(recipe, registry)
+        train = as_windows(data.train)
+        record["data"] = {"fingerprint": data.fingerprint, "train": len(train),
+                          "test": None if data.test is None else len(data.test), "fs": train.fs,
+                          "leads": list(train.leads), "class_names": list(train.class_names), **dict(data.info)}
+        log(f"[data] {len(train)} training windows, classes {list(train.class_names)}")
+
+    generator = None
+    if "fit" in stages or "generate" in stages:
+        generator = _create(registry, "generator", recipe.generator.name, _generator_params(recipe), device)
+    if "fit" in stages and recipe.generator.fit:
+        with timer("fit"):
+            log(f"[fit] {recipe.generator.name}")
+            generator.fit(data.train, seed=recipe.run.seed, workdir=out / "generator")
+
+    bank_path = out / "bank"
+    generation: dict[str, Any] = {}
+    if "generate" in stages:
+        chain = FilterChain.from_specs(
+            [attrs.evolve(f, params=_with_device(registry, "filter", f.name, f.params, device)) for f in recipe.filters],
+            registry)
+        with timer("generate"):
+            generation = generate_into_bank(recipe, generator, chain, train, bank_path, progress=show, log=log)
+        record["generation"] = generation
+        atomic.write_json(out / "run.json", record)
+
+    evaluations: dict[str, Path] = {}
+    if "evaluate" in stages and recipe.evaluators:
+        with timer("evaluate"):
+            evaluations = evaluate_bank(recipe, registry, data, bank_path, out / "eval", device, show, log)
+
+    report_path = None
+    if "report" in stages:
+        with timer("report"):
+            report_path = write_report(recipe, out, record, evaluations, log, data)
+    atomic.write_json(out / "run.json", record)
+    return RunResult(out, bank_path, generation, evaluations, report_path)
+
+
+# --------------------------------------------------------------------------------------------
+# data
+# --------------------------------------------------------------------------------------------
+def load_data(recipe: Recipe, registry: Registry) -> RunData:
+    """Source plugin -> preprocessing -> split -> normalisation fitted on the training split only.
+
+    In order of preference:
+
+    1. ``augframe.data.prepare_recipe_data(source, *, preprocessing, split, classes, seed)`` when the
+       data layer provides it (it owns preprocessing, the memmap cache, patient-wise splits and the
+       normalisation fitted on the training split; see docs/recipes.md);
+    2. otherwise, records stacked as read (they must share fs, leads and length), split by
+       ``split.test_fraction`` over patients; a ``[data.preprocessing]`` table is then an error.
+    """
+    spec = recipe.data
+    source = _create(registry, "source", spec.source, spec.params, None)
+    try:
+        data_mod = importlib.import_module("augframe.data")
+    except ImportError:  # pragma: no cover
+        data_mod = None
+    prepare = getattr(data_mod, "prepare_recipe_data", None)
+    if prepare is not None:
+        out = prepare(source, preprocessing=dict(spec.preprocessing), split=dict(spec.split),
+                      classes=spec.classes, seed=recipe.run.seed)
+        if isinstance(out, RunData):
+            return out
+        if isinstance(out, tuple):
+            return RunData(out[0], out[1] if len(out) > 1 else None, source.fingerprint())
+        return RunData(out, None, source.fingerprint())
+    if spec.preprocessing:
+        raise RecipeError("data.preprocessing needs the data layer (augframe.data.prepare_recipe_data), which this "
+                          "installation lacks; remove [data.preprocessing] for sources already preprocessed")
+    batch = records_to_batch(source.records(), spec.classes, what=f"source {spec.source!r}")
+    train, test = _simple_split(batch, spec.split, recipe.run.seed)
+    return RunData(train, test, source.fingerprint(), {"preprocessing": "none (records used as read)"})
+
+
+def records_to_batch(records: Any, classes: Sequence[str] | None = None, what: str = "source") -> ECGBatch:
+    """Stack records of equal fs, leads and length into one labelled ECGBatch."""
+    recs = list(records)
+    if not recs:
+        raise DataError(f"{what} yielded no records; check its path and parameters")
+    first = recs[0]
+    for r in recs[1:]:
+        for field in ("fs", "leads"):
+            if getattr(r, field) != getattr(first, field):
+                raise DataError(f"{what}: record {r.id!r} has {field}={getattr(r, field)!r}, record {first.id!r} has "
+                                f"{getattr(first, field)!r}; add [data.preprocessing] to resample / select leads")
+        if r.signal.shape != first.signal.shape:
+            raise DataError(f"{what}: record {r.id!r} has shape {r.signal.shape}, {first.id!r} has "
+                            f"{first.signal.shape}; add [data.preprocessing] windowing")
+    names = tuple(classes) if classes else tuple(sorted({r.label for r in recs if r.label is not None}))
+    if classes:
+        recs = [r for r in recs if r.label in names]
+        if not recs:
+            raise DataError(f"{what}: no record has a label in data.classes = {list(names)}")
+    labels = np.array([names.index(r.label) if r.label in names else -1 for r in recs], dtype=np.int64)
+    meta = {"patient_id": np.array([r.patient_id if r.patient_id is not None else r.id for r in recs], dtype=object)}
+    return ECGBatch(np.stack([np.asarray(r.signal, np.float32) for r in recs]), first.fs, first.leads,
+                    labels=labels, class_names=names, ids=[r.id for r in recs], meta=meta)
+
+
+def _simple_split(batch: ECGBatch, split: Mapping[str, Any], seed: int) -> tuple[ECGBatch, ECGBatch | None]:
+    for key in split:
+        if key != "test_fraction":
+            raise RecipeError(f"unknown key data.split.{key}: without the data layer only 'test_fraction' is known")
+    frac = float(split.get("test_fraction", 0.0))
+    if not 0.0 <= frac < 1.0:
+        raise RecipeError(f"data.split.test_fraction = {frac} must be in [0, 1)")
+    if frac == 0.0:
+        return batch, None
+    groups = batch.meta.get("patient_id", batch.meta.get("patient"))
+    if groups is None:
+        groups = np.asarray(batch.ids, dtype=object)
+    uniq = np.unique(groups.astype(str))
+    rng = numpy_rng(seed, 0x5B17)
+    test_groups = set(uniq[rng.permutation(len(uniq))[: max(1, int(round(frac * len(uniq))))]])
+    is_test = np.array([str(g) in test_groups for g in groups])
+    return batch.select(~is_test), batch.select(is_test)
+
+
+# --------------------------------------------------------------------------------------------
+# generation
+# --------------------------------------------------------------------------------------------
+@attrs.frozen
+class WorkItem:
+    """One candidate to make: its unit (one accepted sample per unit), attempt, seed and source."""
+
+    unit: str
+    attempt: int
+    seed: int
+    source: int  # index into the training windows; -1 for 'sample' requests
+    label: int   # target class index
+
+
+def work_plan(recipe: Recipe, train: Any) -> dict[str, tuple[int | None, list[list[WorkItem]]]]:
+    """Per direction (or label): the wanted count and the work items, round by round, in priority order.
+
+    Seeds and order are pure functions of (run seed, direction name, source position, attempt).
+    """
+    g = recipe.generation
+    names = tuple(train.class_names)
+    labels = np.asarray(train.labels)
+    ids = _ids(train)
+    plan: dict[str, tuple[int | None, list[list[WorkItem]]]] = {}
+    if g.kind == "transfer":
+        for direction in g.directions:
+            src, dst = parse_direction(direction)
+            for name, key in ((src, "source"), (dst, "target")):
+                if name not in names:
+                    raise RecipeError(f"generation.directions {direction!r}: {key} class {name!r} is not in the data's "
+                                      f"classes {list(names)}{_hint(name, names)}")
+            tag = f"{src}->{dst}"
+            dir_seed = _name_seed(recipe.run.seed, tag)
+            members = np.flatnonzero(labels == names.index(src))
+            members = members[numpy_rng(dir_seed, 0x0D).permutation(len(members))]
+            rounds = []
+            for a in range(g.attempts_per_source):
+                seeds = derive_seeds(int(derive_seeds(dir_seed, 1, offset=a)[0]), len(members))
+                rounds.append([WorkItem(f"{tag}:{ids[j]}", a, int(s), int(j), names.index(dst))
+                               for j, s in zip(members, seeds)])
+            plan[tag] = (g.count, rounds)
+    else:
+        for name in g.labels:
+            if name not in names:
+                raise RecipeError(f"generation.labels: class {name!r} is not in the data's classes {list(names)}"
+                                  f"{_hint(name, names)}")
+            tag = f"sample:{name}"
+            total = int(g.count) * g.attempts_per_source
+            seeds = derive_seeds(_name_seed(recipe.run.seed, tag), total)
+            plan[tag] = (g.count, [[WorkItem(f"{tag}:{j}", 0, int(seeds[j]), -1, names.index(name))
+                                    for j in range(total)]])
+    return plan
+
+
+def generate_into_bank(recipe: Recipe, generator: Any, chain: FilterChain, train: Any, bank_path: Path, *,
+                       progress: bool = True, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Make, filter and bank candidates for every direction / label; resumes from what the bank holds."""
+    from tqdm.auto import tqdm as progress_bar
+
+    g = recipe.generation
+    kind = g.kind
+    if kind not in generator.request_kinds:
+        raise RecipeError(f"generation.kind = {kind!r}, but generator {recipe.generator.name!r} serves only "
+                          f"{sorted(generator.request_kinds)}")
+    bank = Bank.open_or_create(bank_path, fs=train.fs, leads=train.leads, n_samples=_n_samples(train),
+                               class_names=train.class_names, units=_units(train))
+    stats: dict[str, Any] = {}
+    state_path = bank_path.parent / "generation-state.json"
+    state = json.loads(state_path.read_text()) if state_path.is_file() else {}
+    fingerprint = _plan_fingerprint(recipe)
+    try:
+        for tag, (count, rounds) in work_plan(recipe, train).items():
+            done = state.get(tag, {})
+            if done.get("plan") == fingerprint:  # this plan ran to its end before: nothing left to try
+                stats[tag] = {**done["stats"], "accepted_now": 0, "note": "complete in an earlier run"}
+                log(f"[generate] {tag}: complete in an earlier run ({stats[tag]['accepted_total']} in bank)")
+                continue
+            stats[tag] = _generate_one(tag, count, rounds, recipe, generator, chain, train, bank, progress,
+                                       progress_bar)
+            state[tag] = {"plan": fingerprint, "stats": stats[tag]}
+            atomic.write_json(state_path, state)
+            s = stats[tag]
+            log(f"[generate] {tag}: {s['accepted_total']} in bank ({s['accepted_now']} new) from "
+                f"{s['candidates']} candidates this run")
+    finally:
+        bank.close()
+    return {"kind": kind, "bank": str(bank_path), "per_target": stats}
+
+
+def _plan_fingerprint(recipe: Recipe) -> str:
+    """What decides a generation plan's outcome: seed, generation, generator and filter specs."""
+    spec = {"seed": recipe.run.seed, "generation": attrs.asdict(recipe.generation),
+            "generator": attrs.asdict(recipe.generator), "filters": [attrs.asdict(f) for f in recipe.filters]}
+    return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _generate_one(tag: str, count: int | None, rounds: list[list[WorkItem]], recipe: Recipe, generator: Any,
+                  chain: FilterChain, train: Any, bank: Bank, show: bool, progress_bar: Any) -> dict[str, Any]:
+    g = recipe.generation
+    prefix = f"{tag}:"
+    done = {k for k in bank.keys if k.startswith(prefix)}
+    n_units = len(rounds[0]) if rounds else 0
+    wanted = n_units if count is None else (min(count, n_units) if g.kind == "transfer" else count)
+    accepted_before = len(done)
+    results: list[ChainResult] = []
+    total_items = sum(len(r) for r in rounds)
+    bar = progress_bar(total=total_items, desc=f"generate {tag}", disable=None if show else True, leave=False)
+    made = accepted = 0
+    for items in rounds:
+        pending = [it for it in items if it.unit not in done]
+        start = 0
+        while start < len(pending) and len(done) < wanted:
+            # no more candidates than the remaining count needs at the acceptance seen so far
+            # (the outcome does not depend on this: each candidate's fate is fixed by its seed)
+            rate = accepted / made if made else 1.0
+            size = min(g.batch_size, max(1, math.ceil((wanted - len(done)) / max(rate, 0.1))))
+            chunk = pending[start:start + size]
+            start += len(chunk)
+            cands, sources, res = _make_and_score(chunk, recipe, generator, chain, train)
+            results.append(res)
+            made += len(chunk)
+            accepted += int(res.accept.sum())
+            order = np.flatnonzero(res.accept)[: wanted - len(done)]  # priority order: trim to the count
+            if len(order):
+                rows = [_manifest_row(chunk[i], cands, res, i, sources) for i in order]
+                bank.append(cands.batch.select(order), rows)
+                done.update(chunk[i].unit for i in order)
+            bar.update(len(chunk))
+        if len(done) >= wanted:
+            break
+    bar.close()
+    summary = dict(chain_summary(results))
+    return {"wanted": wanted, "accepted_total": len(done), "accepted_now": len(done) - accepted_before,
+            "candidates": summary["candidates"], "acceptance": summary["acceptance"],
+            "per_filter_acceptance": summary["per_filter"],
+            "shortfall": max(0, wanted - len(done))}
+
+
+def _make_and_score(chunk: list[WorkItem], recipe: Recipe, generator: Any, chain: FilterChain,
+                    train: Any) -> tuple[Any, ECGBatch | None, ChainResult]:
+    labels = np.array([it.label for it in chunk], dtype=np.int64)
+    seeds = np.array([it.seed for it in chunk], dtype=np.int64)
+    names = tuple(train.class_names)
+    opts = dict(recipe.generation.options)
+    if recipe.generation.kind == "transfer":
+        sources = _gather(train, [it.source for it in chunk])
+        request = GenerationRequest("transfer", labels, seeds, sources=sources, class_names=names, options=opts)
+    else:
+        sources = None
+        request = GenerationRequest("sample", labels, seeds, class_names=names, options=opts)
+    cands = generator.generate(request)
+    if len(cands) != len(chunk):
+        raise PluginError(f"generator {recipe.generator.name!r} returned {len(cands)} candidates for "
+                          f"{len(chunk)} requests")
+    batch = cands.batch.to_numpy()
+    if batch.labels is None or not np.array_equal(np.asarray(batch.labels), labels):
+        raise PluginError(f"generator {recipe.generator.name!r} must label its candidates with the requested labels")
+    if not batch.class_names:
+        batch = attrs.evolve(batch, class_names=names)
+    cands = attrs.evolve(cands, batch=batch)
+    return cands, sources, chain.score(batch, sources)
+
+
+def _manifest_row(item: WorkItem, cands: Any, res: ChainResult, i: int, sources: ECGBatch | None) -> dict[str, Any]:
+    info = cands.info
+    return {
+        "key": item.unit, "attempt": item.attempt, "seed": int(cands.seeds[i]),
+        "source_id": None if sources is None else sources.ids[i],
+        "source_label": None if sources is None else sources.class_names[int(sources.labels[i])],
+        "target": cands.batch.class_names[int(cands.batch.labels[i])],
+        "generator": {"name": info.name, "version": info.version, "checkpoint_sha256": info.checkpoint_sha256,
+                      "params": dict(info.params)},
+        **res.sample_record(i),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# evaluation and report
+# --------------------------------------------------------------------------------------------
+def evaluate_bank(recipe: Recipe, registry: Registry, data: RunData, bank_path: Path, eval_dir: Path,
+                  device: str, progress: bool, log: Callable[[str], None]) -> dict[str, Path]:
+    """Run every ``[[evaluators]]`` entry on (real, bank) and write eval/NAME.json."""
+    try:
+        bank = Bank.open(bank_path, verify="full")
+    except Exception as exc:
+        raise DataError(f"cannot evaluate: {exc}; run the generate stage first") from exc
+    if len(bank) == 0:
+        raise DataError(f"the bank at {bank_path} is empty: nothing was accepted, so there is nothing to evaluate")
+    real_ds = as_windows(data.test if data.test is not None else data.train)
+    train = as_windows(data.train)
+    out: dict[str, Path] = {}
+    for i, spec in enumerate(recipe.evaluators):
+        ev = _create(registry, "evaluator", spec.name, spec.params, device)
+        rng = numpy_rng(recipe.run.seed, 0xE7A1, i)
+        syn_idx = _subset(len(bank), spec.max_samples, rng)
+        real_idx = _subset(len(real_ds), spec.max_samples, rng)
+        synthetic = bank.batch(syn_idx)
+        real = _gather(real_ds, real_idx)
+        sources = _sources_of(bank, syn_idx, train)
+        log(f"[evaluate] {spec.name}: {len(real)} real vs {len(synthetic)} synthetic")
+        ctx = EvalContext(seed=recipe.run.seed, device=device, workdir=eval_dir / spec.name, progress=progress)
+        result = ev.evaluate(real, synthetic, sources=sources, context=ctx)
+        if not isinstance(result, EvaluationResult):
+            raise PluginError(f"evaluator {spec.name!r} returned {type(result).__name__}, not an EvaluationResult")
+        path = eval_dir / f"{spec.name}.json"
+        atomic.write_text(path, result.to_json(indent=1))
+        out[spec.name] = path
+    return out
+
+
+def _sources_of(bank: Bank, syn_idx: np.ndarray, train: Any) -> ECGBatch | None:
+    """The source ECG of each synthetic sample (transfer banks), aligned with the synthetic batch."""
+    rows = bank.rows(syn_idx)
+    if not rows or any(r.get("source_id") is None for r in rows):
+        return None
+    pos = {k: j for j, k in enumerate(_ids(train))}
+    missing = [r["source_id"] for r in rows if r["source_id"] not in pos]
+    if missing:
+        return None  # the bank came from other data; evaluators then work without sources
+    return _gather(train, [pos[r["source_id"]] for r in rows])
+
+
+def write_report(recipe: Recipe, out: Path, record: Mapping[str, Any], evaluations: Mapping[str, Path],
+                 log: Callable[[str], None], data: RunData | None = None) -> Path:
+    """summary.json + summary.md always; report.html + report.json through augframe.report.write_report.
+
+    The HTML report gets the generation statistics as a "generation" result, every evaluator's
+    result, and up to six source / synthetic pairs from the bank drawn as ECG strips.
+    """
+    results = [EvaluationResult.from_dict(json.loads(path.read_text())) for path in evaluations.values()]
+    metrics = {r.name: {"metrics": dict(r.metrics), "scale": r.scale, "notes": list(r.notes)} for r in results}
+    summary = {"title": recipe.report.title or recipe.run.name, "run": dict(record), "evaluations": metrics}
+    atomic.write_json(out / "summary.json", summary)
+    atomic.write_text(out / "summary.md", _report_markdown(summary))
+    path = out / "summary.md"
+    if recipe.report.html:
+        try:
+            from augframe.report import write_report as render
+        except ImportError:
+            render = None
+            log("[report] augframe.report is not available: wrote summary.json and summary.md only")
+        if render is not None:
+            gen = _generation_result(record)
+            pairs = _report_pairs(out / "bank", data)
+            meta = {"run": recipe.run.name, "seed": recipe.run.seed, "device": record.get("device"),
+                    "recipe": recipe.path or "", **{f"data.{k}": v for k, v in record.get("data", {}).items()
+                                                     if isinstance(v, (str, int, float, list)) or v is None}}
+            path = Path(render(([gen] if gen else []) + results, out, pairs=pairs, meta=meta,
+                               title=recipe.report.title or f"augframe run {recipe.run.name}"))
+    log(f"[report] {path}")
+    return path
+
+
+def _generation_result(record: Mapping[str, Any]) -> EvaluationResult | None:
+    from augframe.protocols import Table
+
+    per = record.get("generation", {}).get("per_target", {})
+    if not per:
+        return None
+    rows, metrics = [], {}
+    for tag, s in per.items():
+        filters = ", ".join(f"{k} {v:.0%}" for k, v in s.get("per_filter_acceptance", {}).items())
+        rows.append((tag, s.get("wanted"), s["accepted_total"], s["candidates"], f"{float(s['acceptance']):.1%}",
+                     filters or "-"))
+        metrics[f"{tag}.in_bank"] = float(s["accepted_total"])
+        metrics[f"{tag}.acceptance"] = float(s["acceptance"])
+    table = Table(("target", "wanted", "in bank", "candidates (this run)", "acceptance", "per filter"), rows,
+                  caption="Candidates made, filtered and banked per direction / label")
+    total = sum(int(s["accepted_total"]) for s in per.values())
+    return EvaluationResult("generation", metrics, {"generation": table}, scale=f"{total} synthetic ECGs in the bank")
+
+
+def _report_pairs(bank_path: Path, data: RunData | None, per_tag: int = 3) -> tuple[ECGBatch, ECGBatch] | None:
+    """Up to ``per_tag`` (source, synthetic) pairs per direction, for the report's ECG strips."""
+    if data is None or not (bank_path / "bank.json").exists():
+        return None
+    bank = Bank.open(bank_path, verify="none")
+    by_tag: dict[str, list[int]] = {}
+    for i, key in enumerate(bank.keys):
+        by_tag.setdefault(key.split(":", 1)[0], []).append(i)
+    idx = np.array(sorted(i for ids in by_tag.values() for i in ids[:per_tag]), dtype=np.int64)
+    if not len(idx):
+        return None
+    sources = _sources_of(bank, idx, as_windows(data.train))
+    return None if sources is None else (sources, bank.batch(idx))
+
+
+def _report_markdown(summary: Mapping[str, Any]) -> str:
+    run = summary["run"]
+    lines = [f"# {summary['title']}", "", f"seed {run['seed']}, device {run['device']}, "
+             f"augframe {run['versions'].get('augframe')}", ""]
+    data = run.get("data", {})
+    if data:
+        lines += [f"Data: {data.get('train')} training windows ({data.get('test')} test), fs {data.get('fs')} Hz, "
+                  f"leads {data.get('leads')}, classes {data.get('class_names')}", ""]
+    gen = run.get("generation", {}).get("per_target", {})
+    if gen:
+        lines += ["| target | wanted | in bank | new | candidates | acceptance |", "|---|---|---|---|---|---|"]
+        lines += [f"| {t} | {s['wanted']} | {s['accepted_total']} | {s['accepted_now']} | {s['candidates']} | "
+                  f"{s['acceptance']:.3f} |" for t, s in gen.items()]
+        lines.append("")
+    for name, ev in summary["evaluations"].items():
+        lines.append(f"## {name}" + (f" (scale: {ev['scale']})" if ev["scale"] else ""))
+        lines += [f"- {k}: {v:.4g}" if isinstance(v, (int, float)) else f"- {k}: {v}" for k, v in ev["metrics"].items()]
+        lines.append("")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------------
+def _generator_params(recipe: Recipe) -> dict[str, Any]:
+    params = dict(recipe.generator.params)
+    if recipe.generator.checkpoint is not None:
+        params["checkpoint"] = recipe.generator.checkpoint
+    return params
+
+
+def _accepts(registry: Registry, kind: str, name: str, param: str) -> bool:
+    try:
+        sig = inspect.signature(registry.get(kind, name).factory)
+    except (TypeError, ValueError):
+        return False
+    return param in sig.parameters
+
+
+def _with_device(registry: Registry, kind: str, name: str, params: Mapping[str, Any], device: str | None
+                 ) -> dict[str, Any]:
+    """The run's device is given to every factory with a ``device`` parameter the recipe left unset."""
+    params = dict(params)
+    if device is not None and "device" not in params and _accepts(registry, kind, name, "device"):
+        params["device"] = device
+    return params
+
+
+def _create(registry: Registry, kind: str, name: str, params: Mapping[str, Any], device: str | None) -> Any:
+    return registry.create(kind, name, _with_device(registry, kind, name, params, device))
+
+
+def _units(data: Any) -> str:
+    """The physical unit of a window dataset's values ('mV' unless it says otherwise)."""
+    return str(getattr(data, "units", None) or getattr(getattr(data, "batch", None), "units", None) or "mV")
+
+
+def _gather(data: Any, index: Any) -> ECGBatch:
+    """windows.gather, keeping the dataset's units (gather itself labels everything mV)."""
+    batch = gather(data, index)
+    units = _units(data)
+    return batch if batch.units == units else attrs.evolve(batch, units=units)
+
+
+def _ids(data: Any) -> list[str]:
+    ids = getattr(data, "ids", None)
+    return [str(i) for i in ids] if ids is not None else [str(i) for i in range(len(data))]
+
+
+def _n_samples(data: Any) -> int:
+    if isinstance(data, ArrayWindows):
+        return data.batch.n_samples
+    return int(np.asarray(data[0][0]).shape[-1])
+
+
+def _name_seed(seed: int, name: str) -> int:
+    return int(derive_seeds(seed, 1, offset=zlib.crc32(name.encode()))[0])
+
+
+def _subset(n: int, cap: int | None, rng: np.random.Generator) -> np.ndarray:
+    if cap is None or cap >= n:
+        return np.arange(n)
+    return np.sort(rng.permutation(n)[:cap])
+
+
+def _hint(name: str, valid: Sequence[str]) -> str:
+    from augframe.errors import suggest
+
+    return suggest(name, valid)
+
+
+def _versions() -> dict[str, str]:
+    import augframe
+
+    out = {"augframe": augframe.__version__, "python": sys.version.split()[0], "numpy": np.__version__}
+    try:
+        import torch
+
+        out["torch"] = torch.__version__
+    except ImportError:  # pragma: no cover
+        pass
+    return out
+
+
+def _plugin_table(registry: Registry) -> list[dict[str, Any]]:
+    return [{"name": p.name, "version": p.version, "provides": [list(x) for x in p.provides], "error": p.error}
+            for p in registry.plugins()]
+
+
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+class _Timer:
+    def __init__(self, into: dict[str, float]) -> None:
+        self.into = into
+
+    def __call__(self, name: str) -> Any:
+        timer = self
+
+        class _Ctx:
+            def __enter__(self) -> None:
+                self.t = time.perf_counter()
+
+            def __exit__(self, *exc: Any) -> None:
+                timer.into[name] = round(time.perf_counter() - self.t, 3)
+
+        return _Ctx()

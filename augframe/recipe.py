@@ -1,0 +1,407 @@
+"""Recipes: one TOML file declares a whole run, parsed strictly into frozen attrs classes.
+
+Every table and key is checked: an unknown key, a wrong type or (with :func:`check_plugins`) an
+unknown plugin name raises :class:`~augframe.errors.RecipeError` naming the full key path, e.g.
+``generator.parms``, and the nearest valid key. Plugin parameters (``params`` tables) are free-form
+here and checked against the plugin factory's signature by :func:`check_plugins`.
+
+See docs/recipes.md for the reference of every key.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from augframe.errors import PluginError, RecipeError, suggest
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+GENERATION_KINDS = ("transfer", "sample")
+_NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
+
+
+def _field(default: Any = attrs.NOTHING, *, types: tuple[type, ...], doc: str = "", **kw: Any) -> Any:
+    """An attrs field that remembers which TOML types it accepts (for the strict parser)."""
+    if default is not attrs.NOTHING and isinstance(default, (dict, list)):
+        factory = (dict if isinstance(default, dict) else list)
+        return attrs.field(factory=lambda: factory(default), metadata={"types": types, "doc": doc}, **kw)
+    return attrs.field(default=default, metadata={"types": types, "doc": doc}, **kw)
+
+
+def _tuple(v: Any) -> tuple[Any, ...] | None:
+    return None if v is None else tuple(v)
+
+
+def _frozen_dict(v: Any) -> dict[str, Any]:
+    return dict(v or {})
+
+
+@attrs.frozen
+class RunSpec:
+    """``[run]``: name, seed, device and where outputs go."""
+
+    name: str = _field("run", types=(str,), doc="run name; used in the default output directory")
+    seed: int = _field(0, types=(int,), doc="master seed: every random step derives from it")
+    device: str = _field("auto", types=(str,), doc="'auto' (CUDA when present), 'cpu', 'cuda', 'cuda:1'")
+    output_dir: str = _field("runs/{name}", types=(str,), doc="output folder; '{name}' expands to run.name")
+    progress: bool = _field(True, types=(bool,), doc="progress bars on long steps")
+
+
+@attrs.frozen
+class PluginsSpec:
+    """``[plugins]``: which entry-point plugins load for this run (like pytest's ``-p no:NAME``)."""
+
+    allow: tuple[str, ...] | None = _field(None, types=(list,), converter=_tuple,
+                                           doc="load only these plugins (entry-point names)")
+    block: tuple[str, ...] = _field((), types=(list,), converter=tuple, doc="never load these plugins")
+
+
+@attrs.frozen
+class DataSpec:
+    """``[data]``: a source plugin, its params, the preprocessing and the split."""
+
+    source: str = _field(types=(str,), doc="source plugin name (e.g. 'cinc2017')")
+    params: dict[str, Any] = _field({}, types=(dict,), converter=_frozen_dict, doc="source parameters")
+    preprocessing: dict[str, Any] = _field({}, types=(dict,), converter=_frozen_dict,
+                                           doc="passed to the data layer (resampling, filters, windows, scaling)")
+    split: dict[str, Any] = _field({}, types=(dict,), converter=_frozen_dict,
+                                   doc="passed to the data layer's splitter (e.g. test_fraction, by, fold)")
+    classes: tuple[str, ...] | None = _field(None, types=(list,), converter=_tuple,
+                                             doc="class names to keep, in label-index order")
+
+
+@attrs.frozen
+class GeneratorSpec:
+    """``[generator]``: the generator plugin and whether to fit it."""
+
+    name: str = _field(types=(str,), doc="generator plugin name")
+    params: dict[str, Any] = _field({}, types=(dict,), converter=_frozen_dict, doc="factory parameters")
+    fit: bool = _field(False, types=(bool,), doc="train the generator on the training split first")
+    checkpoint: str | None = _field(None, types=(str,),
+                                    doc="weights file, passed to the factory as its 'checkpoint' parameter")
+
+
+@attrs.frozen
+class FilterSpec:
+    """One ``[[filters]]`` entry; the chain runs them in file order, a sample must pass all."""
+
+    name: str = _field(types=(str,), doc="filter plugin name")
+    params: dict[str, Any] = _field({}, types=(dict,), converter=_frozen_dict, doc="factory parameters")
+    min_score: float | None = _field(None, types=(float, int),
+                                     doc="also reject samples whose score is below this (0..1)")
+
+
+@attrs.frozen
+class MixSpec:
+    """``[mix]``: how synthetic samples enter training."""
+
+    synthetic_share: float = _field(0.0, types=(float, int),
+                                    doc="fraction of each epoch's items replaced by bank samples (0 <= s < 1)")
+
+
+@attrs.frozen
+class GenerationSpec:
+    """``[generation]``: what to ask the generator for."""
+
+    kind: str = _field("transfer", types=(str,), doc="'transfer' (source ECG -> target class) or 'sample'")
+    directions: tuple[str, ...] = _field((), types=(list,), converter=tuple,
+                                         doc="transfer directions 'SRC->DST' by class name, e.g. 'N->A'")
+    labels: tuple[str, ...] = _field((), types=(list,), converter=tuple,
+                                     doc="class names to sample (kind = 'sample')")
+    count: int | None = _field(None, types=(int,),
+                               doc="accepted samples wanted per direction / label (default: one per source)")
+    attempts_per_source: int = _field(1, types=(int,),
+                                      doc="tries per source (transfer) or per wanted sample (sample)")
+    batch_size: int = _field(64, types=(int,), doc="candidates per generator call")
+    options: dict[str, Any] = _field({}, types=(dict,), converter=_frozen_dict,
+                                     doc="per-request generator options (e.g. strength, guidance)")
+
+
+@attrs.frozen
+class EvaluatorSpec:
+    """One ``[[evaluators]]`` entry."""
+
+    name: str = _field(types=(str,), doc="evaluator plugin name")
+    params: dict[str, Any] = _field({}, types=(dict,), converter=_frozen_dict, doc="factory parameters")
+    max_samples: int | None = _field(None, types=(int,),
+                                     doc="evaluate on at most this many real and synthetic ECGs (seeded subset)")
+
+
+@attrs.frozen
+class ReportSpec:
+    """``[report]``: what the run writes at the end."""
+
+    title: str = _field("", types=(str,), doc="report title (default: run name)")
+    html: bool = _field(True, types=(bool,), doc="render the HTML report when augframe.report provides it")
+
+
+@attrs.frozen
+class Recipe:
+    """A whole run, as declared in a recipe file."""
+
+    data: DataSpec
+    generator: GeneratorSpec
+    run: RunSpec = attrs.field(factory=RunSpec)
+    plugins: PluginsSpec = attrs.field(factory=PluginsSpec)
+    filters: tuple[FilterSpec, ...] = ()
+    mix: MixSpec = attrs.field(factory=MixSpec)
+    generation: GenerationSpec = attrs.field(factory=GenerationSpec)
+    evaluators: tuple[EvaluatorSpec, ...] = ()
+    report: ReportSpec = attrs.field(factory=ReportSpec)
+    path: str | None = attrs.field(default=None, eq=False)
+
+    @property
+    def output_dir(self) -> Path:
+        """The run's output folder ('{name}' expanded; relative paths are relative to the cwd)."""
+        return Path(self.run.output_dir.replace("{name}", self.run.name))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = attrs.asdict(self, recurse=True)
+        d.pop("path")
+        return d
+
+    def to_toml(self) -> str:
+        """The fully resolved recipe (every default filled in) as TOML text."""
+        return _to_toml(self.to_dict())
+
+    def evolve_run(self, **changes: Any) -> Recipe:
+        """The recipe with ``[run]`` keys overridden (as the CLI's --seed / --device / --output-dir do)."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        return attrs.evolve(self, run=_build(RunSpec, {**attrs.asdict(self.run), **changes}, "run"))
+
+
+# --------------------------------------------------------------------------------------------
+# parsing
+# --------------------------------------------------------------------------------------------
+_TABLES: dict[str, tuple[type, bool]] = {  # key -> (class, is array of tables)
+    "run": (RunSpec, False),
+    "plugins": (PluginsSpec, False),
+    "data": (DataSpec, False),
+    "generator": (GeneratorSpec, False),
+    "filters": (FilterSpec, True),
+    "mix": (MixSpec, False),
+    "generation": (GenerationSpec, False),
+    "evaluators": (EvaluatorSpec, True),
+    "report": (ReportSpec, False),
+}
+_REQUIRED = ("data", "generator")
+
+
+def load(path: str | os.PathLike[str]) -> Recipe:
+    """Read and validate a recipe file."""
+    p = Path(path)
+    if not p.is_file():
+        raise RecipeError(f"recipe file {str(p)!r} does not exist; give the path of a .toml recipe")
+    try:
+        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise RecipeError(f"recipe {str(p)!r} is not valid TOML: {exc}") from exc
+    return attrs.evolve(parse(raw), path=str(p))
+
+
+def loads(text: str) -> Recipe:
+    """Validate a recipe given as TOML text."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise RecipeError(f"recipe text is not valid TOML: {exc}") from exc
+    return parse(raw)
+
+
+def parse(raw: Mapping[str, Any]) -> Recipe:
+    """Validate a recipe already read into a dict (tables, arrays of tables, values)."""
+    for key in raw:
+        if key not in _TABLES:
+            raise RecipeError(f"unknown recipe table {key!r}{suggest(key, _TABLES)}")
+    for key in _REQUIRED:
+        if key not in raw:
+            raise RecipeError(f"the recipe has no [{key}] table; it is required")
+    built: dict[str, Any] = {}
+    for key, (cls, many) in _TABLES.items():
+        if key not in raw:
+            continue
+        value = raw[key]
+        if many:
+            if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+                raise RecipeError(f"{key!r} must be an array of tables: write each entry as [[{key}]]")
+            built[key] = tuple(_build(cls, v, f"{key}[{i}]") for i, v in enumerate(value))
+        else:
+            if not isinstance(value, dict):
+                raise RecipeError(f"{key!r} must be a table: write it as [{key}]")
+            built[key] = _build(cls, value, key)
+    recipe = Recipe(**built)
+    _check_semantics(recipe)
+    return recipe
+
+
+def _build(cls: type, table: Mapping[str, Any], path: str) -> Any:
+    fields = {f.name: f for f in attrs.fields(cls)}
+    for key, value in table.items():
+        if key not in fields:
+            raise RecipeError(f"unknown key {path}.{key}{suggest(key, fields)}")
+        types = fields[key].metadata["types"]
+        if value is None:
+            continue
+        ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
+        if not ok:
+            want = " or ".join(_TOML_TYPE_NAMES.get(t, t.__name__) for t in types)
+            raise RecipeError(
+                f"{path}.{key} = {_toml_value(value)} has the wrong type ({_toml_type(value)}); expected {want}"
+            )
+    missing = [n for n, f in fields.items() if f.default is attrs.NOTHING and n not in table]
+    if missing:
+        raise RecipeError(f"{path} is missing the required key {path}.{missing[0]}")
+    return cls(**table)
+
+
+_TOML_TYPE_NAMES = {str: "a string", int: "an integer", float: "a float", bool: "a boolean (true/false)",
+                    list: "an array", dict: "a table"}
+
+
+def _toml_type(value: Any) -> str:
+    for t in (bool, int, float, str, list, dict):
+        if isinstance(value, t):
+            return _TOML_TYPE_NAMES[t]
+    return type(value).__name__  # pragma: no cover
+
+
+def _check_semantics(r: Recipe) -> None:
+    """Value checks that types alone cannot express."""
+    if not 0.0 <= r.mix.synthetic_share < 1.0:
+        raise RecipeError(f"mix.synthetic_share = {r.mix.synthetic_share} must be in [0, 1), e.g. 0.33")
+    g = r.generation
+    if g.kind not in GENERATION_KINDS:
+        raise RecipeError(f"generation.kind = {g.kind!r} is not one of {GENERATION_KINDS}{suggest(g.kind, GENERATION_KINDS)}")
+    if g.kind == "transfer":
+        if not g.directions:
+            raise RecipeError("generation.directions is empty; for kind = 'transfer' give e.g. [\"N->A\", \"A->N\"]")
+        for i, d in enumerate(g.directions):
+            if not isinstance(d, str) or d.count("->") != 1 or not all(s.strip() for s in d.split("->")):
+                raise RecipeError(f"generation.directions[{i}] = {d!r} must read 'SOURCE->TARGET', e.g. 'N->A'")
+        if g.labels:
+            raise RecipeError("generation.labels is for kind = 'sample'; use generation.directions for 'transfer'")
+    else:
+        if not g.labels:
+            raise RecipeError("generation.labels is empty; for kind = 'sample' give the class names to generate")
+        if g.count is None:
+            raise RecipeError("generation.count is required for kind = 'sample' (samples wanted per label)")
+        if g.directions:
+            raise RecipeError("generation.directions is for kind = 'transfer'; use generation.labels for 'sample'")
+    for key, value in (("generation.count", g.count), ("generation.attempts_per_source", g.attempts_per_source),
+                       ("generation.batch_size", g.batch_size)):
+        if value is not None and value < 1:
+            raise RecipeError(f"{key} = {value} must be at least 1")
+    for i, f in enumerate(r.filters):
+        if f.min_score is not None and not 0.0 <= f.min_score <= 1.0:
+            raise RecipeError(f"filters[{i}].min_score = {f.min_score} must be in [0, 1]")
+    for i, e in enumerate(r.evaluators):
+        if e.max_samples is not None and e.max_samples < 1:
+            raise RecipeError(f"evaluators[{i}].max_samples = {e.max_samples} must be at least 1")
+    dev = r.run.device
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", dev):
+        raise RecipeError(f"run.device = {dev!r}; use 'auto', 'cpu', 'cuda' or 'cuda:N'")
+    if not _NAME_RE.match(r.run.name):
+        raise RecipeError(f"run.name = {r.run.name!r} may only hold letters, digits, '.', '_' and '-'")
+
+
+def parse_direction(direction: str) -> tuple[str, str]:
+    """'N->A' -> ('N', 'A')."""
+    src, dst = (s.strip() for s in direction.split("->"))
+    return src, dst
+
+
+# --------------------------------------------------------------------------------------------
+# plugin names and parameters, against a registry
+# --------------------------------------------------------------------------------------------
+def check_plugins(recipe: Recipe, registry: Any) -> None:
+    """Check every plugin name and parameter in the recipe against ``registry``.
+
+    Errors name the recipe key (e.g. ``filters[1].name`` or ``generator.params.stength``) and
+    suggest the nearest valid name; plugins that failed to load are listed with their errors.
+    """
+    from augframe.plugins import _check_params
+
+    entries: list[tuple[str, str, str, Mapping[str, Any]]] = [
+        ("source", "data.source", recipe.data.source, recipe.data.params),
+    ]
+    gen_params = dict(recipe.generator.params)
+    if recipe.generator.checkpoint is not None:
+        gen_params["checkpoint"] = recipe.generator.checkpoint
+    entries.append(("generator", "generator.name", recipe.generator.name, gen_params))
+    entries += [("filter", f"filters[{i}].name", f.name, f.params) for i, f in enumerate(recipe.filters)]
+    entries += [("evaluator", f"evaluators[{i}].name", e.name, e.params) for i, e in enumerate(recipe.evaluators)]
+    for kind, key, name, params in entries:
+        try:
+            prov = registry.get(kind, name)
+        except PluginError as exc:
+            raise RecipeError(f"{key} = {name!r}: {exc}") from exc
+        try:
+            _check_params(prov, params)
+        except PluginError as exc:
+            where = key.rsplit(".", 1)[0]
+            m = re.search(r"no parameter '([^']+)'", str(exc))
+            bad = m.group(1) if m else None
+            path = f"{where}.params.{bad}" if bad else f"{where}.params"
+            if recipe.generator.checkpoint is not None and bad == "checkpoint" and kind == "generator":
+                path = "generator.checkpoint"
+            raise RecipeError(f"{path}: {exc}") from exc
+
+
+# --------------------------------------------------------------------------------------------
+# printing the resolved recipe
+# --------------------------------------------------------------------------------------------
+def _to_toml(d: Mapping[str, Any]) -> str:
+    lines: list[str] = []
+    for key, (_cls, many) in _TABLES.items():
+        if key not in d:
+            continue
+        entries = d[key] if many else [d[key]]
+        for entry in entries:
+            lines.append(f"[[{key}]]" if many else f"[{key}]")
+            subtables = []
+            for k, v in entry.items():
+                if v is None:
+                    lines.append(f"# {k} = (not set)")
+                elif isinstance(v, dict):
+                    subtables.append((k, v))
+                else:
+                    lines.append(f"{k} = {_toml_value(v)}")
+            for k, v in subtables:
+                lines.append(f"{k} = {_toml_value(v)}")
+            lines.append("")
+    return "\n".join(lines)
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(x)}" for k, x in v.items()) + " }" if v else "{}"
+    raise RecipeError(f"cannot write {v!r} as TOML")  # pragma: no cover
+
+
+def _toml_key(k: str) -> str:
+    return k if re.fullmatch(r"[A-Za-z0-9_\-]+", k) else json.dumps(k)
+
+
+__all__: Sequence[str] = (
+    "Recipe", "RunSpec", "PluginsSpec", "DataSpec", "GeneratorSpec", "FilterSpec", "MixSpec", "GenerationSpec",
+    "EvaluatorSpec", "ReportSpec", "load", "loads", "parse", "check_plugins", "parse_direction",
+)

@@ -1,0 +1,133 @@
+"""Reading and writing DiffStyleTS weights: our safetensors format and the reference's layout.
+
+* Ours: one ``.safetensors`` file (``augframe.checkpoint.save_weights``) with the flattened state of
+  ``content_encoder.*``, ``style_encoder.*``, ``unet.*`` plus optional ``style_bank.*`` tensors, and a
+  JSON config: model settings, mode, normaliser, class names.
+* The reference's ``final_model.pth`` / ``checkpoint_stage*_epoch_*.pth``: a dict with
+  ``content_encoder``, ``style_encoder``, ``unet`` state dicts and ``config`` {content_dim, style_dim,
+  model_channels, num_classes}. Read with ``torch.load(weights_only=True)`` only; its key names are ours,
+  so it loads with no renaming (bf16-stored tensors are upcast to the model's float32).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+import torch
+
+from augframe.checkpoint import load_into, load_torch_checkpoint, load_weights, save_weights, sha256_file
+from augframe.errors import CheckpointError
+from augframe_diffstylets.config import ModelConfig, from_mapping, to_dict
+from augframe_diffstylets.model import DiffStyleTS
+from augframe_diffstylets.normalise import Normaliser
+
+MODULES = ("content_encoder", "style_encoder", "unet")
+BANK = "style_bank"
+FORMAT = "diffstylets-1"
+
+
+@attrs.frozen(eq=False)
+class Loaded:
+    """A checkpoint's contents: module state dicts, model config, and what came with them."""
+
+    model_cfg: ModelConfig
+    states: dict[str, dict[str, torch.Tensor]]
+    normaliser: Normaliser | None
+    class_names: tuple[str, ...]
+    leads: tuple[str, ...]
+    mode: str | None
+    style_bank: tuple[torch.Tensor, torch.Tensor] | None
+    sha256: str
+    layout: str  # "augframe" or "reference"
+
+
+def save(path: str | Path, model: DiffStyleTS, *, normaliser: Normaliser, class_names: tuple[str, ...],
+         leads: tuple[str, ...], mode: str, style_bank: tuple[torch.Tensor, torch.Tensor] | None = None,
+         extra: Mapping[str, Any] | None = None) -> str:
+    """Write ``model`` (+ style bank) and its config atomically; returns the file's SHA-256."""
+    state = {f"{name}.{k}": v for name in MODULES for k, v in getattr(model, name).state_dict().items()}
+    if style_bank is not None:
+        state[f"{BANK}.styles"] = style_bank[0].float()
+        state[f"{BANK}.labels"] = style_bank[1].long()
+    config = {
+        "format": FORMAT,
+        "model": to_dict(model.cfg),
+        "normaliser": normaliser.to_dict(),
+        "class_names": list(class_names),
+        "leads": list(leads),
+        "mode": mode,
+        **dict(extra or {}),
+    }
+    return save_weights(path, state, config)
+
+
+def load(path: str | Path) -> Loaded:
+    """Read either layout (by suffix: ``.safetensors`` ours, anything else the reference's .pt)."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        return _load_ours(path)
+    return _load_reference(path)
+
+
+def _load_ours(path: Path) -> Loaded:
+    flat, config = load_weights(path)
+    if config.get("format") != FORMAT:
+        raise CheckpointError(f"{str(path)!r} is an augframe checkpoint but not a DiffStyleTS one "
+                              f"(format {config.get('format')!r})")
+    states: dict[str, dict[str, torch.Tensor]] = {n: {} for n in MODULES}
+    bank: dict[str, torch.Tensor] = {}
+    for key, value in flat.items():
+        prefix, _, rest = key.partition(".")
+        if prefix == BANK:
+            bank[rest] = value
+        elif prefix in states:
+            states[prefix][rest] = value
+        else:
+            raise CheckpointError(f"{str(path)!r}: key {key!r} belongs to no DiffStyleTS module {MODULES}")
+    return Loaded(
+        model_cfg=from_mapping(ModelConfig, config["model"], f"{path}: model config"),
+        states=states,
+        normaliser=Normaliser.from_dict(config["normaliser"]),
+        class_names=tuple(config.get("class_names", ())),
+        leads=tuple(config.get("leads", ("II",))),
+        mode=config.get("mode"),
+        style_bank=(bank["styles"], bank["labels"]) if bank else None,
+        sha256=sha256_file(path),
+        layout="augframe",
+    )
+
+
+def _load_reference(path: Path) -> Loaded:
+    payload = load_torch_checkpoint(path)
+    missing = [k for k in MODULES if not isinstance(payload, Mapping) or k not in payload]
+    if missing:
+        have = sorted(payload) if isinstance(payload, Mapping) else type(payload).__name__
+        raise CheckpointError(
+            f"{str(path)!r} is not a DiffStyleTS checkpoint in the reference layout: missing {missing} "
+            f"(it has {have}); expected keys content_encoder, style_encoder, unet, config"
+        )
+    ref = dict(payload.get("config", {}))
+    known = {"content_dim", "style_dim", "model_channels", "num_classes"}
+    cfg = ModelConfig(**{k: int(v) for k, v in ref.items() if k in known})
+    return Loaded(
+        model_cfg=cfg,
+        states={k: dict(payload[k]) for k in MODULES},
+        normaliser=None,
+        class_names=(),
+        leads=("II",),  # the reference trains on MIMIC-IV-ECG lead II
+        mode="faithful",
+        style_bank=None,
+        sha256=sha256_file(path),
+        layout="reference",
+    )
+
+
+def load_model(loaded: Loaded, cfg: ModelConfig | None = None) -> DiffStyleTS:
+    """Build the model (``cfg`` or the checkpoint's own) and load the weights; mismatches are named."""
+    model = DiffStyleTS(cfg or loaded.model_cfg)
+    for name in MODULES:
+        load_into(getattr(model, name), loaded.states[name], what=f"DiffStyleTS {name}")
+    return model

@@ -1,0 +1,360 @@
+"""The DiffStyleTS generator: fit on windows, generate counterfactuals (transfer) or samples.
+
+``generate`` is cheap to call again with new seeds: the networks, the schedule and the style bank stay
+on the device, every call is micro-batched under ``torch.inference_mode`` and each sample's noise
+comes from its own seed, so a pipeline asking "until N accepted" can call it repeatedly.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+import torch
+
+from augframe.errors import PluginError, ValidationError, require_choice
+from augframe.protocols import Candidates, GenerationRequest, GeneratorInfo
+from augframe.signals import ECGBatch
+from augframe.training import autocast, resolve_device
+from augframe.windows import as_windows
+from augframe_diffstylets import checkpoints
+from augframe_diffstylets.config import (
+    LENGTH_POLICIES, PRECISIONS, STYLE_SOURCES, ModelConfig, SamplerConfig, TrainConfig, check_mode,
+    from_mapping, to_dict,
+)
+from augframe_diffstylets.model import DiffStyleTS
+from augframe_diffstylets.normalise import Normaliser, fit_normaliser
+from augframe_diffstylets.sampler import ddim_sample, sdedit
+from augframe_diffstylets.schedule import CosineSchedule
+from augframe_diffstylets.smoothing import savgol
+
+NAME = "diffstylets"
+VERSION = "0.1.0"
+CHECKPOINT_FILE = "diffstylets.safetensors"
+REFERENCE_CLASSES = ("N", "A")  # the reference's label 0 = sinus rhythm, 1 = AFib
+
+
+def resample_length(x: torch.Tensor, n: int) -> torch.Tensor:
+    """FFT resampling of ``x [..., L]`` to ``n`` samples on its device (scipy.signal.resample's method)."""
+    m = x.shape[-1]
+    if m == n:
+        return x
+    spec = torch.fft.rfft(x.float(), dim=-1)
+    keep = min(spec.shape[-1], n // 2 + 1)
+    out = torch.zeros(*spec.shape[:-1], n // 2 + 1, dtype=spec.dtype, device=x.device)
+    out[..., :keep] = spec[..., :keep]
+    return torch.fft.irfft(out, n=n, dim=-1) * (n / m)
+
+
+class DiffStyleTSGenerator:
+    """DiffStyleTS as an augframe generator (see docs/diffstylets.md for every parameter)."""
+
+    def __init__(self, mode: str = "improved", checkpoint: str | None = None, device: str = "auto",
+                 style_source: str = "self", length_policy: str = "reject", precision: str = "auto",
+                 micro_batch: int = 32, bank_per_class: int = 256, model: Mapping[str, Any] | None = None,
+                 sampler: Mapping[str, Any] | None = None, train: Mapping[str, Any] | None = None,
+                 registry: Any = None) -> None:
+        self.registry = registry  # where the stage-2 judge comes from (default: Registry.discover())
+        self.mode = check_mode(mode)
+        self.style_source = require_choice("style_source", style_source, STYLE_SOURCES)
+        self.length_policy = require_choice("length_policy", length_policy, LENGTH_POLICIES)
+        self.precision = require_choice("precision", precision, PRECISIONS)
+        if micro_batch < 1:
+            raise ValidationError(f"micro_batch={micro_batch} must be >= 1")
+        self.device = resolve_device(device)
+        self.micro_batch, self.bank_per_class = int(micro_batch), int(bank_per_class)
+        self.sampler_cfg = from_mapping(SamplerConfig, sampler, "diffstylets sampler")
+        self.train_cfg = from_mapping(TrainConfig, train, "diffstylets train")
+        self.model_cfg = from_mapping(ModelConfig, model, "diffstylets model")
+        self.schedule = CosineSchedule(device=self.device)
+        self.model: DiffStyleTS | None = None
+        self.normaliser = Normaliser()
+        self.class_names: tuple[str, ...] = ()
+        self.leads: tuple[str, ...] = ("II",)
+        self.style_bank: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.checkpoint_sha256: str | None = None
+        self.checkpoint_layout: str | None = None
+        self._bf16_unet: torch.nn.Module | None = None
+        self._bf16_source: torch.nn.Module | None = None
+        if checkpoint is not None:
+            self.load(checkpoint, model_given=model is not None)
+
+    # ---- protocol ------------------------------------------------------------------------------
+    @property
+    def info(self) -> GeneratorInfo:
+        params = {
+            "mode": self.mode, "style_source": self.style_source, "length_policy": self.length_policy,
+            "precision": self.precision, "device": self.device, "sampler": to_dict(self.sampler_cfg),
+            "model": to_dict(self.model.cfg if self.model is not None else self.model_cfg),
+            "normaliser": self.normaliser.to_dict(), "class_names": list(self.class_names),
+            "checkpoint_layout": self.checkpoint_layout,
+        }
+        return GeneratorInfo(NAME, VERSION, self.checkpoint_sha256, json.loads(json.dumps(params)))
+
+    @property
+    def request_kinds(self) -> frozenset[str]:
+        return frozenset({"transfer", "sample"})
+
+    # ---- weights -------------------------------------------------------------------------------
+    def load(self, path: str | Path, model_given: bool = False) -> None:
+        """Load our safetensors checkpoint or the reference's .pt layout (no renaming needed)."""
+        loaded = checkpoints.load(path)
+        self.model = checkpoints.load_model(loaded, self.model_cfg if model_given else None).to(self.device).eval()
+        self.model_cfg = self.model.cfg
+        self.normaliser = loaded.normaliser or Normaliser()
+        self.class_names = loaded.class_names or (REFERENCE_CLASSES if loaded.model_cfg.num_classes == 2 else ())
+        self.leads = loaded.leads
+        self.style_bank = None if loaded.style_bank is None else tuple(t.to(self.device) for t in loaded.style_bank)
+        self.checkpoint_sha256, self.checkpoint_layout = loaded.sha256, loaded.layout
+
+    def save(self, path: str | Path) -> str:
+        """Write the fitted model to ``path`` (.safetensors); returns its SHA-256."""
+        model = self._need_model()
+        sha = checkpoints.save(path, model, normaliser=self.normaliser, class_names=self.class_names,
+                               leads=self.leads, mode=self.mode, style_bank=self.style_bank)
+        self.checkpoint_sha256, self.checkpoint_layout = sha, "augframe"
+        return sha
+
+    def _need_model(self) -> DiffStyleTS:
+        if self.model is None:
+            raise PluginError("diffstylets has no weights yet: pass checkpoint=PATH or call fit(train) first")
+        return self.model
+
+    # ---- training ------------------------------------------------------------------------------
+    def fit(self, train: Any, *, seed: int = 0, workdir: Path | None = None) -> dict[str, Any]:
+        """Two-stage training on a WindowDataset (or ECGBatch); resumes from ``workdir`` if a state exists."""
+        from augframe_diffstylets.train import Trainer
+
+        data = as_windows(train)
+        cfg = self._model_cfg_for(data)
+        self.class_names = tuple(data.class_names)
+        self.leads = tuple(data.leads)
+        self.normaliser = fit_normaliser(data, self.mode, seed)
+        torch.manual_seed(seed)
+        self.model = DiffStyleTS(cfg).to(self.device)
+        judge, index = self._judge(data.class_names)
+        workdir = Path(workdir) if workdir is not None else None
+        trainer = Trainer(self.model, data, mode=self.mode, cfg=self.train_cfg, normaliser=self.normaliser,
+                          device=self.device, seed=seed, workdir=workdir, judge=judge, judge_index=index,
+                          precision=self.precision)
+        history = trainer.run()
+        if trainer.ema is not None:
+            trainer.ema.copy_to(self.model)
+        self.model.eval()
+        self.style_bank = self._styles_of(data, seed)
+        result: dict[str, Any] = {"history": history, "epochs": trainer.epoch}
+        if workdir is not None:
+            result["checkpoint"] = str(workdir / CHECKPOINT_FILE)
+            result["sha256"] = self.save(workdir / CHECKPOINT_FILE)
+        return result
+
+    def _model_cfg_for(self, data: Any) -> ModelConfig:
+        if len(data.leads) != self.model_cfg.in_channels:
+            raise ValidationError(
+                f"training data has {len(data.leads)} leads {tuple(data.leads)} but the model takes "
+                f"in_channels={self.model_cfg.in_channels}; select leads first or set model.in_channels"
+            )
+        length = int(np.asarray(data[0][0]).shape[-1])
+        return attrs.evolve(self.model_cfg, signal_length=length, fs=float(data.fs),
+                            num_classes=max(2, len(data.class_names)))
+
+    def _judge(self, class_names: tuple[str, ...]) -> tuple[Any, torch.Tensor | None]:
+        cfg = self.train_cfg
+        if cfg.stage2_epochs == 0 or not cfg.judge or cfg.w_flip == 0:
+            return None, None
+        from augframe.plugins import Registry
+
+        registry = self.registry if self.registry is not None else Registry.discover()
+        judge = registry.create("classifier", cfg.judge, dict(cfg.judge_params))
+        judge = judge.to(self.device).eval()
+        for p in judge.parameters():
+            p.requires_grad_(False)
+        names = tuple(getattr(judge, "class_names", ()))
+        missing = [c for c in class_names if c not in names]
+        if missing:
+            raise ValidationError(
+                f"judge classifier {cfg.judge!r} has classes {names}; it cannot score {missing}; "
+                "pick a judge trained on the same classes (train.judge)"
+            )
+        return judge, torch.tensor([names.index(c) for c in class_names], device=self.device)
+
+    @torch.inference_mode()
+    def _styles_of(self, data: Any, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Style vectors of up to ``bank_per_class`` windows per class (the reference/prototype bank)."""
+        from augframe.seeding import numpy_rng
+
+        labels = np.asarray(data.labels)
+        rng = numpy_rng(seed, 0x57)
+        idx = np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:self.bank_per_class]
+                              for c in range(self.model.cfg.num_classes)]).astype(np.int64)
+        styles = []
+        for s in range(0, len(idx), self.micro_batch):
+            x = torch.from_numpy(np.stack([np.asarray(data[int(i)][0]) for i in idx[s:s + self.micro_batch]]))
+            styles.append(self.model.style_encoder(self.normaliser.forward(x.to(self.device).float()))[0].float())
+        return torch.cat(styles), torch.as_tensor(labels[idx], device=self.device)
+
+    def set_style_bank(self, data: Any, seed: int = 0) -> None:
+        """Build the style bank (for style_source reference/prototype) from real labelled windows."""
+        self._need_model()
+        self.style_bank = self._styles_of(as_windows(data), seed)
+
+    # ---- generation ----------------------------------------------------------------------------
+    def generate(self, request: GenerationRequest) -> Candidates:
+        model = self._need_model()
+        if request.kind not in self.request_kinds:
+            raise ValidationError(f"diffstylets serves {sorted(self.request_kinds)} requests, not {request.kind!r}")
+        sampler = self._sampler_for(request.options)
+        labels = self._model_labels(request)
+        # candidates carry the request's labels in the request's class naming
+        out_labels = np.asarray(request.labels, dtype=np.int64)
+        out_names = tuple(request.class_names) or self.class_names
+        if request.kind == "transfer":
+            x = self._sources_to_model(request.sources)
+            out = self._run_chunks(request, labels, sampler, x)
+            signals = self._model_to_sources(out, request.sources)
+            src = request.sources
+            batch = ECGBatch(signals, src.fs, src.leads, labels=out_labels, class_names=out_names,
+                             ids=[f"{NAME}:{i}:{s}" for i, s in zip(src.ids, request.seeds)], units=src.units)
+            return Candidates(batch, request.seeds, self.info, source_ids=src.ids)
+        out = self._run_chunks(request, labels, sampler, None)
+        signals = self.normaliser.inverse(out).cpu().numpy()
+        batch = ECGBatch(signals, model.cfg.fs, self.leads, labels=out_labels, class_names=out_names,
+                         ids=[f"{NAME}:sample:{s}" for s in request.seeds])
+        return Candidates(batch, request.seeds, self.info)
+
+    def _sampler_for(self, options: Mapping[str, Any]) -> SamplerConfig:
+        fields = {a.name for a in attrs.fields(SamplerConfig)}
+        given = {k: v for k, v in options.items() if k in fields}
+        unknown = [k for k in options if k not in fields and k not in ("references",)]
+        if unknown:
+            from augframe.errors import suggest
+
+            raise ValidationError(f"diffstylets request option {unknown[0]!r} is unknown{suggest(unknown[0], fields)}")
+        return attrs.evolve(self.sampler_cfg, **given) if given else self.sampler_cfg
+
+    def _model_labels(self, request: GenerationRequest) -> np.ndarray:
+        labels = np.asarray(request.labels)
+        if labels.ndim != 1:
+            raise ValidationError("diffstylets needs class-index labels (N,), not multi-hot rows")
+        if request.class_names and self.class_names and tuple(request.class_names) != self.class_names:
+            unknown = [c for c in request.class_names if c not in self.class_names]
+            if unknown and any(request.class_names[j] in unknown for j in labels):
+                raise ValidationError(f"requested classes {unknown} are not among the model's {self.class_names}")
+            labels = np.array([self.class_names.index(request.class_names[j]) for j in labels], dtype=np.int64)
+        n_classes = self._need_model().cfg.num_classes
+        if len(labels) and (labels.min() < 0 or labels.max() >= n_classes):
+            raise ValidationError(f"requested labels must be class indices 0..{n_classes - 1} {self.class_names}")
+        return labels.astype(np.int64)
+
+    def _sources_to_model(self, src: ECGBatch) -> torch.Tensor:
+        cfg = self._need_model().cfg
+        if src.n_leads != cfg.in_channels:
+            raise ValidationError(
+                f"sources have {src.n_leads} leads {src.leads}; the model takes {cfg.in_channels}: "
+                "pick the lead with ECGBatch.select_leads"
+            )
+        x = src.torch(self.device).float()
+        bad = ~torch.isfinite(x).reshape(len(x), -1).all(dim=1)
+        if bool(bad.any()):
+            first = int(torch.nonzero(bad)[0])
+            raise ValidationError(f"source {src.ids[first]!r} contains NaN or Inf; drop or clean it before generating")
+        same = src.n_samples == cfg.signal_length and abs(src.fs - cfg.fs) < 1e-6
+        if not same:
+            if self.length_policy == "reject":
+                raise ValidationError(
+                    f"sources are {src.n_samples} samples at {src.fs:g} Hz but the model was trained on "
+                    f"{cfg.signal_length} samples at {cfg.fs:g} Hz; window/resample them, or set "
+                    "length_policy='resample'"
+                )
+            x = resample_length(x, cfg.signal_length)
+        return self.normaliser.forward(x)
+
+    def _model_to_sources(self, out: torch.Tensor, src: ECGBatch) -> np.ndarray:
+        return resample_length(self.normaliser.inverse(out), src.n_samples).float().cpu().numpy()
+
+    def _styles_for(self, request: GenerationRequest, idx: np.ndarray, labels: torch.Tensor,
+                    own: torch.Tensor | None) -> torch.Tensor:
+        if self.style_source == "self" and own is not None:
+            return own
+        refs = request.options.get("references")
+        if refs is not None:
+            r = self._sources_to_model(refs.select(idx))
+            return self.model.style_encoder(r)[0]
+        if self.style_bank is None:
+            raise ValidationError(
+                f"style_source={self.style_source!r} needs a style bank: fit() builds one, or call "
+                "set_style_bank(real_windows), or pass options={'references': ECGBatch}"
+            )
+        styles, bank_labels = self.style_bank
+        out = torch.empty(len(idx), styles.shape[1], device=self.device)
+        seeds = torch.as_tensor(request.seeds[idx], device=self.device)
+        for c in labels.unique().tolist():
+            rows = styles[bank_labels == c]
+            if len(rows) == 0:
+                raise ValidationError(f"the style bank has no ECG of class {self.class_names[c]!r}")
+            sel = labels == c
+            if self.style_source == "prototype" or (self.style_source == "self" and own is None):
+                out[sel] = rows.mean(0)
+            else:  # one real ECG of the target class, chosen by the sample's seed
+                out[sel] = rows[seeds[sel] % len(rows)]
+        return out
+
+    def _eps_model(self) -> Any:
+        """The UNet call the sampler uses.
+
+        ``precision='bfloat16'`` on the CPU runs a bf16 copy of the UNet weights (oneDNN bf16/AMX
+        kernels, no per-op casts); the sampler's own state (x_t, DDIM update, x0 clamp) stays float32.
+        On CUDA, bf16 comes from autocast instead (``precision='auto'`` or ``'bfloat16'``).
+        """
+        unet = self.model.unet
+        if self.precision != "bfloat16" or not str(self.device).startswith("cpu"):
+            return unet
+        if self._bf16_unet is None or self._bf16_source is not unet:
+            import copy
+
+            self._bf16_unet = copy.deepcopy(unet).to(torch.bfloat16).eval()
+            self._bf16_source = unet
+        bf = self._bf16_unet
+
+        def call(x, t, content, style, labels):
+            return bf(x.to(torch.bfloat16), t, content.to(torch.bfloat16), style.to(torch.bfloat16), labels).float()
+
+        return call
+
+    @torch.inference_mode()
+    def _run_chunks(self, request: GenerationRequest, labels: np.ndarray, sc: SamplerConfig,
+                    x_all: torch.Tensor | None) -> torch.Tensor:
+        model, cfg = self.model, self.model.cfg
+        clamp = self.normaliser.clamp if self.mode == "improved" else sc.clamp
+        outs = []
+        unet = self._eps_model()
+        use_autocast = self.precision != "float32" and str(self.device).startswith("cuda")
+        for s in range(0, len(request), self.micro_batch):
+            idx = np.arange(s, min(s + self.micro_batch, len(request)))
+            y = torch.as_tensor(labels[idx], device=self.device)
+            seeds = request.seeds[idx]
+            with autocast(self.device, enabled=use_autocast):
+                if x_all is not None:
+                    x = x_all[idx[0]:idx[-1] + 1]
+                    content, own = model.encode(x)
+                    style = self._styles_for(request, idx, y, own)
+                    out, _ = sdedit(unet, self.schedule, x, content.float(), style.float(), y, seeds,
+                                    null_class=cfg.null_class, strength=sc.strength, steps=sc.steps,
+                                    guidance=sc.guidance, eta=sc.eta, clamp=clamp, mode=self.mode)
+                else:
+                    from augframe.seeding import randn
+
+                    content = randn(seeds, (cfg.content_dim,), stream=1 << 20, device=self.device)
+                    style = self._styles_for(request, idx, y, None)
+                    out = ddim_sample(unet, self.schedule, (cfg.in_channels, cfg.signal_length), content,
+                                      style.float(), y, seeds, null_class=cfg.null_class, steps=sc.steps,
+                                      guidance=sc.guidance, eta=sc.eta, clamp=clamp)
+            out = out.float()
+            if sc.smooth:
+                out = savgol(out, sc.savgol_window, sc.savgol_order)
+            outs.append(out)
+        return torch.cat(outs) if outs else torch.zeros(0, cfg.in_channels, cfg.signal_length, device=self.device)

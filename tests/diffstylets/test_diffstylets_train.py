@@ -1,0 +1,124 @@
+"""Training on real CinC 2017 windows: the loss falls, resume is exact, stage 2 trains (improved) or monitors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from augframe.errors import ValidationError
+from augframe.training import TrainLog
+from augframe_diffstylets.config import ModelConfig, TrainConfig
+from augframe_diffstylets.model import DiffStyleTS
+from augframe_diffstylets.normalise import fit_normaliser
+from augframe_diffstylets.train import LOG_FILE, STATE_FILE, Trainer
+from augframe.windows import as_windows
+
+from diffstylets_helpers import CROP, TINY, TinyJudge
+
+
+def _trainer(data, mode, workdir=None, judge=None, seed=0, **train):
+    cfg = ModelConfig(signal_length=CROP, fs=250.0, **TINY)
+    windows = as_windows(data)
+    torch.manual_seed(seed)
+    model = DiffStyleTS(cfg)
+    tc = TrainConfig(**{"batch_size": 8, "lr": 2e-3, "judge": "", **train})
+    return Trainer(model, windows, mode=mode, cfg=tc, normaliser=fit_normaliser(windows, mode), seed=seed,
+                   workdir=workdir, judge=judge)
+
+
+def test_stage1_loss_falls_over_a_few_hundred_steps(fitted):
+    """The session's fitted generator (conftest.FIT_TRAIN): 204 stage-1 steps on real CinC windows."""
+    _gen, result, workdir = fitted
+    history = result["history"]
+    mse = np.asarray(history["step_mse"][:204])
+    assert len(mse) == 204 and len(history["stage1_mse"]) == 12
+    first, last = mse[:40].mean(), mse[-40:].mean()
+    assert last < 0.8 * first, (first, last)
+    ce = np.asarray(history["step_ce"][:204])
+    assert ce[-40:].mean() < ce[:40].mean()
+    log = TrainLog.read(workdir / LOG_FILE)
+    assert [r["stage"] for r in log] == [1] * 12 + [2]
+    assert log[-1]["samples_per_s"] > 0 and log[-1]["flip"] > 0
+
+
+@pytest.mark.parametrize("mode,ema", [("improved", 0.9), ("faithful", None)])
+def test_resume_gives_the_same_weights_as_uninterrupted(short_windows, tmp_path, mode, ema):
+    kw = dict(stage1_epochs=1, stage2_epochs=1, checkpoint_every=1, max_steps_per_epoch=2, ema_decay=ema,
+              flip_steps=2)
+    straight = _trainer(short_windows, mode, tmp_path / "a", **kw)
+    straight.run()
+    first = _trainer(short_windows, mode, tmp_path / "b", **kw)
+    first.run(stop_after_epoch=1)
+    assert (tmp_path / "b" / STATE_FILE).is_file()
+    torch.manual_seed(12345)  # a resumed process starts with whatever global RNG state it has
+    resumed = _trainer(short_windows, mode, tmp_path / "b", seed=0, **kw)
+    resumed.run()
+    assert resumed.epoch == straight.epoch == 2
+    for (k, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), k
+    if ema:
+        for k, v in straight.ema.shadow.items():
+            assert torch.equal(v, resumed.ema.shadow[k]), k
+    assert straight.history["step_loss"] == resumed.history["step_loss"]
+
+
+def test_improved_stage2_trains_through_a_frozen_judge(short_windows):
+    judge = TinyJudge().eval()
+    for p in judge.parameters():
+        p.requires_grad_(False)
+    before = {k: v.clone() for k, v in judge.state_dict().items()}
+    trainer = _trainer(short_windows, "improved", judge=judge, stage1_epochs=0, stage2_epochs=1,
+                       max_steps_per_epoch=2)
+    x, y = torch.from_numpy(short_windows.signals[:8]), torch.as_tensor(short_windows.labels[:8])
+    x = trainer.normaliser.forward(x)
+    trainer.model.train()
+    flip, sim = trainer._flip_terms(x, y, *trainer.model.encode(x))
+    flip.backward()
+    grads = [p.grad for p in trainer.model.unet.parameters() if p.grad is not None]
+    assert grads and any(float(g.abs().sum()) > 0 for g in grads)  # the flip loss reaches the generator
+    assert all(p.grad is None for p in judge.parameters())
+    trainer.model.zero_grad()
+    trainer.run()
+    assert trainer.history["stage2_flip"][0] > 0 and trainer.history["stage2_sim"][0] > 0
+    assert all(torch.equal(v, judge.state_dict()[k]) for k, v in before.items())
+    assert not judge.training
+
+
+def test_faithful_stage2_only_monitors(short_windows):
+    judge = TinyJudge().eval()
+    trainer = _trainer(short_windows, "faithful", judge=judge, stage1_epochs=0, stage2_epochs=1,
+                       max_steps_per_epoch=1, flip_steps=3)
+    trainer.run()
+    assert "stage2_flip" in trainer.history and "stage2_sim" in trainer.history
+    # faithful stage 2 drops the CE/KL terms and its flip/sim terms carry no gradient
+    x, y = torch.from_numpy(short_windows.signals[:8]), torch.as_tensor(short_windows.labels[:8])
+    monitor = trainer._monitor(trainer.normaliser.forward(x), y, 0)
+    assert all(not v.requires_grad for v in monitor.values())
+
+
+def test_cfg_dropout_per_batch_faithful_per_sample_improved(short_windows):
+    y = torch.zeros(4000, dtype=torch.long)
+    torch.manual_seed(0)
+    per_sample = _trainer(short_windows, "improved")._cfg_labels(y)
+    assert 0.07 < float((per_sample == 2).float().mean()) < 0.13
+    faithful = _trainer(short_windows, "faithful")
+    rows = [faithful._cfg_labels(y[:16]) for _ in range(300)]
+    assert all(bool((r == 2).all()) or bool((r == 0).all()) for r in rows)
+    assert 10 < sum(bool((r == 2).all()) for r in rows) < 60
+
+
+def test_bad_labels_are_named(short_windows):
+    bad = short_windows.with_signals(short_windows.signals, labels=np.full(len(short_windows), -1),
+                                     class_names=())
+    with pytest.raises(ValidationError, match="class indices"):
+        _trainer(bad, "improved")
+
+
+def test_train_state_file_is_weights_only_loadable(short_windows, tmp_path):
+    _trainer(short_windows, "improved", tmp_path, stage1_epochs=1, stage2_epochs=0, max_steps_per_epoch=1).run()
+    state = torch.load(tmp_path / STATE_FILE, weights_only=True)
+    assert state["counters"]["epoch"] == 1 and "opt" in state["optimizers"]
+    assert json.loads(state["config_json"])["mode"] == "improved"
