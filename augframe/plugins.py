@@ -191,6 +191,38 @@ class Registry:
         return self._provisions[kind]
 
 
+class lazy:
+    """A factory that imports ``"package.module.attr"`` on first call, keeping plugin import cheap.
+
+    ``inspect.signature`` sees the target's parameters, so the registry still names a wrong
+    parameter without the caller importing anything first::
+
+        register("my-gen", lazy("my_plugin.generator.MyGenerator"))
+    """
+
+    def __init__(self, target: str) -> None:
+        module, _, attr = target.rpartition(".")
+        if not module or not attr:
+            raise PluginError(f"lazy factory target {target!r} must be 'package.module.attr'")
+        self.target = target
+
+    def resolve(self) -> Callable[..., Any]:
+        import importlib
+
+        module, _, attr = self.target.rpartition(".")
+        return getattr(importlib.import_module(module), attr)
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        return inspect.signature(self.resolve())
+
+    def __call__(self, **params: Any) -> Any:
+        return self.resolve()(**params)
+
+    def __repr__(self) -> str:
+        return f"<lazy factory {self.target}>"
+
+
 def _intersect(a: frozenset[str] | None, b: frozenset[str] | None) -> frozenset[str] | None:
     if a is None:
         return b

@@ -72,3 +72,17 @@ def test_env_allow_and_block(monkeypatch):
     monkeypatch.delenv("AUGFRAME_PLUGINS")
     monkeypatch.setenv("AUGFRAME_DISABLE_PLUGINS", "sources")
     assert "sources" not in [p.name for p in Registry.discover().plugins()]
+
+
+def test_lazy_factory_exposes_target_signature():
+    import inspect
+
+    from augframe.plugins import lazy
+
+    f = lazy("augframe.training.EMA")
+    assert list(inspect.signature(f).parameters) == ["module", "decay"]
+    reg = Registry()
+    reg.register_module(_plugin("lz", lambda r, _: r("lazy-pass", lazy(f"{__name__}._Pass")), None))
+    assert reg.create("filter", "lazy-pass", {"threshold": 0.2}).threshold == 0.2
+    with pytest.raises(PluginError, match="did you mean 'threshold'"):
+        reg.create("filter", "lazy-pass", {"threshol": 0.2})
