@@ -21,6 +21,16 @@ import numpy as np
 TMP_SUFFIX = ".tmp"
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+#: Files get the permissions an ordinary ``open(path, "w")`` would give (mkstemp alone gives 0600).
+DEFAULT_MODE = 0o666 & ~_current_umask()
+
+
 def fsync_dir(path: str | os.PathLike[str]) -> None:
     """Flush a directory entry (the record of a rename) to disk; a no-op where unsupported."""
     try:
@@ -36,10 +46,11 @@ def fsync_dir(path: str | os.PathLike[str]) -> None:
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[Any]]:
+def atomic_open(path: str | os.PathLike[str], mode: str = "wb", *, perms: int | None = None) -> Iterator[IO[Any]]:
     """Open a temp file for writing; on clean exit it is fsynced and renamed onto ``path``.
 
-    On an exception the temp file is removed and ``path`` is left as it was.
+    On an exception the temp file is removed and ``path`` is left as it was. ``perms`` are the
+    final file permissions (default: what ``open`` would give under the current umask).
     """
     if "w" not in mode:
         raise ValueError(f"atomic_open writes only; got mode {mode!r}")
@@ -47,6 +58,8 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[A
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=TMP_SUFFIX, dir=target.parent)
     try:
+        with contextlib.suppress(OSError):  # e.g. filesystems without POSIX permissions
+            os.fchmod(fd, DEFAULT_MODE if perms is None else perms)
         with os.fdopen(fd, mode) as f:
             yield f
             f.flush()

@@ -18,6 +18,7 @@ bank works in DataLoader workers and its RAM cost does not grow with its size.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import json
 import os
@@ -66,6 +67,8 @@ class Bank:
         self._fds: dict[int, tuple[int, int]] = {}
         self._verified: set[int] = set()
         self._pid = os.getpid()
+        self._row_shape = (len(meta["leads"]), int(meta["n_samples"]))
+        self._row_bytes = 4 * self._row_shape[0] * self._row_shape[1]
         if writable:
             self._acquire_lock()
             self._remove_orphans()
@@ -152,7 +155,7 @@ class Bank:
 
     @property
     def keys(self) -> tuple[str, ...]:
-        return tuple(self._keys)
+        return tuple(self._keys.tolist())
 
     @property
     def n_shards(self) -> int:
@@ -162,22 +165,38 @@ class Bank:
         return int(self._offsets[-1])
 
     def __contains__(self, key: object) -> bool:
-        return key in self._key_index
+        return key in self._index()
 
     def index_of(self, key: str) -> int:
-        if key not in self._key_index:
+        index = self._index()
+        if key not in index:
             raise BankError(f"bank {str(self.path)!r} has no sample with key {key!r}")
-        return self._key_index[key]
+        return index[key]
 
     def missing(self, keys: Iterable[str]) -> list[str]:
         """The given keys that are not yet in the bank (what a resumed run still has to make)."""
-        return [k for k in keys if k not in self._key_index]
+        index = self._index()
+        return [k for k in keys if k not in index]
+
+    def _index(self) -> dict[str, int]:
+        """key -> position, built on first use (readers that only sample never pay for it)."""
+        if self._key_index is None:
+            self._key_index = {k: i for i, k in enumerate(self._keys.tolist())}
+        return self._key_index
 
     def rows(self, index: Any = None) -> list[dict[str, Any]]:
-        """Manifest rows (provenance, filter scores) of all samples or of ``index``."""
-        if index is None:
-            return list(self._rows)
-        return [self._rows[int(i)] for i in np.atleast_1d(np.asarray(index, dtype=np.int64))]
+        """Manifest rows (provenance, filter scores) of all samples or of ``index``, read from the shards.
+
+        Rows are not kept in memory (only keys and labels are), so a bank's RAM cost stays small.
+        """
+        idx = np.arange(len(self)) if index is None else np.atleast_1d(np.asarray(index, dtype=np.int64))
+        shard_of = np.searchsorted(self._offsets, idx, side="right") - 1
+        out: list[dict[str, Any]] = [{} for _ in idx]
+        for s in np.unique(shard_of):
+            rows = self._read_manifest(self.path / self._shards[int(s)]["json"])["rows"]
+            for j in np.flatnonzero(shard_of == s):
+                out[j] = rows[int(idx[j] - self._offsets[s])]
+        return out
 
     def __repr__(self) -> str:
         return (f"Bank({str(self.path)!r}, n={len(self)}, shards={self.n_shards}, fs={self.fs:g}, "
@@ -185,14 +204,15 @@ class Bank:
 
     # ---- reading -----------------------------------------------------------------------------
     def __getitem__(self, i: int) -> tuple[np.ndarray, Any]:
-        n = len(self)
+        offsets = self._offsets_list
+        n = offsets[-1]
         i = int(i)
         if not -n <= i < n:
             raise IndexError(f"bank index {i} out of range for {n} samples")
         i %= n
-        s = int(np.searchsorted(self._offsets, i, side="right")) - 1
+        s = bisect.bisect_right(offsets, i) - 1
         label = self._labels[i]
-        return self._read_row(s, i - int(self._offsets[s])), (int(label) if self._labels.ndim == 1 else label)
+        return self._read_row(s, i - offsets[s]), (int(label) if self._labels.ndim == 1 else label)
 
     def _read_row(self, s: int, j: int) -> np.ndarray:
         """One sample read with a positioned read (pread) into a fresh buffer.
@@ -201,14 +221,13 @@ class Bank:
         DataLoader worker sampling a large bank would grow with the bank; a pread leaves the data
         in the OS page cache only, and costs one system call per item.
         """
-        fd, offset = self._shard_fd(s)
-        shape = (len(self.leads), self.n_samples)
-        nbytes = 4 * shape[0] * shape[1]
+        fd, offset = self._fds.get(s) if self._pid == os.getpid() and s in self._fds else self._shard_fd(s)
+        nbytes = self._row_bytes
         buf = bytearray(nbytes)
-        got = os.preadv(fd, [buf], offset + j * nbytes) if hasattr(os, "preadv") else _pread_into(fd, buf, offset + j * nbytes)
+        got = _preadv(fd, buf, offset + j * nbytes)
         if got != nbytes:
             raise BankError(f"bank shard {self._shards[s]['npy']} is shorter than its manifest says; verify the bank")
-        return np.frombuffer(buf, dtype=np.float32).reshape(shape)
+        return np.frombuffer(buf, dtype=np.float32).reshape(self._row_shape)
 
     def _shard_fd(self, s: int) -> tuple[int, int]:
         self._check_pid()
@@ -262,7 +281,7 @@ class Bank:
         """Samples (all, or ``index``) as an in-memory ECGBatch with their keys as ids."""
         idx = np.arange(len(self)) if index is None else np.atleast_1d(np.asarray(index, dtype=np.int64))
         return ECGBatch(self.signals(idx), self.fs, self.leads, labels=self._labels[idx],
-                        class_names=self.class_names, ids=[self._keys[i] for i in idx], units=self.units)
+                        class_names=self.class_names, ids=self._keys[idx].tolist(), units=self.units)
 
     def _shard_array(self, s: int) -> np.ndarray:
         """The memory map of shard ``s`` (for bulk reads), opened once per process."""
@@ -312,9 +331,10 @@ class Bank:
         if len(set(keys)) != len(keys):
             dup = next(k for k in keys if keys.count(k) > 1)
             raise BankError(f"append has the key {dup!r} more than once; every sample needs a unique key")
-        keep = [i for i, k in enumerate(keys) if k not in self._key_index]
+        known = self._index()
+        keep = [i for i, k in enumerate(keys) if k not in known]
         if len(keep) != len(keys) and not skip_existing:
-            dup = next(k for k in keys if k in self._key_index)
+            dup = next(k for k in keys if k in known)
             raise BankError(f"the bank already holds key {dup!r}; pass skip_existing=True when resuming")
         if not keep:
             return 0
@@ -415,54 +435,64 @@ class Bank:
                 p.unlink()
 
     def _load_manifests(self) -> None:
+        """Keys, labels and shard offsets from the committed manifests (rows are not kept)."""
         self._shards: list[dict[str, Any]] = []
-        self._rows: list[dict[str, Any]] = []
-        self._keys: list[str] = []
-        self._key_index: dict[str, int] = {}
-        self._label_list: list[Any] = []
-        self._offsets = np.zeros(1, dtype=np.int64)
-        files = sorted(p for p in self.path.glob("shard-*.json") if _SHARD_RE.match(p.name))
+        keys: list[str] = []
+        labels: list[Any] = []
         offsets = [0]
+        files = sorted(p for p in self.path.glob("shard-*.json") if _SHARD_RE.match(p.name))
         for p in files:
-            try:
-                manifest = json.loads(p.read_text())
-            except json.JSONDecodeError as exc:  # cannot happen through append (atomic); hand edits can
-                raise BankError(f"bank manifest {p} is corrupt ({exc}); delete it and its .npy, then resume") from exc
-            self._add_shard({**manifest, "json": p.name}, offsets)
+            manifest = self._read_manifest(p)
+            rows = manifest.pop("rows")
+            keys.extend(r["key"] for r in rows)
+            labels.extend(r["label"] for r in rows)
+            self._shards.append({**manifest, "json": p.name})
+            offsets.append(offsets[-1] + len(rows))
+        self._offsets = np.asarray(offsets, dtype=np.int64)
+        self._offsets_list = offsets
+        self._keys = np.asarray(keys, dtype=str) if keys else np.zeros(0, dtype="<U1")
+        self._labels = self._label_array(labels)
+        self._key_index: dict[str, int] | None = None
+        if len(np.unique(self._keys)) != len(self._keys):
+            uniq, counts = np.unique(self._keys, return_counts=True)
+            raise BankError(f"bank {str(self.path)!r} holds key {str(uniq[counts > 1][0])!r} more than once; "
+                            "the bank was edited by hand")
         self._next_shard = (int(_SHARD_RE.match(files[-1].name).group(1)) + 1) if files else 0
-        self._finish_labels()
 
-    def _add_shard(self, manifest: dict[str, Any], offsets: list[int] | None = None) -> None:
+    def _read_manifest(self, path: Path) -> dict[str, Any]:
+        try:
+            return json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:  # append writes atomically; only hand edits get here
+            raise BankError(f"bank manifest {path} is unreadable ({exc}); delete it and its .npy, then resume") from exc
+
+    def _add_shard(self, manifest: dict[str, Any]) -> None:
         rows = manifest.pop("rows")
-        base = int(self._offsets[-1]) if offsets is None else offsets[-1]
-        for j, row in enumerate(rows):
-            key = row["key"]
-            if key in self._key_index:
-                raise BankError(f"bank {str(self.path)!r} holds key {key!r} twice ({manifest['json']}); "
-                                "the bank was edited by hand")
-            self._key_index[key] = base + j
-            self._keys.append(key)
-            self._label_list.append(row["label"])
-        self._rows.extend(rows)
+        base = int(self._offsets[-1])
+        new_keys = [r["key"] for r in rows]
+        self._keys = np.concatenate([self._keys, np.asarray(new_keys, dtype=str)])
+        self._labels = np.concatenate([self._labels, self._label_array([r["label"] for r in rows])])
+        if self._key_index is not None:
+            self._key_index.update({k: base + j for j, k in enumerate(new_keys)})
         self._shards.append(manifest)
-        if offsets is None:
-            self._offsets = np.append(self._offsets, base + len(rows))
-            self._finish_labels()
-        else:
-            offsets.append(base + len(rows))
-            self._offsets = np.asarray(offsets, dtype=np.int64)
+        self._offsets = np.append(self._offsets, base + len(rows))
+        self._offsets_list = self._offsets.tolist()
 
-    def _finish_labels(self) -> None:
+    def _label_array(self, labels: list[Any]) -> np.ndarray:
         if self.meta["multilabel"]:
-            self._labels = np.asarray(self._label_list, dtype=np.float32).reshape(-1, len(self.class_names))
-        else:
-            self._labels = np.asarray(self._label_list, dtype=np.int64).reshape(-1)
+            return np.asarray(labels, dtype=np.float32).reshape(-1, len(self.class_names))
+        return np.asarray(labels, dtype=np.int64).reshape(-1)
 
 
-def _pread_into(fd: int, buf: bytearray, offset: int) -> int:  # pragma: no cover - platforms without preadv
-    data = os.pread(fd, len(buf), offset)
+def _preadv(fd: int, buf: bytearray, offset: int) -> int:
+    """Read into ``buf`` at ``offset`` without moving the file position; returns the bytes read."""
+    if _HAVE_PREADV:
+        return os.preadv(fd, [buf], offset)
+    data = os.pread(fd, len(buf), offset)  # pragma: no cover - platforms without preadv
     buf[: len(data)] = data
     return len(data)
+
+
+_HAVE_PREADV = hasattr(os, "preadv")
 
 
 def _make_meta(fs: float, leads: Sequence[str], n_samples: int, class_names: Sequence[str], units: str,

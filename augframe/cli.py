@@ -151,7 +151,7 @@ def cmd_stages(args: argparse.Namespace) -> int:
                                progress=False if args.no_progress else None)
     if getattr(args, "count", None) is not None:
         recipe = attrs.evolve(recipe, generation=attrs.evolve(recipe.generation, count=args.count))
-        recipe_mod.parse(_reparse(recipe))  # re-validate the override
+        recipe_mod.parse(recipe.to_dict())  # re-validate with the override
     result = pipeline.run(recipe, stages=args.stages)
     print(f"output: {result.output_dir}")
     if result.generation:
@@ -163,10 +163,6 @@ def cmd_stages(args: argparse.Namespace) -> int:
     if result.report:
         print(f"report: {result.report}")
     return 0
-
-
-def _reparse(recipe: Any) -> dict[str, Any]:
-    return recipe.to_dict()
 
 
 def _provisions(reg: Any, plugin: str) -> list[Any]:

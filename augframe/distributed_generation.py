@@ -181,7 +181,7 @@ def _class_name(names: tuple[str, ...], label: Any) -> str | None:
 def merge_staging(bank_path: str | Path, *, chunk: int = 4096) -> int:
     """Append every staging bank's samples to ``bank_path`` in global item order; remove the staging.
 
-    Order comes from each row's ``index``, so staging banks of any world size (e.g. a run resumed
+    Order comes from each key's item index, so staging banks of any world size (e.g. a run resumed
     with fewer processes) merge into the same bank. Returns the merged bank's size.
     """
     bank_path = Path(bank_path)
@@ -189,8 +189,9 @@ def merge_staging(bank_path: str | Path, *, chunk: int = 4096) -> int:
     parts = sorted(p for p in root.glob("rank-*") if (p / BANK_META).exists()) if root.is_dir() else []
     banks = [Bank.open(p, verify="lazy") for p in parts]
     try:
-        entries = sorted((int(row["index"]), b, pos) for b, bank in enumerate(banks)
-                         for pos, row in enumerate(bank.rows()))
+        # keys are f"{prefix}:{index}": sort on the index without reading every manifest row
+        entries = sorted((int(key.rsplit(":", 1)[1]), b, pos) for b, bank in enumerate(banks)
+                         for pos, key in enumerate(bank.keys))
         # staging banks of an earlier world size may hold an item again: keep its first copy
         entries = [e for k, e in enumerate(entries) if k == 0 or e[0] != entries[k - 1][0]]
         if not entries:

@@ -253,6 +253,21 @@ def work_plan(recipe: Recipe, train: Any) -> dict[str, tuple[int | None, list[li
                 rounds.append([WorkItem(f"{tag}:{ids[j]}", a, int(s), int(j), names.index(dst))
                                for j, s in zip(members, seeds)])
             plan[tag] = (g.count, rounds)
+    elif g.kind == "complete":
+        for name in g.labels or names:
+            if name not in names:
+                raise RecipeError(f"generation.labels: class {name!r} is not in the data's classes {list(names)}"
+                                  f"{_hint(name, names)}")
+            tag = f"complete-{g.mask['task']}:{name}"
+            tag_seed = _name_seed(recipe.run.seed, tag)
+            members = np.flatnonzero(labels == names.index(name))
+            members = members[numpy_rng(tag_seed, 0x0D).permutation(len(members))]
+            rounds = []
+            for a in range(g.attempts_per_source):
+                seeds = derive_seeds(int(derive_seeds(tag_seed, 1, offset=a)[0]), len(members))
+                rounds.append([WorkItem(f"{tag}:{ids[j]}", a, int(s), int(j), names.index(name))
+                               for j, s in zip(members, seeds)])
+            plan[tag] = (g.count, rounds)
     else:
         for name in g.labels:
             if name not in names:
@@ -314,7 +329,7 @@ def _generate_one(tag: str, count: int | None, rounds: list[list[WorkItem]], rec
     prefix = f"{tag}:"
     done = {k for k in bank.keys if k.startswith(prefix)}
     n_units = len(rounds[0]) if rounds else 0
-    wanted = n_units if count is None else (min(count, n_units) if g.kind == "transfer" else count)
+    wanted = n_units if count is None else (count if g.kind == "sample" else min(count, n_units))
     accepted_before = len(done)
     results: list[ChainResult] = []
     total_items = sum(len(r) for r in rounds)
@@ -359,6 +374,11 @@ def _make_and_score(chunk: list[WorkItem], recipe: Recipe, generator: Any, chain
     if recipe.generation.kind == "transfer":
         sources = _gather(train, [it.source for it in chunk])
         request = GenerationRequest("transfer", labels, seeds, sources=sources, class_names=names, options=opts)
+    elif recipe.generation.kind == "complete":
+        sources = _gather(train, [it.source for it in chunk])
+        mask = completion_mask(recipe.generation.mask, sources, seeds)
+        request = GenerationRequest("complete", labels, seeds, sources=sources, mask=mask, class_names=names,
+                                    options=opts)
     else:
         sources = None
         request = GenerationRequest("sample", labels, seeds, class_names=names, options=opts)
@@ -373,6 +393,49 @@ def _make_and_score(chunk: list[WorkItem], recipe: Recipe, generator: Any, chain
         batch = attrs.evolve(batch, class_names=names)
     cands = attrs.evolve(cands, batch=batch)
     return cands, sources, chain.score(batch, sources)
+
+
+def completion_mask(spec: Mapping[str, Any], sources: ECGBatch, seeds: np.ndarray) -> np.ndarray:
+    """The known-part mask (True = known) of each source for a ``[generation] mask`` table.
+
+    Tasks: ``forecast`` (the last ``horizon_s`` seconds unknown), ``gap`` (one contiguous gap of
+    ``fraction`` of the window at a seeded position), ``random_gaps`` (``fraction`` of the window in
+    chunks of ``chunk_s`` at seeded positions), ``leads`` (the ``missing`` leads unknown). Positions
+    depend only on each sample's seed.
+    """
+    n, n_leads, n_samples = sources.signals.shape
+    mask = np.ones((n, n_leads, n_samples), dtype=bool)
+    task = spec["task"]
+    if task == "forecast":
+        h = int(round(float(spec["horizon_s"]) * sources.fs))
+        if not 0 < h < n_samples:
+            raise RecipeError(f"generation.mask.horizon_s = {spec['horizon_s']} leaves nothing known or nothing "
+                              f"to forecast in {n_samples / sources.fs:g} s windows")
+        mask[..., n_samples - h:] = False
+    elif task == "gap":
+        length = max(1, int(round(float(spec["fraction"]) * n_samples)))
+        for i, seed in enumerate(seeds):
+            start = int(numpy_rng(int(seed), 0x6A9).integers(0, n_samples - length + 1))
+            mask[i, :, start:start + length] = False
+    elif task == "random_gaps":
+        chunk = max(1, int(round(float(spec["chunk_s"]) * sources.fs)))
+        n_chunks = n_samples // chunk
+        k = int(round(float(spec["fraction"]) * n_chunks))
+        if not 0 < k < n_chunks:
+            raise RecipeError(f"generation.mask: fraction {spec['fraction']} of {n_chunks} chunks of "
+                              f"{spec['chunk_s']} s hides {k} chunks; choose values that hide some but not all")
+        for i, seed in enumerate(seeds):
+            for c in numpy_rng(int(seed), 0x6A9).permutation(n_chunks)[:k]:
+                mask[i, :, c * chunk:(c + 1) * chunk] = False
+    else:  # leads
+        missing = [str(x) for x in spec["missing"]]
+        absent = [x for x in missing if x not in sources.leads]
+        if absent or len(missing) >= n_leads:
+            raise RecipeError(f"generation.mask.missing = {missing}: the data has leads {list(sources.leads)}; "
+                              "name some (not all) of them")
+        for lead in missing:
+            mask[:, sources.leads.index(lead), :] = False
+    return mask
 
 
 def _manifest_row(item: WorkItem, cands: Any, res: ChainResult, i: int, sources: ECGBatch | None) -> dict[str, Any]:

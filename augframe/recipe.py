@@ -27,7 +27,13 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-GENERATION_KINDS = ("transfer", "sample")
+GENERATION_KINDS = ("transfer", "sample", "complete")
+MASK_TASKS: dict[str, tuple[str, ...]] = {  # generation.mask.task -> its keys
+    "forecast": ("horizon_s",),
+    "gap": ("fraction",),
+    "random_gaps": ("fraction", "chunk_s"),
+    "leads": ("missing",),
+}
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
 
 
@@ -114,7 +120,9 @@ class MixSpec:
 class GenerationSpec:
     """``[generation]``: what to ask the generator for."""
 
-    kind: str = _field("transfer", types=(str,), doc="'transfer' (source ECG -> target class) or 'sample'")
+    kind: str = _field("transfer", types=(str,),
+                       doc="'transfer' (source ECG -> target class), 'sample' (label -> ECG) or 'complete' "
+                           "(known part of an ECG -> whole ECG)")
     directions: tuple[str, ...] = _field((), types=(list,), converter=tuple,
                                          doc="transfer directions 'SRC->DST' by class name, e.g. 'N->A'")
     labels: tuple[str, ...] = _field((), types=(list,), converter=tuple,
@@ -126,6 +134,8 @@ class GenerationSpec:
     batch_size: int = _field(64, types=(int,), doc="candidates per generator call")
     options: dict[str, Any] = _field({}, types=(dict,), converter=_frozen_dict,
                                      doc="per-request generator options (e.g. strength, guidance)")
+    mask: dict[str, Any] = _field({}, types=(dict,), converter=_frozen_dict,
+                                  doc="kind = 'complete': which part is unknown, e.g. { task = 'forecast', horizon_s = 2.0 }")
 
 
 @attrs.frozen
@@ -167,7 +177,7 @@ class Recipe:
         return Path(self.run.output_dir.replace("{name}", self.run.name))
 
     def to_dict(self) -> dict[str, Any]:
-        d = attrs.asdict(self, recurse=True)
+        d = _plain(attrs.asdict(self, recurse=True))
         d.pop("path")
         return d
 
@@ -291,13 +301,20 @@ def _check_semantics(r: Recipe) -> None:
                 raise RecipeError(f"generation.directions[{i}] = {d!r} must read 'SOURCE->TARGET', e.g. 'N->A'")
         if g.labels:
             raise RecipeError("generation.labels is for kind = 'sample'; use generation.directions for 'transfer'")
-    else:
+    elif g.kind == "sample":
         if not g.labels:
             raise RecipeError("generation.labels is empty; for kind = 'sample' give the class names to generate")
         if g.count is None:
             raise RecipeError("generation.count is required for kind = 'sample' (samples wanted per label)")
         if g.directions:
             raise RecipeError("generation.directions is for kind = 'transfer'; use generation.labels for 'sample'")
+    else:
+        if g.directions:
+            raise RecipeError("generation.directions is for kind = 'transfer'; for 'complete' give generation.mask "
+                              "(and optionally generation.labels: the classes whose windows to complete)")
+        _check_mask(g.mask)
+    if g.kind != "complete" and g.mask:
+        raise RecipeError(f"generation.mask is for kind = 'complete', not {g.kind!r}")
     for key, value in (("generation.count", g.count), ("generation.attempts_per_source", g.attempts_per_source),
                        ("generation.batch_size", g.batch_size)):
         if value is not None and value < 1:
@@ -313,6 +330,39 @@ def _check_semantics(r: Recipe) -> None:
         raise RecipeError(f"run.device = {dev!r}; use 'auto', 'cpu', 'cuda' or 'cuda:N'")
     if not _NAME_RE.match(r.run.name):
         raise RecipeError(f"run.name = {r.run.name!r} may only hold letters, digits, '.', '_' and '-'")
+
+
+def _check_mask(mask: Mapping[str, Any]) -> None:
+    task = mask.get("task")
+    if task not in MASK_TASKS:
+        raise RecipeError(f"generation.mask.task = {task!r}; use one of {tuple(MASK_TASKS)}"
+                          f"{suggest(str(task), MASK_TASKS) if task else ''}, e.g. mask = {{ task = 'forecast', horizon_s = 2.0 }}")
+    keys = MASK_TASKS[task]
+    for key in mask:
+        if key != "task" and key not in keys:
+            raise RecipeError(f"unknown key generation.mask.{key} for task {task!r}{suggest(key, keys)}")
+    for key in keys:
+        if key not in mask:
+            raise RecipeError(f"generation.mask.{key} is required for task {task!r}")
+    if task == "leads":
+        if not isinstance(mask["missing"], list) or not mask["missing"]:
+            raise RecipeError("generation.mask.missing must be a non-empty array of lead names, e.g. [\"V1\", \"V2\"]")
+        return
+    for key in keys:
+        value = mask[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise RecipeError(f"generation.mask.{key} = {value!r} must be a positive number")
+    if "fraction" in mask and not mask["fraction"] < 1:
+        raise RecipeError(f"generation.mask.fraction = {mask['fraction']} must be below 1")
+
+
+def _plain(v: Any) -> Any:
+    """Tuples -> lists, recursively: the recipe as TOML-shaped data."""
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    return v
 
 
 def parse_direction(direction: str) -> tuple[str, str]:

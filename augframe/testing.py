@@ -14,7 +14,9 @@ of the rules it checked. What is checked:
 * generators: for every request kind served, the output contract (Candidates, one float32
   ``[n, leads, samples]`` ECG per request, finite, fs, lead names, requested labels and class
   names, request seeds, source ids, GeneratorInfo), same-seed determinism, batch-size invariance
-  (a request split in two gives the same samples), different seeds give different samples;
+  (a request split in two gives the same samples), different seeds give different samples; for
+  ``complete``: the known part comes back bit-exact, and an all-known mask is refused with an
+  augframe error or returned unchanged;
 * filters: a FilterResult per candidate, scores and checks in [0, 1], boolean accept, one reason
   tuple of strings per sample, determinism, batch-size invariance, no exception on a flat line;
 * evaluators: an EvaluationResult whose JSON round trip is lossless, finite metrics;
@@ -178,6 +180,8 @@ def check_generator(generator: Any, *, sources: ECGBatch | None = None, class_na
                     joined.shape == out.batch.numpy().shape
                     and bool(np.allclose(joined, out.batch.numpy(), atol=atol, rtol=0)),
                     f"max difference {np.abs(joined - out.batch.numpy()).max() if joined.shape == out.batch.numpy().shape else 'shape'}")
+        if kind == "complete":
+            _check_all_known(c, generator, req)
         if not seeded:
             continue
         other = attrs.evolve(req, seeds=req.seeds + 1)
@@ -213,8 +217,27 @@ def _check_candidates(c: _Checker, kind: str, out: Any, req: GenerationRequest, 
     c.check(f"{kind}: provenance info", isinstance(out.info, GeneratorInfo) and bool(out.info.name))
     if kind == "complete":
         known = req.sources.numpy()
-        c.check("complete: keeps the known part", bool(np.allclose(b.numpy()[req.mask], known[req.mask], atol=1e-4)),
+        c.check("complete: keeps the known part bit-exact", bool(np.array_equal(b.numpy()[req.mask], known[req.mask])),
                 "values where mask is True changed")
+
+
+def _check_all_known(c: _Checker, generator: Any, req: GenerationRequest) -> None:
+    """An all-known mask leaves nothing to complete: refuse it with an augframe error, or return it unchanged."""
+    from augframe.errors import AugframeError
+
+    full = attrs.evolve(req, mask=np.ones_like(req.mask))
+    try:
+        out = generator.generate(full)
+    except AugframeError:
+        c.check("complete: an all-known mask is refused with an augframe error or returned unchanged", True)
+        return
+    except Exception as exc:
+        c.check("complete: an all-known mask is refused with an augframe error or returned unchanged", False,
+                f"raised {type(exc).__name__}: {exc}")
+        return
+    same = isinstance(out, Candidates) and np.array_equal(out.batch.numpy(), req.sources.numpy())
+    c.check("complete: an all-known mask is refused with an augframe error or returned unchanged", same,
+            "the output differs from the fully known input")
 
 
 # --------------------------------------------------------------------------------------------

@@ -7,10 +7,12 @@ It writes, in a temporary directory on disk (not RAM):
   * a base dataset: float32 [N, 1, 2500] in one .npy read with positioned reads (like a memmap cache),
   * a synthetic bank of N windows (augframe.bank.Bank, shards of 1,000) and a small bank of N/5,
 both filled by a cheap seeded function (sums of sines plus noise), then measures:
-  * throughput (items/s) of one epoch through DataLoader(num_workers=2, batch_size=256) for the base
-    and for AugmentedDataset(base, bank, ratio=0.33), alternating, median of --repeats epochs;
-  * peak RSS of a fresh process (itself + its workers) iterating an AugmentedDataset epoch over
-    the small and the large bank: it must not grow with the bank size.
+  * throughput (items/s of wall time) of one epoch through DataLoader(num_workers=2, batch_size=256)
+    for the base and for AugmentedDataset(base, bank, ratio=0.33), alternating, median of --repeats
+    epochs; and the CPU time per item (main process + workers), which other jobs on a shared
+    machine disturb far less than wall time;
+  * peak RSS of a fresh process (its VmHWM, and the largest of its 2 workers) iterating an
+    AugmentedDataset epoch over the small and the large bank: it must not grow with the bank size.
 """
 
 from __future__ import annotations
@@ -101,17 +103,28 @@ def build_bank(folder: Path, n: int, shard: int = 1000) -> Path:
     return folder
 
 
-def epoch_rate(dataset, batch_size: int, workers: int) -> float:
+def _cpu_s() -> float:
+    """CPU seconds of this process plus its finished children (the DataLoader workers)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def epoch_rate(dataset, batch_size: int, workers: int, cpu: list | None = None) -> float:
+    """Items per second of wall time over one epoch; appends CPU microseconds per item to ``cpu``."""
     import torch
     from torch.utils.data import DataLoader
 
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=workers,
                         generator=torch.Generator().manual_seed(0), persistent_workers=False)
-    t0 = time.perf_counter()
+    c0, t0 = _cpu_s(), time.perf_counter()
     n = 0
     for batch in loader:
         n += len(batch[0])
-    return n / (time.perf_counter() - t0)
+    wall = time.perf_counter() - t0
+    del loader  # workers exit and are reaped, so their CPU time is counted
+    if cpu is not None:
+        cpu.append((_cpu_s() - c0) / n * 1e6)
+    return n / wall
 
 
 def _rss_child(args: argparse.Namespace) -> None:
@@ -126,9 +139,19 @@ def _rss_child(args: argparse.Namespace) -> None:
     base = NpyWindows(Path(args.base), labels)
     ds = AugmentedDataset(base, Bank.open(args.bank), ratio=args.ratio, seed=0)
     epoch_rate(ds, 256, 2)
-    me = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(json.dumps({"self_mb": me, "worker_max_mb": kids}))
+    print(json.dumps({"self_mb": round(_vm_hwm_mb(), 1), "worker_max_mb": round(kids, 1)}))
+
+
+def _vm_hwm_mb() -> float:
+    """Peak RSS of this process since its exec (ru_maxrss would carry the launching parent's peak)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:  # pragma: no cover - not Linux
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def peak_rss(base: Path, labels: Path, bank: Path, ratio: float) -> dict:
@@ -174,11 +197,12 @@ def main(argv: list[str] | None = None) -> dict:
         aug = AugmentedDataset(base, Bank.open(large), ratio=args.ratio, seed=0)
         epoch_rate(base, args.batch_size, 2)  # warm the page cache for both
         epoch_rate(aug, args.batch_size, 2)
-        rates_base, rates_aug = [], []
-        for r in range(args.repeats):
+        rates_base, rates_aug, cpu_base, cpu_aug = [], [], [], []
+        for r in range(args.repeats):  # alternate, so load from other jobs hits both alike
             aug.set_epoch(r)
-            rates_base.append(epoch_rate(base, args.batch_size, 2))
-            rates_aug.append(epoch_rate(aug, args.batch_size, 2))
+            rates_base.append(epoch_rate(base, args.batch_size, 2, cpu_base))
+            rates_aug.append(epoch_rate(aug, args.batch_size, 2, cpu_aug))
+        paired = [a / b for a, b in zip(rates_aug, rates_base)]
         rss_small = peak_rss(base_path, root / "labels.npy", small, args.ratio)
         rss_large = peak_rss(base_path, root / "labels.npy", large, args.ratio)
         result = {
@@ -188,7 +212,11 @@ def main(argv: list[str] | None = None) -> dict:
             "base_items_per_s": round(statistics.median(rates_base)),
             "augmented_items_per_s": round(statistics.median(rates_aug)),
             "throughput_ratio": round(statistics.median(rates_aug) / statistics.median(rates_base), 3),
+            "paired_ratio_median": round(statistics.median(paired), 3),
             "rates_base": [round(x) for x in rates_base], "rates_augmented": [round(x) for x in rates_aug],
+            "cpu_us_per_item_base": round(statistics.median(cpu_base), 1),
+            "cpu_us_per_item_augmented": round(statistics.median(cpu_aug), 1),
+            "cpu_ratio_base_over_augmented": round(statistics.median(cpu_base) / statistics.median(cpu_aug), 3),
             "rss_small_bank": {"bank_windows": max(1000, n // 5), **rss_small},
             "rss_large_bank": {"bank_windows": n, **rss_large},
             "torch": torch.__version__, "cpus": os.cpu_count(),

@@ -180,7 +180,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--reuse", action="store_true", help="load checkpoints from --out instead of training")
+    p.add_argument("--render", type=Path, help="only print the markdown tables of a results.json")
     a = p.parse_args(argv)
+    if a.render is not None:
+        print(render(json.loads(a.render.read_text())))
+        return
     if a.quick:
         a.per_class, a.beat_minutes, a.window_minutes, a.judge_minutes = 30, 0.5, 0.5, 0.3
         a.test_windows, a.test_beats, a.steps, a.draws, a.gen_per_class = 8, 32, 5, 2, 4
@@ -287,8 +291,72 @@ def main(argv: list[str] | None = None) -> None:
     }
     res["total_s"] = round(time.perf_counter() - t0, 1)
     (a.out / "results.json").write_text(json.dumps(res, indent=1))
+    (a.out / "results.md").write_text(render(res))
     print(json.dumps(res["throughput"]))
     print(f"wrote {a.out / 'results.json'} in {res['total_s']} s")
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.4f}"
+
+
+def render(res: dict) -> str:
+    """Markdown tables of every figure in ``res`` (what .notes/bench-diffecg.md and docs/diffecg.md show)."""
+    out = []
+    d = res["data"]
+    out.append(f"Data: {d['records']} CinC 2017 records (N and A), split 80/20 by record: "
+               f"{d['windows_train']} train / {d['windows_test']} test windows, "
+               f"{d['beats_train']} train / {d['beats_test']} test beats.\n")
+    out.append("| model | params | optimiser steps x batch | wall | steps/s | ECGs/s | loss first -> last 25 steps |")
+    out.append("|---|---:|---:|---:|---:|---:|---|")
+    for name in ("beats", "windows"):
+        t = res[f"train_{name}"]
+        out.append(f"| {name} (width {t['arch']['width']}, mults {t['arch']['mults']}) | {t['params']:,} | "
+                   f"{t['steps']} x {t['batch']} | {t['wall_s']:.0f} s | {t['steps_per_s']:.2f} | "
+                   f"{t['windows_per_s']:.1f} | {t['loss_first']:.3f} -> {t['loss_last']:.3f} |")
+    for part, title in (("windows", "10 s windows"), ("beats", "heartbeats (192 samples)")):
+        rows = [r for r in res[part] if r["method"] != "_timing"]
+        classes = [k[4:] for k in rows[0] if k.startswith("mae_")]
+        out.append(f"\n**{title}**: MAE / RMSE in mV over the unknown samples "
+                   f"(n = {[r for r in res[part] if r['method'] == '_timing'][0]['n']} test items per task)\n")
+        out.append("| task | method | MAE | RMSE | " + " | ".join(f"MAE {c}" for c in classes) + " | MAE vs best baseline |")
+        out.append("|---|---|---:|---:|" + "---:|" * len(classes) + "---:|")
+        for task in dict.fromkeys(r["task"] for r in rows):
+            trs = [r for r in rows if r["task"] == task]
+            best = min(r["mae"] for r in trs if not r["method"].startswith("DiffECG"))
+            for r in trs:
+                ratio = f"{r['mae'] / best:.2f}x" if r["method"].startswith("DiffECG") else ""
+                out.append(f"| {task} | {r['method']} | {_fmt(r['mae'])} | {_fmt(r['rmse'])} | "
+                           + " | ".join(_fmt(r[f'mae_{c}']) for c in classes) + f" | {ratio} |")
+    g = res["generation"]
+    out.append("\n**Generation** (DDIM 50 steps, class-conditional, equal numbers per class)\n")
+    w = g["windows"]
+    out.append("| windows | value |")
+    out.append("|---|---:|")
+    for key in ("n", "acceptance", "real_acceptance", "mean_score", "judge_agreement", "judge_agreement_N",
+                "judge_agreement_A", "judge_agreement_real_same_n", "std_generated", "std_real_test"):
+        if key in w:
+            out.append(f"| {key} | {w[key] if isinstance(w[key], str) else round(w[key], 4)} |")
+    for k, v in res.get("judge", {}).items():
+        out.append(f"| {k} | {v if isinstance(v, str) else round(v, 4)} |")
+    b = g["beats"]
+    out.append("\n| beats | value |")
+    out.append("|---|---:|")
+    for key in ("n", "generation_mae", "generation_mae_real_train_beats", "generation_mae_gaussian_noise",
+                "std_generated", "std_real_test"):
+        out.append(f"| {key} | {round(b[key], 4)} |")
+    out.append("\n**Sampling throughput** (DDIM 50 steps, half of each ECG known, median of repeats)\n")
+    out.append("| input | batch | median s | ECGs/s |")
+    out.append("|---|---:|---:|---:|")
+    for k, v in res["throughput"].items():
+        out.append(f"| {k} | {v['n']} | {v['median_s']:.1f} | {v['ecgs_per_s']:.3f} |")
+    tim = [r for r in res["windows"] if r["method"] == "_timing"]
+    out.append("\n| completion wall time per call (windows) | linear | R-aligned beat repeat | DiffECG 1 draw | ratio DiffECG / beat repeat |")
+    out.append("|---|---:|---:|---:|---:|")
+    for r in tim:
+        out.append(f"| {r['task']} (n={r['n']}) | {r['linear_s']:.3f} s | {r['beat_s']:.3f} s | "
+                   f"{r['diffecg_s_per_draw']:.1f} s | {r['diffecg_s_per_draw'] / r['beat_s']:.0f}x |")
+    return "\n".join(out) + "\n"
 
 
 def eval_completion_beats(gen, all_beats: ECGBatch, te: ECGBatch, masks: dict, a, fn) -> list[dict]:

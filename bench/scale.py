@@ -1,6 +1,6 @@
 """Scaling bench: FLOPs per generated ECG and their floors, 1 vs 2 process training, all-reduce volume.
 
-    python -m bench.scale --quick          # ~3-5 min on a 2-core CPU
+    python -m bench.scale --quick          # ~3-5 min on an idle 2-core CPU (~9 min on a busy one)
     python -m bench.scale                  # paper width in the throughput runs too (slow on a CPU)
 
 1. FLOPs (torch.utils.flop_counter) of the DiffStyleTS networks at the paper configuration, built
@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import platform
 import statistics
 import tempfile
@@ -147,12 +148,20 @@ def _train_worker(out: str, width: int, length: int, global_batch: int, warmup: 
     train_steps(ctx, model, opt, data, stage1_loss, plan)
     if meter:
         meter.reset()
-    stamps: list[float] = []
+    stamps: list[tuple[float, float]] = []
     plan = TrainPlan(global_batch=global_batch, max_steps=steps, grad_clip=1.0, log_every=1_000_000)
-    t0 = time.perf_counter()
-    train_steps(ctx, model, opt, data, stage1_loss, plan, on_step=lambda p: stamps.append(time.perf_counter()))
-    times = np.diff([t0, *stamps]).tolist()
+    t0 = (time.perf_counter(), time.process_time())
+    train_steps(ctx, model, opt, data, stage1_loss, plan,
+                on_step=lambda p: stamps.append((time.perf_counter(), time.process_time())))
+    times = np.diff([t0[0], *(w for w, _ in stamps)]).tolist()
+    cpu = np.diff([t0[1], *(c for _, c in stamps)])
+    cpu_all = [None] * ctx.world_size
+    if ctx.active:
+        dist.all_gather_object(cpu_all, cpu.tolist())
+    else:
+        cpu_all = [cpu.tolist()]
     result: dict[str, Any] = {"world_size": ctx.world_size, "threads": torch.get_num_threads(), "step_s": times,
+                              "cpu_s_per_rank": [statistics.median(c) for c in cpu_all],
                               "params": n_params, "param_bytes": 4 * n_params, "buffer_bytes": buffers}
     if meter:
         result["allreduce_bytes_per_step"] = meter.bytes / steps
@@ -182,9 +191,11 @@ def throughput_section(width: int, length: int, global_batch: int, warmup: int, 
             r = json.loads(out.read_text())
         r["median_step_s"] = statistics.median(r["step_s"])
         r["samples_per_s"] = global_batch / r["median_step_s"]
+        r["cpu_step_s"] = max(r["cpu_s_per_rank"])
         rows.append(r)
         print(f"  {world} process(es) x {threads} thread(s): {r['samples_per_s']:.2f} samples/s "
-              f"(median step {r['median_step_s']:.3f} s)", flush=True)
+              f"(median step {r['median_step_s']:.3f} s wall, {r['cpu_step_s']:.3f} s CPU on the busiest rank)",
+              flush=True)
     return rows
 
 
@@ -275,18 +286,22 @@ def main(argv: list[str] | None = None) -> None:
         "Same global batch, same per-sample seeds (the runs compute the same updates); "
         "`augframe.distributed.train_steps` with AdamW and grad clipping.",
         "",
-        "| processes x threads | median step s | samples/s | ratio to 1 x 1 |",
-        "|---|---:|---:|---:|",
+        "| processes x threads | median step s (wall) | samples/s (wall) | wall ratio to 1 x 1 | "
+        "CPU s per step, busiest rank | CPU-time ratio to 1 x 1 |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
-    base = rows[1]["samples_per_s"]
+    base, base_cpu = rows[1]["samples_per_s"], rows[1]["cpu_step_s"]
     for r in rows:
         lines.append(f"| {r['world_size']} x {r['threads']} | {r['median_step_s']:.3f} | {r['samples_per_s']:.2f} | "
-                     f"{r['samples_per_s'] / base:.2f} |")
+                     f"{r['samples_per_s'] / base:.2f} | {r['cpu_step_s']:.3f} | {base_cpu / r['cpu_step_s']:.2f} |")
+    load = os.getloadavg()[0]
     lines += [
         "",
-        "Read the 2 x 1 row against 1 x 1 (one core each way: the 2-process run has twice the cores). "
-        "The 1 x 2 row is one process using both cores with 2 OpenMP threads; on this over-subscribed shared "
-        "box those threads wait on each other, so it shows the load, not the code.",
+        f"Load average when the runs ended: {load:.1f} on {os.cpu_count()} vCPUs. Wall-clock speed-up needs a free "
+        "core per process; on a busy box the second process gets none, so the wall ratio shows the load. The CPU "
+        "time of the busiest rank per step (time.process_time) is what each process computes, load or not: "
+        "the 2 x 1 CPU-time ratio is the speed-up two free cores would give (the gloo all-reduce below included). "
+        "The 1 x 2 row (one process, 2 OpenMP threads) suffers most from the over-subscription.",
         "",
         f"All-reduce per step (2 ranks, measured with a DDP comm hook): {payload / 1e6:.2f} MB in "
         f"{two['buckets_per_step']:.0f} buckets = the fp32 gradients of all {two['params']:,} parameters "

@@ -103,8 +103,17 @@ def _outcomes(source: Source, config: PreprocessConfig, workers: int, report: Bu
             for outs in pool.imap(_read_and_preprocess, tasks):
                 yield from outs
         return
+    # a source without plan/read is read here and preprocessed in the pool, a bounded batch at a time
+    # (Pool.imap would read the whole source ahead into memory)
+    batch: list[tuple[Record, PreprocessConfig]] = []
     with ctx.Pool(workers) as pool:
-        yield from pool.imap(_preprocess_one, ((r, config) for r in source.records()), chunksize=chunk)
+        for record in source.records():
+            batch.append((record, config))
+            if len(batch) >= workers * chunk * 2:
+                yield from pool.map(_preprocess_one, batch, chunksize=chunk)
+                batch = []
+        if batch:
+            yield from pool.map(_preprocess_one, batch, chunksize=chunk)
     report.extend(getattr(source, "problems", ()))
 
 
@@ -137,7 +146,8 @@ class WindowCache:
         expected = self._n * len(self.leads) * self.n_samples * 4
         size = (self.path / SIGNALS).stat().st_size if (self.path / SIGNALS).exists() else -1
         if size != expected:
-            raise DataError(f"{self.path / SIGNALS} has {size} bytes, expected {expected}; delete the cache and rebuild")
+            raise DataError(f"{self.path / SIGNALS} has {size} bytes, expected {expected}; "
+                            "delete the cache and rebuild")
         self._mm: np.memmap | None = None
 
     # --- WindowDataset -------------------------------------------------------------------------
@@ -375,7 +385,8 @@ def _write(source: Source, config: PreprocessConfig, classes: tuple[str, ...] | 
             if leads is None:
                 leads = out.leads
             elif out.leads != leads:
-                report.add(Problem(rec.id, "missing-lead", f"gives leads {list(out.leads)}, the cache has {list(leads)}"))
+                report.add(Problem(rec.id, "missing-lead",
+                                   f"gives leads {list(out.leads)}, the cache has {list(leads)}"))
                 continue
             fh.write(np.ascontiguousarray(out.windows, dtype=np.float32).tobytes())
             label = -1 if classes is None else classes.index(rec.label)

@@ -5,13 +5,14 @@ reuses) the memory-mapped cache of the source under the preprocessing, makes or 
 patient-wise stratified split, fits the normalisation on the training part only and returns
 lazy, normalised views of the training and test windows, plus what it did (``info``).
 
-Without a ``[data.preprocessing]`` table the records are used as read (they must share fs, leads
-and length) and only split. ``[data.preprocessing]`` takes every :class:`~augframe.data.preprocess.PreprocessConfig` field
-plus ``normalise`` ("zscore", "minmax", "robust", "none"), ``cache`` (default true; false keeps
-the windows in RAM), ``cache_dir``, ``workers`` and ``strict``.
-``[data.split]`` takes ``k`` (folds; none given = no test set) and ``fold`` (which one is the test
-set, default 0), or ``test_fraction`` (k = round(1 / test_fraction); 0 = no test set), ``by`` ("patient" or
-"record") and ``file``: a split JSON to replay, written there on first use.
+Without a ``[data.preprocessing]`` table the records are used as read (they must share fs,
+leads and length) and only split. ``[data.preprocessing]`` takes every
+:class:`~augframe.data.preprocess.PreprocessConfig` field plus ``normalise`` ("zscore", "minmax",
+"robust", "none"), ``cache`` (default true; false keeps the windows in RAM), ``cache_dir``,
+``workers`` and ``strict``. ``[data.split]`` takes ``k`` (folds; none given = no test set) and
+``fold`` (which one is the test set, default 0), or ``test_fraction`` (k = round(1 /
+test_fraction); 0 = no test set), ``by`` ("patient" or "record") and ``file``: a split JSON to
+replay, written there on first use.
 """
 
 from __future__ import annotations

@@ -216,7 +216,11 @@ def quality_scores(windows: np.ndarray, saturation_mv: float = 5.0) -> np.ndarra
 
 @attrs.frozen(eq=False)
 class RecordWindows:
-    """The kept windows of one record: float32 [W, leads, samples] in mV, their starts and scores."""
+    """The kept windows of one record: float32 [W, leads, samples] in mV, their starts and scores.
+
+    ``record`` keeps the record's id, label, patient and meta; its raw signal is dropped (an empty
+    array), so holding or sending many of these costs only the windows.
+    """
 
     record: Record
     windows: np.ndarray
@@ -295,7 +299,7 @@ def preprocess_record(record: Record, config: PreprocessConfig) -> RecordWindows
                 scores[k] = 0.0
     keep = scores >= config.quality_threshold if config.quality == "reference" else np.ones(len(scores), bool)
     return RecordWindows(
-        record=record,
+        record=attrs.evolve(record, signal=np.zeros((len(record.leads), 0), np.float32)),  # drop the raw signal
         windows=windows[keep].astype(np.float32),
         leads=names,
         start_s=(starts[keep] / config.fs).astype(np.float32),

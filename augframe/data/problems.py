@@ -86,7 +86,8 @@ class BuildReport:
         ]
         for kind, n in self.counts().items():
             names = self.records(kind)
-            shown = ", ".join(names[:max_names]) + (f", ... (+{len(names) - max_names})" if len(names) > max_names else "")
+            more = f", ... (+{len(names) - max_names})" if len(names) > max_names else ""
+            shown = ", ".join(names[:max_names]) + more
             lines.append(f"  {kind}: {n} record(s) [{shown}] - {KINDS[kind]}")
         return "\n".join(lines)
 

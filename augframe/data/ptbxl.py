@@ -58,7 +58,8 @@ class PTBXLSource(PlannedSource):
     sr_codes: tuple[str, ...] = attrs.field(default=("SR",), converter=tuple)
     min_likelihood: float = 0.0
     classes: tuple[str, ...] | None = attrs.field(converter=as_classes, default=None)
-    folds: tuple[int, ...] | None = attrs.field(default=None, converter=lambda v: None if v is None else tuple(int(f) for f in v))
+    folds: tuple[int, ...] | None = attrs.field(
+        default=None, converter=lambda v: None if v is None else tuple(int(f) for f in v))
     limit_per_class: int | None = None
     seed: int = 0
     database: str = "ptbxl_database.csv"
@@ -100,7 +101,8 @@ class PTBXLSource(PlannedSource):
                 codes = None
             rows.append({
                 "id": f"{int(r.ecg_id):05d}", "file": str(getattr(r, col)), "statements": codes,
-                "label": None if codes is None else rhythm_label(codes, self.af_codes, self.sr_codes, self.min_likelihood),
+                "label": None if codes is None
+                else rhythm_label(codes, self.af_codes, self.sr_codes, self.min_likelihood),
                 "patient": _int_str(r.patient_id), "strat_fold": fold,
             })
         return rows

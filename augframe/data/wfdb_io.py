@@ -2,14 +2,16 @@
 
 ``wfdb`` does the parsing. What this module adds: signals as float32 [leads, samples] in mV, lead
 names mapped to the standard spelling, and failures turned into a :class:`Problem` with a kind
-(``unreadable``, ``truncated``) instead of an exception from deep inside wfdb. Truncation is found
-from the header before reading: a signal file smaller than ``byte offset + samples x channels x
-bytes per sample`` is truncated.
+(``unreadable``, ``truncated``, ``missing-file``) instead of an exception from deep inside wfdb.
+Truncation is found before reading, from a light look at the header (wfdb's own header parser
+costs about as much as reading a short record, so it runs once, inside ``rdrecord``): a signal
+file smaller than ``byte offset + samples x channels x bytes per sample`` is truncated.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,17 +26,24 @@ from augframe.signals import STANDARD_LEADS
 _FMT_BYTES = {"8": 1, "16": 2, "24": 3, "32": 4, "61": 2, "80": 1, "160": 2, "212": 1.5, "310": 4 / 3, "311": 4 / 3}
 _UNIT_SCALE = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "v": 1e3, "nu": 1.0, "": 1.0}
 _LEAD_LOOKUP = {n.lower(): n for n in STANDARD_LEADS}
+#: Common non-standard spellings in PhysioNet headers (MIT-BIH's "MLII" is a modified lead II).
+LEAD_ALIASES = {"mlii": "II", "mli": "I", "mliii": "III", "d1": "I", "d2": "II", "d3": "III"}
 
 
-def lead_name(raw: str, *, single_lead_as: str | None = None) -> str:
-    """Standard spelling of a header's signal name ('AVR' -> 'aVR'); other names are kept as given.
+def lead_name(raw: str, *, single_lead_as: str | None = None, aliases: Mapping[str, str] | None = None) -> str:
+    """Standard spelling of a header's signal name ('AVR' -> 'aVR', 'MLII' -> 'II'); others are kept as given.
 
     ``single_lead_as`` renames a generic name ('ECG') for single-lead devices, e.g. CinC 2017's
-    AliveCor recordings, which approximate lead I.
+    AliveCor recordings, which approximate lead I. ``aliases`` adds source-specific spellings.
     """
     key = raw.strip().lower()
+    extra = {k.strip().lower(): v for k, v in (aliases or {}).items()}
+    if key in extra:
+        return extra[key]
     if key in _LEAD_LOOKUP:
         return _LEAD_LOOKUP[key]
+    if key in LEAD_ALIASES:
+        return LEAD_ALIASES[key]
     if single_lead_as is not None:
         return single_lead_as
     return raw.strip()
@@ -48,18 +57,52 @@ class RecordReadError(Exception):
         self.problem = problem
 
 
-def _check_sizes(header: Any, directory: Path, record_id: str) -> None:
-    """Raise RecordReadError('truncated'/'missing-file') when a signal file is too short or absent."""
+_FMT_TOKEN = re.compile(r"^(\d+)(?:x(\d+))?(?::(\d+))?(?:\+(\d+))?$")
+
+
+def _header_layout(hea: Path) -> tuple[bool, int | None, list[tuple[str, str, int, int]]]:
+    """(multi-segment?, samples per signal, [(file, format, samples per frame, byte offset)]) from a .hea.
+
+    A light reading of the WFDB header syntax, only for the size check before wfdb parses the
+    record properly; anything it cannot read leaves the judgement to wfdb.
+    """
+    lines = [ln.split("#", 1)[0].strip() for ln in hea.read_text(errors="replace").splitlines()]
+    lines = [ln for ln in lines if ln]
+    if not lines:
+        return False, None, []
+    rec = lines[0].split()
+    if "/" in rec[0]:
+        return True, None, []
+    n_sig = int(rec[1]) if len(rec) > 1 and rec[1].isdigit() else 0
+    sig_len = int(rec[3]) if len(rec) > 3 and rec[3].isdigit() else None
+    out = []
+    for line in lines[1:1 + n_sig]:
+        parts = line.split()
+        m = _FMT_TOKEN.match(parts[1]) if len(parts) > 1 else None
+        if m is None:
+            return False, None, []
+        out.append((parts[0], m.group(1), int(m.group(2) or 1), int(m.group(4) or 0)))
+    return False, sig_len, out
+
+
+def _check_sizes(hea: Path, record_id: str) -> None:
+    """Raise RecordReadError for multi-segment records and for signal files that are absent or too short."""
+    try:
+        multi, sig_len, files = _header_layout(hea)
+    except (OSError, ValueError, IndexError):
+        return  # wfdb will say what is wrong
+    if multi:
+        raise RecordReadError(Problem(record_id, "unreadable", "multi-segment records are not supported"))
     need: dict[str, float] = {}
     offsets: dict[str, int] = {}
-    for fname, fmt, offset in zip(header.file_name, header.fmt, header.byte_offset or [None] * header.n_sig):
-        per = _FMT_BYTES.get(str(fmt))
-        if per is None:
-            return  # an exotic format: let wfdb judge it
-        need[fname] = need.get(fname, 0.0) + per * header.sig_len
-        offsets[fname] = int(offset or 0)
+    for fname, fmt, spf, offset in files:
+        per = _FMT_BYTES.get(fmt)
+        if per is None or sig_len is None or fname == "~":
+            return  # an exotic format or no declared length: let wfdb judge it
+        need[fname] = need.get(fname, 0.0) + per * spf * sig_len
+        offsets[fname] = offset
     for fname, nbytes in need.items():
-        path = directory / fname
+        path = hea.parent / fname
         if not path.exists():
             raise RecordReadError(Problem(record_id, "missing-file", f"{path.name} is missing"))
         size = path.stat().st_size
@@ -72,7 +115,7 @@ def _check_sizes(header: Any, directory: Path, record_id: str) -> None:
 def read_wfdb(path: str | os.PathLike[str], *, record_id: str | None = None, label: str | None = None,
               statements: Mapping[str, float] | None = None, patient_id: str | None = None,
               meta: Mapping[str, Any] | None = None, single_lead_as: str | None = None,
-              channels: Sequence[int] | None = None) -> Record:
+              channels: Sequence[int] | None = None, lead_aliases: Mapping[str, str] | None = None) -> Record:
     """Read the WFDB record at ``path`` (without extension); failures raise RecordReadError."""
     import wfdb
 
@@ -80,22 +123,17 @@ def read_wfdb(path: str | os.PathLike[str], *, record_id: str | None = None, lab
     rid = record_id or path.name
     if not path.with_suffix(".hea").exists():
         raise RecordReadError(Problem(rid, "missing-file", f"{path.with_suffix('.hea').name} is missing"))
-    try:
-        header = wfdb.rdheader(str(path))
-    except Exception as exc:  # wfdb raises many types on a bad header
-        raise RecordReadError(Problem(rid, "unreadable", f"header: {type(exc).__name__}: {exc}")) from exc
-    if getattr(header, "n_seg", None):
-        raise RecordReadError(Problem(rid, "unreadable", "multi-segment records are not supported"))
-    if not header.sig_len or header.n_sig == 0:
-        raise RecordReadError(Problem(rid, "unreadable", "header declares no samples or no signals"))
-    _check_sizes(header, path.parent, rid)
+    _check_sizes(path.with_suffix(".hea"), rid)
     try:
         rec = wfdb.rdrecord(str(path), channels=list(channels) if channels is not None else None)
-    except Exception as exc:
+    except Exception as exc:  # wfdb raises many types on a bad header or signal file
         raise RecordReadError(Problem(rid, "unreadable", f"{type(exc).__name__}: {exc}")) from exc
+    if getattr(rec, "p_signal", None) is None or rec.n_sig == 0 or rec.sig_len == 0:
+        raise RecordReadError(Problem(rid, "unreadable", "the record declares no samples or no signals"))
     sig = np.asarray(rec.p_signal, dtype=np.float64).T
     scale = np.array([_UNIT_SCALE.get(str(u).strip().lower(), 1.0) for u in rec.units])[:, None]
-    names = [lead_name(n, single_lead_as=single_lead_as if rec.n_sig == 1 else None) for n in rec.sig_name]
+    names = [lead_name(n, single_lead_as=single_lead_as if rec.n_sig == 1 else None, aliases=lead_aliases)
+             for n in rec.sig_name]
     return Record(
         id=rid,
         signal=(sig * scale).astype(np.float32),

@@ -40,7 +40,9 @@ class WFDBSource(PlannedSource):
     """WFDB records under ``root`` (``records`` names them relative to root, without extension).
 
     ``single_lead_as`` names the lead of single-lead records whose header calls it something
-    non-standard (e.g. "ECG"). ``classes`` keeps only records with those labels.
+    non-standard (e.g. "ECG"); ``lead_aliases`` maps other header names to standard leads
+    (``{"ECG1": "II"}``); records whose names stay non-standard are reported when preprocessed.
+    ``classes`` keeps only records with those labels.
     """
 
     root: Path = attrs.field(converter=Path)
@@ -49,6 +51,7 @@ class WFDBSource(PlannedSource):
     classes: tuple[str, ...] | None = attrs.field(converter=as_classes, default=None)
     single_lead_as: str | None = None
     patient_ids: Mapping[str, str] | None = None
+    lead_aliases: Mapping[str, str] | None = None
     problems: list[Problem] = attrs.field(factory=list, init=False)
 
     name = "wfdb"
@@ -78,7 +81,8 @@ class WFDBSource(PlannedSource):
 
     def read(self, row: dict[str, Any]) -> Record:
         return read_wfdb(self.root / row["id"], record_id=row["id"], label=row["label"], patient_id=row["patient"],
-                         single_lead_as=self.single_lead_as, meta={"record": row["id"]})
+                         single_lead_as=self.single_lead_as, lead_aliases=self.lead_aliases,
+                         meta={"record": row["id"]})
 
     def fingerprint(self) -> str:
         ids = self._ids()
@@ -90,4 +94,5 @@ class WFDBSource(PlannedSource):
         return digest({"source": self.name, "headers": [content_hash(p) for p in files],
                        "files": file_stats(signal_files, self.root), "labels": labels,
                        "classes": self.classes, "single_lead_as": self.single_lead_as,
+                       "aliases": dict(self.lead_aliases or {}),
                        "patients": dict(self.patient_ids or {})})

@@ -144,7 +144,7 @@ def _ticks(lo: float, hi: float, n: int = 5) -> list[float]:
 
 
 def histogram(series: Mapping[str, Sequence[float]], *, xlabel: str = "", bins: int = 30, caption: str = "",
-              width: int = 420, height: int = 230) -> Figure:
+              width: int = 370, height: int = 220) -> Figure:
     """Overlaid histograms (densities) of one quantity for several sets, e.g. real vs synthetic."""
     clean = {k: np.asarray(v, dtype=np.float64) for k, v in series.items()}
     clean = {k: v[np.isfinite(v)] for k, v in clean.items()}

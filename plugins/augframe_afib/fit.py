@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -19,7 +20,7 @@ import torch
 from torch import nn
 
 from augframe.errors import ValidationError
-from augframe.training import EpochSampler, autocast, progress
+from augframe.training import EpochSampler, autocast, load_train_state, progress, save_train_state
 
 from augframe_afib.focal import FocalLoss
 
@@ -81,9 +82,14 @@ def _tensor(x: np.ndarray | torch.Tensor, device: str, dtype: torch.dtype) -> to
 def fit_classifier(
     model: nn.Module, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
     settings: TrainSettings, *, seed: int, device: str = "cpu", augment: Augment | None = None,
-    show_progress: bool = False, desc: str = "",
+    show_progress: bool = False, desc: str = "", state_path: str | Path | None = None,
 ) -> FitResult:
-    """Adam + focal loss, gradient clipping, early stopping on validation loss; returns the best weights."""
+    """Adam + focal loss, gradient clipping, early stopping on validation loss; returns the best weights.
+
+    With ``state_path``, the full training state (weights, optimiser, RNG, counters, best weights,
+    history) is written there atomically after every epoch, and a run that finds it continues
+    from the next epoch; the result equals an uninterrupted run. The file is removed at the end.
+    """
     if len(x_train) < 1 or len(x_val) < 1:
         raise ValidationError(f"fit_classifier {desc}: empty training ({len(x_train)}) or validation ({len(x_val)}) set")
     num_classes = len(getattr(model, "class_names", ())) or int(max(y_train.max(), y_val.max())) + 1
@@ -95,11 +101,19 @@ def fit_classifier(
     batch = min(settings.batch_size, len(xt))
     sampler = EpochSampler(len(xt), batch, seed=seed, shuffle=True, drop_last=len(xt) >= 2 * batch)
     best_state, best_loss, best_epoch, bad, history = None, math.inf, 0, 0, []
-    stopped, seen = False, 0
+    stopped, seen, start = False, 0, 1
     fork_devices = [torch.device(device).index or 0] if torch.device(device).type == "cuda" else []
     with torch.random.fork_rng(devices=fork_devices):
         torch.manual_seed(seed)
-        for epoch in range(1, settings.max_epochs + 1):
+        if state_path is not None and Path(state_path).is_file():
+            got = load_train_state(state_path, modules={"model": model}, optimizers={"opt": opt})
+            c, extra = got["counters"], got["extra"]
+            start, best_epoch, bad, seen = c["epoch"] + 1, c["best_epoch"], c["bad"], c["seen"]
+            best_loss, stopped, history = float(extra["best_loss"]), bool(c["stopped"]), list(extra["history"])
+            best_state = dict(extra["best_state"])
+        for epoch in range(start, settings.max_epochs + 1):
+            if stopped:
+                break
             sampler.set_epoch(epoch)
             model.train()
             total, count = torch.zeros((), device=device), 0  # summed on device: no host sync per step
@@ -129,11 +143,19 @@ def fit_classifier(
                 best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
             else:
                 bad += 1
-                if bad >= settings.patience:
-                    stopped = True
-                    break
+                stopped = bad >= settings.patience
+            if state_path is not None:
+                save_train_state(
+                    state_path, modules={"model": model}, optimizers={"opt": opt},
+                    counters={"epoch": epoch, "best_epoch": best_epoch, "bad": bad, "seen": seen,
+                              "stopped": int(stopped)},
+                    extra={"best_loss": best_loss, "history": history, "best_state": best_state})
+            if stopped:
+                break
     assert best_state is not None
     model.load_state_dict(best_state)
+    if state_path is not None:
+        Path(state_path).unlink(missing_ok=True)
     return FitResult(best_state, best_epoch, len(history), best_loss, stopped, tuple(history), seen)
 
 

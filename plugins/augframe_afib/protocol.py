@@ -260,7 +260,8 @@ class ThreeWayEvaluator:
                     rec, arrays = train_and_test(
                         model, (x, y), (xr[plan.val], real.labels[plan.val]), {"test": xr[plan.test]},
                         self.train_settings, seed=seed + 1000 * plan.fold, device=device,
-                        augment=augment if cp.augment else None, desc=run, show_progress=context.progress)
+                        augment=augment if cp.augment else None, desc=run, show_progress=context.progress,
+                        state_path=store.state_path(run))
                     rec["metrics"] = classification_metrics(real.labels[plan.test], arrays["proba_test"], self.positive)
                     rec.update(fold=plan.fold, condition=cond, n_synthetic=plan.n_synthetic)
                     arrays["test_index"] = plan.test
@@ -289,7 +290,6 @@ class ThreeWayEvaluator:
     def _summarise(self, real: ECGBatch, plans: list[FoldPlan], records: dict, probas: dict, notes: list[str],
                    seed: int, seconds: float, key: str, workdir: Path | None) -> EvaluationResult:
         conds, folds = self.conditions, [p.fold for p in plans]
-        y = real.labels
         per_fold_rows, metrics = [], {}
         for f in folds:
             for c in conds:
@@ -326,7 +326,7 @@ class ThreeWayEvaluator:
                 if np.isnan(a).any() or np.isnan(b).any():
                     continue
                 res = tost.tost_paired(a, b, self.margin, self.alpha)
-                t_stat, t_p = tost.paired_ttest(a, b)
+                _, t_p = tost.paired_ttest(a, b)
                 tag = f"tost.A_vs_{c}.{metric}"
                 metrics.update({f"{tag}.p": res.p, f"{tag}.mean_diff": res.mean_diff, f"{tag}.ci_low": res.ci[0],
                                 f"{tag}.ci_high": res.ci[1], f"{tag}.equivalent": float(res.equivalent),
@@ -435,4 +435,6 @@ def _pp(x: float) -> str:
 
 
 def _p(p: float) -> str:
+    if p == 0:
+        return "0"
     return f"{p:.4f}" if p >= 1e-4 else f"{p:.1e}"

@@ -59,6 +59,10 @@ class RunStore:
         self._memory[name] = (record, arrays)
         return record, arrays
 
+    def state_path(self, name: str) -> Path | None:
+        """Where an unfinished run keeps its per-epoch training state (None without a workdir)."""
+        return None if self.root is None else self.root / f"{name}.train-state.pt"
+
     def put(self, name: str, record: dict[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
         self._memory[name] = (record, dict(arrays))
         if self.root is None:
@@ -98,12 +102,15 @@ def build_classifier(registry: Registry, name: str, params: Mapping[str, Any], *
 def train_and_test(
     model: Any, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray],
     tests: Mapping[str, np.ndarray], settings: TrainSettings, *, seed: int, device: str,
-    augment: Augment | None = None, desc: str = "", show_progress: bool = False,
+    augment: Augment | None = None, desc: str = "", show_progress: bool = False, state_path: Path | None = None,
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Fit on ``train`` with early stopping on ``val``; return a JSON record and test probabilities."""
+    """Fit on ``train`` with early stopping on ``val``; return a JSON record and test probabilities.
+
+    ``state_path`` makes the run itself resumable epoch by epoch (see ``fit_classifier``).
+    """
     t0 = time.perf_counter()
     fit = fit_classifier(model, train[0], train[1], val[0], val[1], settings, seed=seed, device=device,
-                         augment=augment, desc=desc, show_progress=show_progress)
+                         augment=augment, desc=desc, show_progress=show_progress, state_path=state_path)
     seconds = time.perf_counter() - t0
     probas = {name: predict_proba(model, x, device=device, batch_size=settings.eval_batch_size)
               for name, x in tests.items()}

@@ -15,6 +15,8 @@ MMD^2 (median-heuristic bandwidth) with a seeded permutation p-value.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy import linalg
@@ -87,10 +89,12 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     mu = a.mean(0) - b.mean(0)
     sa, sb = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
     sa, sb = np.atleast_2d(sa), np.atleast_2d(sb)
-    covmean = linalg.sqrtm(sa @ sb)
-    if not np.isfinite(covmean).all():  # near-singular product: regularise as pytorch-fid does
-        off = np.eye(len(sa)) * 1e-6
-        covmean = linalg.sqrtm((sa + off) @ (sb + off))
+    with warnings.catch_warnings():  # singular products (fewer ECGs than dimensions) warn; handled below
+        warnings.simplefilter("ignore", RuntimeWarning)
+        covmean = linalg.sqrtm(sa @ sb)
+        if not np.isfinite(covmean).all():  # near-singular product: regularise as pytorch-fid does
+            off = np.eye(len(sa)) * 1e-6
+            covmean = linalg.sqrtm((sa + off) @ (sb + off))
     covmean = np.real(covmean)
     return float(max(mu @ mu + np.trace(sa) + np.trace(sb) - 2.0 * np.trace(covmean), 0.0))
 

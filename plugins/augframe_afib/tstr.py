@@ -93,7 +93,7 @@ class TSTREvaluator:
                 model = build_classifier(registry, self.classifier, self.classifier_params, class_names=names,
                                          n_leads=real.n_leads, fs=real.fs, seed=seed)
                 rec, arrays = train_and_test(model, tr, va, tests, self.train_settings, seed=seed, device=device,
-                                             desc=run, show_progress=context.progress)
+                                             desc=run, show_progress=context.progress, state_path=store.state_path(run))
                 store.put(run, rec, arrays)
                 found = (rec, arrays)
             runs[run] = found
@@ -108,9 +108,16 @@ class TSTREvaluator:
                 metrics[f"{tag.lower()}.{k}"] = v
             rows.append([tag, "real" if run == "train_real" else "synthetic", test_text, rec["n_train"],
                          len(y_true), m["f1"], m["macro_f1"], m["accuracy"], m["auroc"], rec["best_epoch"]])
+        one_class = [tag for tag, run, test_name, _, _ in settings
+                     if len(np.unique(runs[run][1][f"proba_{test_name}"].argmax(1))) < 2]
+        if one_class:
+            notes.append(f"{', '.join(one_class)}: the classifier predicted one class for every test ECG; such a "
+                         "degenerate classifier makes the F1 comparison meaningless (train longer or wider)")
         base = metrics["trtr.f1"]
         metrics["tstr_over_trtr.f1"] = metrics["tstr.f1"] / base if base > 0 else float("nan")
         status = "good" if metrics["tstr_over_trtr.f1"] >= 0.9 else ("warn" if metrics["tstr_over_trtr.f1"] >= 0.75 else "bad")
+        if one_class:
+            status = "warn"
         headline = [
             {"label": "TSTR F1 (AF)", "value": f"{metrics['tstr.f1']:.3f}", "status": status,
              "note": f"{100 * metrics['tstr_over_trtr.f1']:.0f}% of the real-data baseline"},

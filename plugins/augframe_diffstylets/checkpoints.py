@@ -38,6 +38,7 @@ class Loaded:
     normaliser: Normaliser | None
     class_names: tuple[str, ...]
     leads: tuple[str, ...]
+    units: str
     mode: str | None
     style_bank: tuple[torch.Tensor, torch.Tensor] | None
     sha256: str
@@ -45,7 +46,8 @@ class Loaded:
 
 
 def save(path: str | Path, model: DiffStyleTS, *, normaliser: Normaliser, class_names: tuple[str, ...],
-         leads: tuple[str, ...], mode: str, style_bank: tuple[torch.Tensor, torch.Tensor] | None = None,
+         leads: tuple[str, ...], mode: str, units: str = "mV",
+         style_bank: tuple[torch.Tensor, torch.Tensor] | None = None,
          extra: Mapping[str, Any] | None = None) -> str:
     """Write ``model`` (+ style bank) and its config atomically; returns the file's SHA-256."""
     state = {f"{name}.{k}": v for name in MODULES for k, v in getattr(model, name).state_dict().items()}
@@ -58,6 +60,7 @@ def save(path: str | Path, model: DiffStyleTS, *, normaliser: Normaliser, class_
         "normaliser": normaliser.to_dict(),
         "class_names": list(class_names),
         "leads": list(leads),
+        "units": units,
         "mode": mode,
         **dict(extra or {}),
     }
@@ -93,6 +96,7 @@ def _load_ours(path: Path) -> Loaded:
         normaliser=Normaliser.from_dict(config["normaliser"]),
         class_names=tuple(config.get("class_names", ())),
         leads=tuple(config.get("leads", ("II",))),
+        units=str(config.get("units", "mV")),
         mode=config.get("mode"),
         style_bank=(bank["styles"], bank["labels"]) if bank else None,
         sha256=sha256_file(path),
@@ -118,6 +122,7 @@ def _load_reference(path: Path) -> Loaded:
         normaliser=None,
         class_names=(),
         leads=("II",),  # the reference trains on MIMIC-IV-ECG lead II
+        units="normalised",  # its inputs are globally min-max scaled to [-1.5, 1.5]
         mode="faithful",
         style_bank=None,
         sha256=sha256_file(path),

@@ -75,6 +75,7 @@ class DiffStyleTSGenerator:
         self.normaliser = Normaliser()
         self.class_names: tuple[str, ...] = ()
         self.leads: tuple[str, ...] = ("II",)
+        self.units = "mV"
         self.style_bank: tuple[torch.Tensor, torch.Tensor] | None = None
         self.checkpoint_sha256: str | None = None
         self.checkpoint_layout: str | None = None
@@ -108,6 +109,7 @@ class DiffStyleTSGenerator:
         self.normaliser = loaded.normaliser or Normaliser()
         self.class_names = loaded.class_names or (REFERENCE_CLASSES if loaded.model_cfg.num_classes == 2 else ())
         self.leads = loaded.leads
+        self.units = loaded.units
         self.style_bank = None if loaded.style_bank is None else tuple(t.to(self.device) for t in loaded.style_bank)
         self.checkpoint_sha256, self.checkpoint_layout = loaded.sha256, loaded.layout
 
@@ -115,7 +117,8 @@ class DiffStyleTSGenerator:
         """Write the fitted model to ``path`` (.safetensors); returns its SHA-256."""
         model = self._need_model()
         sha = checkpoints.save(path, model, normaliser=self.normaliser, class_names=self.class_names,
-                               leads=self.leads, mode=self.mode, style_bank=self.style_bank)
+                               leads=self.leads, mode=self.mode, units=self.units,
+                               style_bank=self.style_bank)
         self.checkpoint_sha256, self.checkpoint_layout = sha, "augframe"
         return sha
 
@@ -133,6 +136,7 @@ class DiffStyleTSGenerator:
         cfg = self._model_cfg_for(data)
         self.class_names = tuple(data.class_names)
         self.leads = tuple(data.leads)
+        self.units = str(getattr(data, "units", getattr(train, "units", "mV")))
         self.normaliser = fit_normaliser(data, self.mode, seed)
         torch.manual_seed(seed)
         self.model = DiffStyleTS(cfg).to(self.device)
@@ -223,7 +227,7 @@ class DiffStyleTSGenerator:
         out = self._run_chunks(request, labels, sampler, None)
         signals = self.normaliser.inverse(out).cpu().numpy()
         batch = ECGBatch(signals, model.cfg.fs, self.leads, labels=out_labels, class_names=out_names,
-                         ids=[f"{NAME}:sample:{s}" for s in request.seeds])
+                         ids=[f"{NAME}:sample:{s}" for s in request.seeds], units=self.units)
         return Candidates(batch, request.seeds, self.info)
 
     def _sampler_for(self, options: Mapping[str, Any]) -> SamplerConfig:

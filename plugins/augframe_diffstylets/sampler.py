@@ -39,8 +39,9 @@ def guided_eps(unet: EpsModel, x: torch.Tensor, t: int | torch.Tensor, content: 
                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """(guided eps, eps_cond, eps_uncond); guidance 1 runs the conditional pass only.
 
-    ``t`` is one timestep for the batch or a per-sample tensor. ``fused`` runs cond and uncond as one batch of 2B (ours); ``False`` runs two forwards of B, as the
-    reference does (kept for the benchmark baseline).
+    ``t`` is one timestep for the batch or a per-sample tensor. ``fused`` runs cond and uncond as
+    one batch of 2B (ours); ``False`` runs two forwards of B, as the reference does (kept for the
+    benchmark baseline).
     """
     b = x.shape[0]
     tt = t if torch.is_tensor(t) else torch.full((b,), int(t), device=x.device, dtype=torch.long)

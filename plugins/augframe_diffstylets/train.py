@@ -130,7 +130,9 @@ class Trainer:
         self.model.train()
         loader = make_loader(self.data, sampler, num_workers=self.cfg.num_workers,
                              pin_memory=self.device.startswith("cuda"))
-        n_steps = len(sampler) if self.cfg.max_steps_per_epoch is None else min(len(sampler), self.cfg.max_steps_per_epoch)
+        n_steps = len(sampler)
+        if self.cfg.max_steps_per_epoch is not None:
+            n_steps = min(n_steps, self.cfg.max_steps_per_epoch)
         sums: dict[str, float] = defaultdict(float)
         start, seen = time.perf_counter(), 0
         bar = progress(loader, total=n_steps, desc=f"diffstylets stage {stage} epoch {self.epoch + 1}",
@@ -204,7 +206,14 @@ class Trainer:
         return {"loss": loss, "mse": mse, "ce": ce, "kl": kl, "content": z, "style": style}
 
     def _judge_logits(self, x_model: torch.Tensor) -> torch.Tensor:
-        logits = self.judge(self.normaliser.inverse(x_model.float()))
+        x = self.normaliser.inverse(x_model.float())
+        if x.is_cuda and torch.is_grad_enabled():
+            # cuDNN's LSTM has no backward in eval mode (why the reference forced train() on its judge);
+            # the native kernels do, so the judge stays in eval mode with frozen BatchNorm statistics.
+            with torch.backends.cudnn.flags(enabled=False):
+                logits = self.judge(x)
+        else:
+            logits = self.judge(x)
         return logits if self.judge_index is None else logits[:, self.judge_index]
 
     def _flip_terms(self, x: torch.Tensor, y: torch.Tensor, content: torch.Tensor, style: torch.Tensor

@@ -1,6 +1,6 @@
 """Per-ECG measurements the improved validator judges, computed for a whole batch at once.
 
-Inputs are ``[N, L]`` float64 signals in mV at ``fs``. Beats are cut around detected R apices into
+Inputs are ``[N, L]`` float signals in mV at ``fs``. Beats are cut around detected R apices into
 one ``[beats, W]`` array for the batch; per-row templates are segment sums (``np.add.reduceat``)
 over the row-sorted beats, so nothing loops over ECGs in Python.
 """

@@ -268,20 +268,20 @@ class PlausibilityFilter:
         chunks = self._chunks(pos)
 
         def run(idx: np.ndarray) -> dict[str, np.ndarray]:
-            xi = x[idx].astype(np.float64)
+            xi = x[idx]
             if units == "zscore":
-                std = xi.std(axis=1)
+                std = xi.std(axis=1, dtype=np.float64)
                 m = measure(xi, fs)
                 m["std"] = std
             else:
                 m = measure(xi, fs)
             m.pop("peaks")
             if src is not None:
-                si = np.where(np.isfinite(src[idx]), src[idx], 0).astype(np.float64)
+                si = np.where(np.isfinite(src[idx]), src[idx], 0).astype(np.float32)
                 sm = _rhythm_only(si, fs)
                 m["source_nrmssd"] = sm["nrmssd"]
                 with np.errstate(invalid="ignore", divide="ignore"):
-                    m["std_ratio"] = xi.std(axis=1) / (si.std(axis=1) + 1e-12)
+                    m["std_ratio"] = xi.std(axis=1, dtype=np.float64) / (si.std(axis=1, dtype=np.float64) + 1e-12)
             return m
 
         parts = self._map(run, chunks)

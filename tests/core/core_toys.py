@@ -52,7 +52,7 @@ class PhaseShiftGenerator:
 
     @property
     def request_kinds(self) -> frozenset[str]:
-        return frozenset({"transfer", "sample"})
+        return frozenset({"transfer", "sample", "complete"})
 
     def fit(self, train: Any, *, seed: int = 0, workdir: Any = None) -> None:
         from augframe.windows import as_windows, gather
@@ -66,7 +66,7 @@ class PhaseShiftGenerator:
         import torch
 
         n = len(request)
-        if request.kind == "transfer":
+        if request.kind in ("transfer", "complete"):
             src = request.sources
             x = src.torch(self.device)
             fs, leads, ids, units = src.fs, src.leads, src.ids, src.units
@@ -82,6 +82,12 @@ class PhaseShiftGenerator:
         idx = (t[None, :] - shift[:, None]) % x.shape[-1]
         y = torch.gather(x, 2, idx[:, None, :].expand(-1, x.shape[1], -1)) * gain
         noise = randn(request.seeds, tuple(x.shape[1:]), stream=1, device=self.device) * 0.01
+        if request.kind == "complete":  # keep the known part exactly, fill the rest
+            known = torch.as_tensor(request.mask, device=self.device)
+            out = torch.where(known, x, y + noise)
+            batch = augframe.ECGBatch(out.cpu(), fs, leads, labels=request.labels, class_names=request.class_names,
+                                      units=units)
+            return Candidates(batch, request.seeds, self.info, source_ids=ids)
         batch = augframe.ECGBatch((y + noise).cpu(), fs, leads, labels=request.labels,
                                   class_names=request.class_names, units=units)
         return Candidates(batch, request.seeds, self.info, source_ids=ids)

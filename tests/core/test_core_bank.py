@@ -161,8 +161,9 @@ def test_sigkill_during_appends_then_resume_is_consistent(tmp_path):
         proc = subprocess.Popen([sys.executable, str(script), str(path), str(total), str(per)],
                                 stdout=subprocess.PIPE, text=True, env=env)
         assert proc.stdout.readline().startswith("start")
-        proc.stdout.readline()  # at least one append committed in this process
-        time.sleep(float(rng.uniform(0.0, 0.15)))  # then kill at an arbitrary point of a later append
+        for _ in range(int(rng.integers(1, 4))):  # 1-3 appends committed in this process ...
+            proc.stdout.readline()
+        time.sleep(float(rng.uniform(0.0, 0.02)))  # ... then kill at an arbitrary point of the next one
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         assert proc.returncode == -signal.SIGKILL, "the writer finished before it was killed"
@@ -194,3 +195,10 @@ def test_atomic_json_leaves_old_file_on_failure(tmp_path):
         write_json(target, {"a": object()})
     assert json.loads(target.read_text()) == {"a": 1}
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_atomic_files_get_ordinary_permissions(tmp_path):
+    from augframe.atomic import DEFAULT_MODE, write_text
+
+    write_text(tmp_path / "a.txt", "x")
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == DEFAULT_MODE  # not mkstemp's 0600

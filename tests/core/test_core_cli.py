@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -157,3 +156,20 @@ def test_a_recipe_runs_with_the_third_party_plugin(installed_plugin, tmp_path, c
     # without the plugin (in this process it is not installed) the same recipe names what is missing
     assert main(["recipe", "check", str(recipe)]) == 2
     assert "data.source = 'tp-source': no source named 'tp-source'" in capsys.readouterr().err
+
+
+def test_generate_then_evaluate_commands(tmp_path, monkeypatch, capsys):
+    from augframe import pipeline
+    from core_toys import RECIPE, toy_registry
+
+    monkeypatch.setattr(pipeline.Registry, "discover", classmethod(lambda cls, allow=None, block=None: toy_registry()))
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(RECIPE.format(out=str(tmp_path / "out").replace("\\", "/"), extra=""))
+    assert main(["generate", str(recipe), "--count", "2", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "N->A: 2 accepted in bank" in out and not (tmp_path / "out" / "eval").exists()
+    assert main(["evaluate", str(recipe), "--no-progress"]) == 0
+    assert "evaluation moments" in capsys.readouterr().out
+    assert (tmp_path / "out" / "eval" / "moments.json").is_file() and (tmp_path / "out" / "report.html").is_file()
+    assert main(["generate", str(recipe), "--count", "0"]) == 2
+    assert "generation.count = 0 must be at least 1" in capsys.readouterr().err

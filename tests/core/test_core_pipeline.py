@@ -124,3 +124,28 @@ def test_bad_data_and_plan_inputs(tmp_path, monkeypatch):
         pipeline.load_data(attrs.evolve(r, data=attrs.evolve(r.data, preprocessing={"fs": 250})), reg)
     with pytest.raises(DataError, match="yielded no records"):
         pipeline.load_data(attrs.evolve(r, data=attrs.evolve(r.data, params={"n": 0})), reg)
+
+
+@pytest.mark.parametrize("mask", ['{ task = "forecast", horizon_s = 1.0 }', '{ task = "gap", fraction = 0.3 }',
+                                  '{ task = "random_gaps", fraction = 0.25, chunk_s = 0.2 }'])
+def test_complete_requests_from_a_recipe(tmp_path, mask):
+    text = RECIPE.format(out=str(tmp_path / "c"), extra="").replace(
+        'kind = "transfer"\ndirections = ["N->A", "A->N"]',
+        f'kind = "complete"\nlabels = ["A"]\ncount = 4\nmask = {mask}').replace(
+        'name = "amplitude"\nparams = { max_ratio = 1.3 }', 'name = "always"')
+    res = pipeline.run(R.loads(text), registry=toy_registry(), stages=("fit", "generate"), log=lambda m: None)
+    (tag, stats), = res.generation["per_target"].items()
+    assert tag.startswith("complete-") and stats["accepted_total"] == 4
+    bank = Bank.open(res.bank_path)
+    data = pipeline.load_data(R.loads(text), toy_registry())
+    from augframe.windows import as_windows
+    train = as_windows(data.train)
+    pos = {k: j for j, k in enumerate(train.ids)}
+    for i, row in enumerate(bank.rows()):
+        src = train[pos[row["source_id"]]][0]
+        known = np.isclose(bank[i][0], src, atol=0, rtol=0)
+        assert 0.05 < known.mean() < 0.95  # part kept exactly, part generated
+    with pytest.raises(RecipeError, match="horizon_s = 9.0 leaves nothing known"):
+        pipeline.run(R.loads(text.replace(mask, '{ task = "forecast", horizon_s = 9.0 }').replace(
+            str(tmp_path / "c"), str(tmp_path / "d"))), registry=toy_registry(), stages=("generate",),
+            log=lambda m: None)

@@ -61,6 +61,20 @@ def test_required_tables_and_files():
         R.loads("[data]\nsource='s'\n[generator]\nname='g'\n[generation]\nkind='sample'\nlabels=['A']\n")
 
 
+@pytest.mark.parametrize("mask, message", [
+    ('{ task = "forcast" }', "generation.mask.task = 'forcast'; use one of"),
+    ('{ task = "gap", fracton = 0.3 }', "unknown key generation.mask.fracton for task 'gap' (did you mean 'fraction'?)"),
+    ('{ task = "random_gaps", fraction = 0.3 }', "generation.mask.chunk_s is required"),
+    ('{ task = "gap", fraction = 1.2 }', "generation.mask.fraction = 1.2 must be below 1"),
+])
+def test_completion_masks_are_checked(mask, message):
+    text = "[data]\nsource = 's'\n[generator]\nname = 'g'\n[generation]\nkind = 'complete'\nmask = " + mask
+    with pytest.raises(RecipeError) as err:
+        R.loads(text)
+    assert message in str(err.value)
+    assert R.loads(text.replace(mask, '{ task = "forecast", horizon_s = 2.0 }')).generation.mask["horizon_s"] == 2.0
+
+
 def test_plugin_names_and_params_are_checked_against_the_registry():
     reg = toy_registry()
     R.check_plugins(R.loads(_text()), reg)

@@ -156,3 +156,33 @@ def test_split_views_normalise_on_train_only_and_feed_a_dataloader(cinc2017_dir,
     b = view.batch()
     assert b.units == "normalised" and np.allclose(b.signals, x.numpy(), atol=1e-6)
     np.testing.assert_allclose(norm.inverse(b.signals), train_vals, atol=1e-5)
+
+
+def test_ptbxl_twelve_lead_cache_groups_by_patient(ptbxl_dir, tmp_path):
+    from augframe.data.ptbxl import PTBXLSource
+    from augframe.signals import STANDARD_LEADS
+
+    src = PTBXLSource(ptbxl_dir, resolution=100, classes=("N", "A"), limit_per_class=3, seed=0)
+    cfg = PreprocessConfig(leads=list(STANDARD_LEADS), cleaning="bandpass")
+    cache = build_cache(src, cfg, classes=("N", "A"), root=tmp_path / "c")
+    assert np.asarray(cache.signals).shape == (6, 12, 2500) and cache.leads == STANDARD_LEADS
+    assert sorted(np.bincount(cache.labels).tolist()) == [3, 3]
+    assert all(p.isdigit() for p in cache.patient_ids) and (cache.patient_ids != cache.record_ids).all()
+    assert {m["strat_fold"] for m in cache.record_meta.values()} <= {str(i) for i in range(1, 11)}
+    only_ii = build_cache(src, PreprocessConfig(leads="II", cleaning="bandpass"), classes=("N", "A"),
+                          root=tmp_path / "c")
+    assert only_ii.leads == ("II",) and only_ii.ids == cache.ids
+    np.testing.assert_array_equal(np.asarray(only_ii.signals)[:, 0], np.asarray(cache.signals)[:, 1])
+
+
+def test_workers_with_a_source_that_cannot_plan(tmp_path):
+    """Array sources have no plan/read: records are read here and preprocessed in the pool, same result."""
+    from augframe.data.arrays import ArraySource
+
+    x = np.stack([synthetic_ecg(12, 250, seed=i)[:, 0] for i in range(70)]).astype(np.float32)
+    np.savez(tmp_path / "x.npz", X=x, y=np.arange(70) % 2)
+    src = ArraySource(tmp_path / "x.npz", fs=250, leads=("II",))
+    one = build_cache(src, PreprocessConfig(), classes=("N", "A"), root=tmp_path / "a")
+    two = build_cache(src, PreprocessConfig(), classes=("N", "A"), root=tmp_path / "b", workers=2)
+    assert len(one) == 70 and one.ids == two.ids
+    np.testing.assert_array_equal(np.asarray(one.signals), np.asarray(two.signals))

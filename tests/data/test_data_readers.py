@@ -196,9 +196,34 @@ def test_sources_register_through_the_plugin_hook(cinc2017_dir, tmp_path):
 
     reg = Registry()
     reg.register_module(plugin, name="sources")
-    assert reg.names("source") == ["arrays", "cinc2017", "mimic-iv-ecg", "ptbxl", "wfdb"]
+    assert reg.names("source") == ["arrays", "cinc2017", "demo", "mimic-iv-ecg", "ptbxl", "wfdb"]
     src = reg.create("source", "cinc2017", {"root": str(cinc2017_dir), "classes": ["A"], "limit_per_class": 2})
     assert isinstance(src, Source) and len(list(src.records())) == 2
     a = CinC2017Source(cinc2017_dir, classes=("A",), limit_per_class=2, seed=0)
     b = CinC2017Source(cinc2017_dir, classes=("A",), limit_per_class=2, seed=1)
     assert a.fingerprint() == src.fingerprint() != b.fingerprint()
+
+
+def test_every_source_passes_the_conformance_kit(cinc2017_dir, ptbxl_dir, mimic_tree, cinc_copy, tmp_path):
+    from augframe.data.demo import DemoSource
+    from augframe.testing import check_source
+
+    np.savez(tmp_path / "a.npz", X=np.zeros((3, 500), np.float32), y=np.array([0, 1, 0]))
+    sources = [
+        CinC2017Source(cinc2017_dir, classes=("A",), limit_per_class=3),
+        PTBXLSource(ptbxl_dir, resolution=100, limit_per_class=2),
+        MIMICIVECGSource(mimic_tree),
+        WFDBSource(cinc_copy, labels="REFERENCE.csv", single_lead_as="I"),
+        ArraySource(tmp_path / "a.npz", fs=250),
+        DemoSource(classes=("N",)),
+    ]
+    for src in sources:
+        report = check_source(src, limit=3)
+        assert report.kind == "source" and "fingerprint is a stable non-empty string" in report.passed
+
+
+def test_lead_aliases():
+    from augframe.data.wfdb_io import lead_name
+
+    assert lead_name("MLII") == "II" and lead_name("avf") == "aVF" and lead_name("ECG") == "ECG"
+    assert lead_name("ECG", single_lead_as="I") == "I" and lead_name("ECG1", aliases={"ecg1": "V2"}) == "V2"

@@ -82,3 +82,11 @@ def test_step_count_is_a_call_option(tiny_beat_generator, cinc_beats):
     assert not np.allclose(one, three)
     assert tiny_beat_generator.generate(
         GenerationRequest.complete(beats, mask, seed=0, steps=3)).info.params["steps"] == 4  # generator default kept
+
+
+def test_conformance_kit(tiny_beat_generator, cinc_beats):
+    from augframe.testing import check_generator
+
+    report = check_generator(tiny_beat_generator, sources=cinc_beats.select(np.arange(6)), options={"steps": 2})
+    assert any(rule.startswith("complete: keeps the known part") for rule in report.passed)
+    assert any(rule.startswith("sample: batch-size invariant") for rule in report.passed)

@@ -122,3 +122,26 @@ def test_train_state_file_is_weights_only_loadable(short_windows, tmp_path):
     state = torch.load(tmp_path / STATE_FILE, weights_only=True)
     assert state["counters"]["epoch"] == 1 and "opt" in state["optimizers"]
     assert json.loads(state["config_json"])["mode"] == "improved"
+
+
+def test_trains_from_the_memmap_window_cache_like_from_memory(short_windows, tmp_path):
+    """The data layer's memory-mapped cache is a WindowDataset: same windows, same weights."""
+    from augframe.data.arrays import ArraySource
+    from augframe.data.cache import build_cache
+    from augframe.data.preprocess import PreprocessConfig
+
+    npz = tmp_path / "windows.npz"
+    np.savez(npz, X=short_windows.signals, y=short_windows.labels)
+    source = ArraySource(npz, fs=250.0, leads=("I",))
+    config = PreprocessConfig(leads=("I",), fs=250.0, cleaning="none", quality="none",
+                              window_s=CROP / 250.0)
+    cache = build_cache(source, config, classes=("N", "A"), root=tmp_path / "cache")
+    assert isinstance(cache.signals, np.memmap) and len(cache) == len(short_windows)
+    np.testing.assert_array_equal(cache.signals[:], short_windows.signals)
+    kw = dict(stage1_epochs=1, stage2_epochs=0, max_steps_per_epoch=2)
+    from_cache = _trainer(cache, "improved", **kw)
+    from_cache.run()
+    in_memory = _trainer(short_windows, "improved", **kw)
+    in_memory.run()
+    for (k, a), b in zip(from_cache.model.state_dict().items(), in_memory.model.state_dict().values()):
+        assert torch.equal(a, b), k

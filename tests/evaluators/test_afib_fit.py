@@ -35,3 +35,36 @@ def test_classical_augmentation_is_seeded():
     a, b, c = aug(x, y, 7), aug(x, y, 7), aug(x, y, 8)
     assert torch.equal(a, b) and not torch.equal(a, c) and not torch.equal(a, x)
     assert a.shape == x.shape
+
+
+def test_a_killed_fit_resumes_from_its_last_epoch(cinc_short, tmp_path, monkeypatch):
+    import augframe_afib.fit as fit_mod
+
+    x, y = cinc_short.numpy()[:24, :, :400], cinc_short.labels[:24]
+    settings = TrainSettings(max_epochs=3, patience=5, batch_size=8, max_steps_per_epoch=1)
+
+    def run(state_path=None):
+        model = make_afib_reslstm(width=0.0625, depth=[1, 1, 1, 1], seed=1)
+        return fit_classifier(model, x[:16], y[:16], x[16:], y[16:], settings, seed=2, state_path=state_path)
+
+    whole = run()
+    path = tmp_path / "run.train-state.pt"
+    real_eval, calls = fit_mod.evaluate_loss, []
+
+    def dies_in_epoch_3(*a, **k):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt("killed")
+        return real_eval(*a, **k)
+
+    monkeypatch.setattr(fit_mod, "evaluate_loss", dies_in_epoch_3)
+    try:
+        run(path)
+    except KeyboardInterrupt:
+        pass
+    assert path.is_file()  # epochs 1-2 were saved
+    monkeypatch.setattr(fit_mod, "evaluate_loss", real_eval)
+    resumed = run(path)
+    assert not path.exists()
+    assert resumed.epochs_run == whole.epochs_run == 3 and resumed.history == whole.history
+    assert all(torch.equal(resumed.state[k], whole.state[k]) for k in whole.state)

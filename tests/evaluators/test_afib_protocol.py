@@ -165,3 +165,15 @@ def test_condition_d_with_torch_ecg_crnn(data, registry, tmp_path):
     assert [r[0] for r in res.tables["summary"].rows] == ["A", "B", "C", "D"]
     assert "tost.A_vs_D.accuracy.p" in res.metrics
     assert "ecg-crnn" in res.scale
+
+
+def test_faithful_run_ensembles_folds_on_the_shared_test_set(data, registry):
+    real, _, syn = data
+    ev = registry.create("evaluator", "three-way", {"mode": "faithful", "folds": 2, **FAST})
+    small = syn.select(np.arange(12))
+    res = ev.evaluate(real, small, context=EvalContext(seed=1))
+    n = len(ev.plan(real, small, None, seed=1)[0][0].test)
+    n_test = {r[2] for r in res.tables["equivalence"].rows if "samples" in r[2]}
+    # paired z and bootstrap, both on the one shared test set (fold models ensembled), not on every real ECG
+    assert n_test == {f"paired z (samples), n={n}", f"bootstrap (samples), n={n}"} and n < len(real)
+    assert "faithful" in res.scale and res.metrics["tost.A_vs_C.accuracy.p"] <= 1.0
