@@ -19,6 +19,9 @@ from augframe.errors import ValidationError
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
+#: Values ``ECGBatch.units`` takes (see the class docstring).
+UNITS: tuple[str, ...] = ("mV", "zscore", "minmax", "robust", "normalised")
+
 #: Standard 12-lead names, in the conventional order.
 STANDARD_LEADS: tuple[str, ...] = (
     "I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6",
@@ -73,7 +76,9 @@ class ECGBatch:
         class_names: names of the classes that label indices (or multi-hot columns) refer to.
         ids: per-sample string ids (generated as ``"0".."N-1"`` when not given).
         meta: per-sample metadata columns, each an array of length N.
-        units: physical unit of the values ("mV", or "normalised" after scaling).
+        units: what the values are: "mV" (physical), "zscore" (per-sample z-score), "minmax"
+            (global min-max, the reference's [-1.5, 1.5]), "robust" (median/IQR), or "normalised"
+            (scaled in a way the producer does not state). Filters that judge amplitudes use it.
     """
 
     signals: Any
@@ -87,6 +92,8 @@ class ECGBatch:
 
     def __attrs_post_init__(self) -> None:
         self._validate_signals()
+        if self.units not in UNITS:
+            raise ValidationError(f"ECGBatch.units={self.units!r}; use one of {UNITS}")
         n, n_leads, _ = self.signals.shape
         if self.fs <= 0 or not np.isfinite(self.fs):
             raise ValidationError(f"ECGBatch.fs={self.fs} must be a positive sampling rate in Hz")

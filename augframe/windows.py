@@ -24,7 +24,7 @@ class WindowDataset(Protocol):
     fs: float
     leads: tuple[str, ...]
     class_names: tuple[str, ...]
-    # Optional: ``units`` ("mV" or "normalised"), ``ids`` (stable per-window ids).
+    # Optional: ``units`` (see ECGBatch.units), ``ids`` (stable per-window ids).
 
     @property
     def labels(self) -> np.ndarray: ...

@@ -5,8 +5,9 @@
     python -m bench.validator detector [--quick]     # R-apex detector vs wfdb XQRS, F1 within 50 ms
 
 Throughput uses the reference fixture's 20 (source, candidate) pairs (ECGSYN signals, the same kind
-of input the reference timing used), tiled to the workload size; each case is timed ``--repeats``
-times after a warm-up and the median is reported. The stored reference figure (192 ECG/s, mean of
+of input the reference timing used), tiled to the workload size; after a warm-up the cases are timed
+round-robin ``--repeats`` times (so load changes on a shared machine hit every case alike) and the
+median per case is reported. The stored reference figure (192 ECG/s, mean of
 its two runs of 196 and 188) is in ``shared/reference/timings.md``.
 """
 
@@ -41,16 +42,6 @@ def _batch(x, labels, fs=250.0):
     return ECGBatch(np.asarray(x, np.float32)[:, None, :], fs, ("I",), labels=labels, class_names=("N", "A"))
 
 
-def _time(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
-
-
 # --- throughput ------------------------------------------------------------------------------------
 def throughput(args) -> dict:
     import torch
@@ -66,20 +57,29 @@ def throughput(args) -> dict:
     tgt = np.tile(fx["target_class"].numpy(), reps)[:n]
     orig = np.tile(fx["original_class"].numpy(), reps)[:n]
     cb, sb = _batch(cand, tgt), _batch(src, orig)
-    n_loop = min(n, 200 if args.quick else 1000)
+    n_loop = min(n, 200 if args.quick else 500)
 
     def loop():
         for i in range(n_loop):
             validate_one(cand[i], src[i], int(tgt[i]))
 
-    rows = {}
-    t = _time(loop, args.repeats)
-    rows["reference-style loop (faithful, per sample)"] = n_loop / t
+    cases = [("reference-style loop (faithful, per sample)", loop, n_loop)]
     for mode in ("faithful", "improved"):
         for workers in (1, 2):
             f = PlausibilityFilter(mode=mode, workers=workers, chunk_size=max(1, int(np.ceil(n / workers))))
-            t = _time(lambda: f.score(cb, sb), args.repeats)
-            rows[f"{mode} batched, {workers} thread{'s' if workers > 1 else ''}"] = n / t
+            cases.append((f"{mode} batched, {workers} thread{'s' if workers > 1 else ''}",
+                          lambda f=f: f.score(cb, sb), n))
+    # Interleaved: every repeat times each case once, so a load change on the shared machine hits all
+    # cases alike instead of biasing whichever case ran during it.
+    times: dict[str, list[float]] = {name: [] for name, _, _ in cases}
+    for name, fn, _ in cases:
+        fn()
+    for _ in range(args.repeats):
+        for name, fn, _ in cases:
+            t = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t)
+    rows = {name: k / statistics.median(times[name]) for name, _, k in cases}
     base = rows["reference-style loop (faithful, per sample)"]
     out = {"n_pairs": n, "n_loop": n_loop, "repeats": args.repeats, "ecg_per_s": rows,
            "ratio_vs_loop": {k: v / base for k, v in rows.items()},

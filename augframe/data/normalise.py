@@ -120,7 +120,7 @@ class Normaliser:
 
     @property
     def units(self) -> str:
-        return "mV" if self.kind == "none" else "normalised"
+        return "mV" if self.kind == "none" else self.kind
 
     # --- persistence ---------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

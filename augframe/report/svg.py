@@ -144,7 +144,7 @@ def _ticks(lo: float, hi: float, n: int = 5) -> list[float]:
 
 
 def histogram(series: Mapping[str, Sequence[float]], *, xlabel: str = "", bins: int = 30, caption: str = "",
-              width: int = 370, height: int = 220) -> Figure:
+              width: int = 350, height: int = 220) -> Figure:
     """Overlaid histograms (densities) of one quantity for several sets, e.g. real vs synthetic."""
     clean = {k: np.asarray(v, dtype=np.float64) for k, v in series.items()}
     clean = {k: v[np.isfinite(v)] for k, v in clean.items()}
@@ -153,7 +153,8 @@ def histogram(series: Mapping[str, Sequence[float]], *, xlabel: str = "", bins: 
     if hi <= lo:
         lo, hi = lo - 0.5, hi + 0.5
     edges = np.linspace(lo, hi, bins + 1)
-    ml, mr, mt, mb = 42, 12, 26, 38
+    ml, mr, mb = 42, 12, 38
+    mt = 14 + 14 * max(len(clean), 1)  # one legend line per set
     pw, ph = width - ml - mr, height - mt - mb
     dens = {k: (np.histogram(np.clip(v, lo, hi), edges, density=True)[0] if len(v) else np.zeros(bins))
             for k, v in clean.items()}
@@ -180,9 +181,9 @@ def histogram(series: Mapping[str, Sequence[float]], *, xlabel: str = "", bins: 
             x = ml + (np.clip(med, lo, hi) - lo) / (hi - lo) * pw
             parts.append(f"<line x1='{x:.1f}' y1='{mt}' x2='{x:.1f}' y2='{mt + ph}' stroke='{color}' "
                          "stroke-width='1.5' stroke-dasharray='4 3'/>")
-        lx = ml + 4 + i * (pw / max(len(dens), 1))
-        parts.append(f"<rect x='{lx:.1f}' y='8' width='10' height='10' fill='{color}' fill-opacity='0.6'/>"
-                     f"<text x='{lx + 14:.1f}' y='17' {FONT} font-size='11' fill='#222'>"
+        lx, ly = ml + 4, 6 + 14 * i
+        parts.append(f"<rect x='{lx:.1f}' y='{ly}' width='10' height='10' fill='{color}' fill-opacity='0.6'/>"
+                     f"<text x='{lx + 14:.1f}' y='{ly + 9}' {FONT} font-size='11' fill='#222'>"
                      f"{_esc(name)} (n={len(clean[name])}, median {_num(med) if np.isfinite(med) else '-'})</text>")
     parts.append(f"<text x='{ml + pw / 2:.1f}' y='{height - 6}' {FONT} font-size='11' text-anchor='middle' "
                  f"fill='#222'>{_esc(xlabel)}</text>")

@@ -42,8 +42,8 @@ class LeadConsistencyEvaluator:
                     continue
                 q = np.quantile(v, QUANTILES)
                 metrics[f"{which}_{rel}_median"] = float(q[0])
-                rows.append((which, rel, RELATIONS[rel][3], len(v), *(round(float(x), 5) for x in q)))
+                rows.append((which, rel, RELATIONS[rel][1], len(v), *(round(float(x), 5) for x in q)))
         table = Table(("data", "relation", "formula", "n", "median", "p95", "max"), rows,
-                      caption="relative residual = rms(lead - formula) / rms(limb leads)")
+                      caption="relative residual = rms(lead - formula) / rms(leads I and II)")
         return EvaluationResult(self.name, metrics, {"residuals": table}, notes=notes,
                                 details={"threshold": self.threshold})

@@ -6,9 +6,9 @@ a causal 5-40 Hz Butterworth (order 4, SOS) band-pass, |first difference|, thres
 (1.5 direction + 1.0 correlation + 0.5 std ratio, / 3); score 0.3 M + 0.3 Phi + 0.4 C, valid if > 0.7.
 Constants are the reference's own (fs 250), kept in :data:`FAITHFUL` so nothing is scattered.
 
-Everything is one numpy/scipy call over ``[N, samples]`` except scipy's ``find_peaks``, which runs
-per row on the already-filtered difference signal (its greedy distance rule has no batched form in
-scipy, and re-implementing it risks a different peak set than the reference).
+Everything is one numpy/scipy call over ``[N, samples]``, the peak picking included:
+:func:`peakpick.find_peaks_batch` returns exactly scipy's ``find_peaks(height, distance)`` peaks
+(rows where scipy's tie rules could matter are handed to scipy itself).
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ from typing import Any
 
 import attrs
 import numpy as np
-from scipy.signal import butter, find_peaks, sosfilt
+from scipy.signal import butter, sosfilt
 from scipy.stats import pearsonr
 
+from augframe_plausibility.peakpick import find_peaks_batch
 from augframe_plausibility.peaks import Peaks, row_all, row_count, row_mean, row_std
 
 
@@ -65,7 +66,7 @@ def detect_diff_peaks(x: np.ndarray, c: FaithfulConstants = FAITHFUL) -> Peaks:
     sos = _band_sos(c.fs, *c.band_hz, c.order)
     d = np.abs(np.diff(sosfilt(sos, x, axis=-1), axis=-1))
     thr = d.mean(axis=-1) + c.threshold_std * d.std(axis=-1)
-    return Peaks.from_lists([find_peaks(d[i], height=thr[i], distance=c.min_distance)[0] for i in range(len(d))])
+    return find_peaks_batch(d, thr, c.min_distance)
 
 
 def _median_abs_dev(x: np.ndarray) -> np.ndarray:

@@ -29,9 +29,11 @@ def _corr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def flat_top_fraction(x: np.ndarray, rel_level: float = 0.02) -> np.ndarray:
-    """Fraction of samples sitting still (same value as a neighbour) at the row's extremes: clipping.
+    """Fraction of samples inside flat runs (equal to BOTH neighbours) at the row's extremes: clipping.
 
-    Only samples within ``rel_level`` of the range from the maximum or minimum are examined.
+    Only samples within ``rel_level`` of the range from the maximum or minimum are examined. Needing
+    both neighbours equal makes it blind to amplitude quantisation (1 uV ADC steps repeat a value
+    twice at a slow trough) while a clipped peak stays flat for many samples.
     """
     n, length = x.shape
     hi = x.max(axis=-1, keepdims=True)
@@ -39,14 +41,12 @@ def flat_top_fraction(x: np.ndarray, rel_level: float = 0.02) -> np.ndarray:
     span = np.maximum(hi - lo, 1e-12)
     near = np.flatnonzero((x >= hi - rel_level * span) | (x <= lo + rel_level * span))
     rows, cols = near // length, near % length
+    inner = (cols > 0) & (cols < length - 1)
+    near, rows = near[inner], rows[inner]
     xf = x.reshape(-1)
     tol = 1e-6 * span[rows, 0]
     v = xf[near]
-    still = np.zeros(len(near), dtype=bool)
-    has_prev = cols > 0
-    still[has_prev] |= np.abs(v[has_prev] - xf[near[has_prev] - 1]) <= tol[has_prev]
-    has_next = cols < length - 1
-    still[has_next] |= np.abs(v[has_next] - xf[near[has_next] + 1]) <= tol[has_next]
+    still = (np.abs(v - xf[near - 1]) <= tol) & (np.abs(v - xf[near + 1]) <= tol)
     return np.bincount(rows[still], minlength=n) / length
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from scipy.signal import resample_poly
 
-from augframe.errors import DataError
+from augframe.errors import DataError, ValidationError
 from augframe.signals import ECGBatch
 
 CLASS_NAMES = ("N", "A")
@@ -105,7 +105,7 @@ def implausible(kind: str, x: np.ndarray, fs: float, rng: np.random.Generator) -
         return -x
     if kind == "time_reversed":
         return x[:, ::-1].copy()
-    raise ValueError(f"unknown implausible kind {kind!r}; use one of {KINDS}")
+    raise ValidationError(f"unknown implausible kind {kind!r}; use one of {KINDS}")
 
 
 KINDS = ("flat", "white_noise", "random_walk", "clipped", "spliced", "amplitude_x20", "inverted", "time_reversed")

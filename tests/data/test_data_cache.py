@@ -154,7 +154,7 @@ def test_split_views_normalise_on_train_only_and_feed_a_dataloader(cinc2017_dir,
     assert float(x.min()) == pytest.approx(-1.5, abs=1e-5) and float(x.max()) == pytest.approx(1.5, abs=1e-5)
     np.testing.assert_array_equal(torch.cat(ys).numpy(), cache.labels[fold.train])
     b = view.batch()
-    assert b.units == "normalised" and np.allclose(b.signals, x.numpy(), atol=1e-6)
+    assert b.units == "minmax" and np.allclose(b.signals, x.numpy(), atol=1e-6)
     np.testing.assert_allclose(norm.inverse(b.signals), train_vals, atol=1e-5)
 
 

@@ -20,7 +20,7 @@ def test_prepare_from_cinc_with_cache_split_and_normaliser(cinc2017_dir, tmp_pat
                              classes=("N", "A"), seed=3)
     assert isinstance(rd.train, WindowDataset) and isinstance(rd.test, WindowDataset)
     assert not set(rd.train.patient_ids) & set(rd.test.patient_ids)
-    assert rd.train.units == "normalised" and rd.info["normaliser"]["kind"] == "minmax"
+    assert rd.train.units == "minmax" and rd.info["normaliser"]["kind"] == "minmax"
     train = rd.train.batch().signals
     assert train.min() == pytest.approx(-1.5, abs=1e-5) and train.max() == pytest.approx(1.5, abs=1e-5)
     assert split_file.exists() and rd.info["split"]["fold"] == 1

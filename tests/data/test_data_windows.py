@@ -37,7 +37,7 @@ def test_cinc2017_windows_normalisations(cinc2017_dir):
     assert np.allclose(z.signals.mean(-1), 0, atol=1e-4) and np.allclose(z.signals.std(-1), 1, atol=1e-3)
     m = cinc2017_windows(cinc2017_dir, limit_per_class=3, normalise="minmax")
     assert m.signals.min() == pytest.approx(-1.5) and m.signals.max() == pytest.approx(1.5)
-    assert m.units == "normalised"
+    assert z.units == "zscore" and m.units == "minmax"
 
 
 def test_cinc2017_windows_seeded_selection(cinc2017_dir):

@@ -97,3 +97,14 @@ def test_class_names_map_to_rhythms():
     assert af.tolist() == [False, True, False] and normal.tolist() == [True, False, False]
     af, _ = targets(np.array([0]), ("Flutter",), {"flutter": "af"})
     assert af.tolist() == [True]
+
+
+def test_shipped_demo_windows_are_accepted():
+    """The demo sample is stored at 1 uV resolution: quantisation must not read as clipping."""
+    from augframe.data import demo_windows
+
+    b = demo_windows(normalise=None)
+    res = PlausibilityFilter().score(b)
+    assert res.checks["clipping"].min() == 1.0
+    for c in (0, 1):
+        assert res.accept[b.labels == c].mean() >= 0.88
