@@ -37,13 +37,12 @@ def ptbxl_dir() -> Path:
 
 @pytest.fixture(autouse=True, scope="session")
 def _torch_threads():
-    """Intra-op threads for the suite: AUGFRAME_TEST_THREADS, else up to 2 (CI's core count).
+    """Intra-op threads for the suite: AUGFRAME_TEST_THREADS, default 1.
 
-    On a machine shared with other jobs, set AUGFRAME_TEST_THREADS=1: OpenMP threads spin-wait
-    for a busy core and small models then run many times slower.
+    The tests use tiny models, which gain nothing from a second thread, and on a machine shared
+    with other jobs OpenMP threads spin-wait for a busy core (6-20x slower measured here).
     """
     import torch
 
-    default = max(1, min(2, os.cpu_count() or 1))
-    torch.set_num_threads(int(os.environ.get("AUGFRAME_TEST_THREADS", default)))
+    torch.set_num_threads(int(os.environ.get("AUGFRAME_TEST_THREADS", "1")))
     yield

@@ -7,40 +7,17 @@ factories, so loading the plugin is cheap.
 
 from __future__ import annotations
 
-import importlib
-import inspect
 from typing import Any
 
 import augframe
+from augframe.plugins import lazy
 
 
-class _Lazy:
-    """A factory that imports its target on first use; ``inspect.signature`` sees the target's parameters
-    (so the registry names a wrong parameter and callers can see what a classifier accepts)."""
-
-    def __init__(self, target: str) -> None:
-        self.target = target
-
-    def _resolve(self) -> Any:
-        module, _, attr = self.target.rpartition(".")
-        return getattr(importlib.import_module(module), attr)
-
-    @property
-    def __signature__(self) -> inspect.Signature:
-        return inspect.signature(self._resolve())
-
-    def __call__(self, **params: Any) -> Any:
-        return self._resolve()(**params)
-
-    def __repr__(self) -> str:
-        return f"<lazy factory {self.target}>"
-
-
-_afib_reslstm = _Lazy("augframe_afib.classifiers.make_afib_reslstm")
-_ecg_crnn = _Lazy("augframe_afib.classifiers.make_ecg_crnn")
-_three_way = _Lazy("augframe_afib.protocol.ThreeWayEvaluator")
-_tstr = _Lazy("augframe_afib.tstr.TSTREvaluator")
-_fidelity = _Lazy("augframe_afib.fidelity.FidelityEvaluator")
+_afib_reslstm = lazy("augframe_afib.classifiers.make_afib_reslstm")
+_ecg_crnn = lazy("augframe_afib.classifiers.make_ecg_crnn")
+_three_way = lazy("augframe_afib.protocol.ThreeWayEvaluator")
+_tstr = lazy("augframe_afib.tstr.TSTREvaluator")
+_fidelity = lazy("augframe_afib.fidelity.FidelityEvaluator")
 
 
 @augframe.hookimpl

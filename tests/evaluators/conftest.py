@@ -53,17 +53,6 @@ def standin_synthetic(real: ECGBatch, n: int, seed: int) -> tuple[ECGBatch, ECGB
     return src, syn
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: on a shared 2-core box, a second OpenMP thread mostly spins and waits."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="session")
 def tiny() -> dict:
     return dict(TINY)

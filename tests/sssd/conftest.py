@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 
 import pytest
@@ -41,25 +40,5 @@ def tiny_generator(ptbxl_batch):
     from augframe_sssd.generator import SSSDECGGenerator
 
     gen = SSSDECGGenerator(**TINY, iterations=4, batch_size=4)
-    with one_thread():
-        gen.fit(ptbxl_batch, seed=0)
+    gen.fit(ptbxl_batch, seed=0)
     return gen
-
-
-@contextlib.contextmanager
-def one_thread():
-    """Small tensors: one intra-op thread is faster than two on a shared 2-core box."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with one_thread():
-        yield
