@@ -20,7 +20,6 @@ Output directory::
 from __future__ import annotations
 
 import hashlib
-import importlib
 import inspect
 import json
 import math
@@ -36,6 +35,7 @@ import numpy as np
 
 from augframe import atomic
 from augframe.bank import Bank
+from augframe.data.prepare import RunData
 from augframe.errors import DataError, PluginError, RecipeError, ValidationError
 from augframe.filterchain import ChainResult, FilterChain, chain_summary
 from augframe.plugins import Registry
@@ -46,16 +46,6 @@ from augframe.signals import ECGBatch
 from augframe.windows import ArrayWindows, as_windows, gather
 
 STAGES = ("fit", "generate", "evaluate", "report")
-
-
-@attrs.frozen
-class RunData:
-    """What the data stage hands on: train (and optional test) windows and how they were made."""
-
-    train: Any
-    test: Any | None = None
-    fingerprint: str = ""
-    info: Mapping[str, Any] = attrs.field(factory=dict)
 
 
 @attrs.frozen
@@ -137,79 +127,15 @@ def run(recipe: Recipe, *, registry: Registry | None = None, stages: Sequence[st
 def load_data(recipe: Recipe, registry: Registry) -> RunData:
     """Source plugin -> preprocessing -> split -> normalisation fitted on the training split only.
 
-    In order of preference:
-
-    1. ``augframe.data.prepare_recipe_data(source, *, preprocessing, split, classes, seed)`` when the
-       data layer provides it (it owns preprocessing, the memmap cache, patient-wise splits and the
-       normalisation fitted on the training split; see docs/recipes.md);
-    2. otherwise, records stacked as read (they must share fs, leads and length), split by
-       ``split.test_fraction`` over patients; a ``[data.preprocessing]`` table is then an error.
+    The data layer (``augframe.data.prepare_recipe_data``) owns all of it: the memmap cache, the
+    patient-wise split and the normaliser; see docs/recipes.md and docs/data.md.
     """
+    from augframe.data.prepare import prepare_recipe_data
+
     spec = recipe.data
     source = _create(registry, "source", spec.source, spec.params, None)
-    try:
-        data_mod = importlib.import_module("augframe.data")
-    except ImportError:  # pragma: no cover
-        data_mod = None
-    prepare = getattr(data_mod, "prepare_recipe_data", None)
-    if prepare is not None:
-        out = prepare(source, preprocessing=dict(spec.preprocessing), split=dict(spec.split),
-                      classes=spec.classes, seed=recipe.run.seed)
-        if isinstance(out, RunData):
-            return out
-        if isinstance(out, tuple):
-            return RunData(out[0], out[1] if len(out) > 1 else None, source.fingerprint())
-        return RunData(out, None, source.fingerprint())
-    if spec.preprocessing:
-        raise RecipeError("data.preprocessing needs the data layer (augframe.data.prepare_recipe_data), which this "
-                          "installation lacks; remove [data.preprocessing] for sources already preprocessed")
-    batch = records_to_batch(source.records(), spec.classes, what=f"source {spec.source!r}")
-    train, test = _simple_split(batch, spec.split, recipe.run.seed)
-    return RunData(train, test, source.fingerprint(), {"preprocessing": "none (records used as read)"})
-
-
-def records_to_batch(records: Any, classes: Sequence[str] | None = None, what: str = "source") -> ECGBatch:
-    """Stack records of equal fs, leads and length into one labelled ECGBatch."""
-    recs = list(records)
-    if not recs:
-        raise DataError(f"{what} yielded no records; check its path and parameters")
-    first = recs[0]
-    for r in recs[1:]:
-        for field in ("fs", "leads"):
-            if getattr(r, field) != getattr(first, field):
-                raise DataError(f"{what}: record {r.id!r} has {field}={getattr(r, field)!r}, record {first.id!r} has "
-                                f"{getattr(first, field)!r}; add [data.preprocessing] to resample / select leads")
-        if r.signal.shape != first.signal.shape:
-            raise DataError(f"{what}: record {r.id!r} has shape {r.signal.shape}, {first.id!r} has "
-                            f"{first.signal.shape}; add [data.preprocessing] windowing")
-    names = tuple(classes) if classes else tuple(sorted({r.label for r in recs if r.label is not None}))
-    if classes:
-        recs = [r for r in recs if r.label in names]
-        if not recs:
-            raise DataError(f"{what}: no record has a label in data.classes = {list(names)}")
-    labels = np.array([names.index(r.label) if r.label in names else -1 for r in recs], dtype=np.int64)
-    meta = {"patient_id": np.array([r.patient_id if r.patient_id is not None else r.id for r in recs], dtype=object)}
-    return ECGBatch(np.stack([np.asarray(r.signal, np.float32) for r in recs]), first.fs, first.leads,
-                    labels=labels, class_names=names, ids=[r.id for r in recs], meta=meta)
-
-
-def _simple_split(batch: ECGBatch, split: Mapping[str, Any], seed: int) -> tuple[ECGBatch, ECGBatch | None]:
-    for key in split:
-        if key != "test_fraction":
-            raise RecipeError(f"unknown key data.split.{key}: without the data layer only 'test_fraction' is known")
-    frac = float(split.get("test_fraction", 0.0))
-    if not 0.0 <= frac < 1.0:
-        raise RecipeError(f"data.split.test_fraction = {frac} must be in [0, 1)")
-    if frac == 0.0:
-        return batch, None
-    groups = batch.meta.get("patient_id", batch.meta.get("patient"))
-    if groups is None:
-        groups = np.asarray(batch.ids, dtype=object)
-    uniq = np.unique(groups.astype(str))
-    rng = numpy_rng(seed, 0x5B17)
-    test_groups = set(uniq[rng.permutation(len(uniq))[: max(1, int(round(frac * len(uniq))))]])
-    is_test = np.array([str(g) in test_groups for g in groups])
-    return batch.select(~is_test), batch.select(is_test)
+    return prepare_recipe_data(source, preprocessing=dict(spec.preprocessing), split=dict(spec.split),
+                               classes=spec.classes, seed=recipe.run.seed)
 
 
 # --------------------------------------------------------------------------------------------

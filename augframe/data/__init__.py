@@ -21,6 +21,8 @@ _EXPORTS = {
     "demo_windows": "augframe.data.demo",
     "demo_path": "augframe.data.demo",
     "prepare_recipe_data": "augframe.data.prepare",
+    "RunData": "augframe.data.prepare",
+    "records_to_batch": "augframe.data.prepare",
     "DemoSource": "augframe.data.demo",
     "PreprocessConfig": "augframe.data.preprocess",
     "WindowCache": "augframe.data.cache",

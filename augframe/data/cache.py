@@ -337,6 +337,7 @@ def build_cache(source: Source, config: PreprocessConfig, *, classes: Sequence[s
     tmp = Path(tempfile.mkdtemp(prefix=f".{key[:24]}.", suffix=".partial", dir=root))
     try:
         report = _write(source, config, classes, tmp, key, strict, workers, progress)
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private; a finished cache is readable like any folder
         if final.exists():
             shutil.rmtree(final)
         try:

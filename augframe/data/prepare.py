@@ -30,8 +30,9 @@ from augframe.data.cache import WindowCache, build_cache, fit_normaliser
 from augframe.data.normalise import Normaliser
 from augframe.data.preprocess import PreprocessConfig
 from augframe.data.splits import Split, make_split
-from augframe.errors import RecipeError, ValidationError, suggest
+from augframe.errors import DataError, RecipeError, ValidationError, suggest
 from augframe.protocols import Source
+from augframe.signals import ECGBatch
 
 PREPROCESS_EXTRAS = ("normalise", "cache", "cache_dir", "workers", "strict")
 SPLIT_KEYS = ("k", "fold", "test_fraction", "by", "file")
@@ -93,6 +94,16 @@ def _split(groups: np.ndarray, labels: np.ndarray, settings: dict[str, Any], see
     return split
 
 
+@attrs.frozen
+class RunData:
+    """What the data stage hands on: train (and optional test) windows and how they were made."""
+
+    train: Any
+    test: Any | None = None
+    fingerprint: str = ""
+    info: Mapping[str, Any] = attrs.field(factory=dict)
+
+
 def prepare_recipe_data(source: Source, *, preprocessing: Mapping[str, Any], split: Mapping[str, Any],
                         classes: Sequence[str] | None, seed: int) -> Any:
     """Cache -> split -> normaliser fitted on train -> (train, test) views; see the module docstring."""
@@ -139,17 +150,11 @@ def prepare_recipe_data(source: Source, *, preprocessing: Mapping[str, Any], spl
         "records_used": report.records_used, "windows_kept": report.windows_kept,
         "windows_rejected": report.windows_rejected, "problems": report.counts(),
     }
-    try:
-        from augframe.pipeline import RunData
-    except ImportError:  # pragma: no cover - the pipeline is part of the core
-        return train, test
     return RunData(train, test, fingerprint, info)
 
 
 def _as_read(source: Source, classes: Sequence[str] | None, settings: dict[str, Any], seed: int) -> Any:
     """No ``[data.preprocessing]``: records stacked as read (equal fs, leads, length), then split."""
-    from augframe.pipeline import RunData, records_to_batch
-
     batch = records_to_batch(source.records(), classes, what=f"source {source.name!r}")
     groups = np.asarray(batch.ids if settings["by"] == "record" else batch.meta["patient_id"]).astype(str)
     info: dict[str, Any] = {"preprocessing": "none (records used as read)", "split": None}
@@ -165,3 +170,28 @@ def _normalised(batch: Any, norm: Normaliser) -> Any:
     if norm.kind == "none":
         return batch
     return batch.with_signals(norm.apply(batch.numpy()).astype(np.float32), units=norm.units)
+
+
+def records_to_batch(records: Any, classes: Sequence[str] | None = None, what: str = "source") -> ECGBatch:
+    """Stack records of equal fs, leads and length into one labelled ECGBatch."""
+    recs = list(records)
+    if not recs:
+        raise DataError(f"{what} yielded no records; check its path and parameters")
+    first = recs[0]
+    for r in recs[1:]:
+        for field in ("fs", "leads"):
+            if getattr(r, field) != getattr(first, field):
+                raise DataError(f"{what}: record {r.id!r} has {field}={getattr(r, field)!r}, record {first.id!r} has "
+                                f"{getattr(first, field)!r}; add [data.preprocessing] to resample / select leads")
+        if r.signal.shape != first.signal.shape:
+            raise DataError(f"{what}: record {r.id!r} has shape {r.signal.shape}, {first.id!r} has "
+                            f"{first.signal.shape}; add [data.preprocessing] windowing")
+    names = tuple(classes) if classes else tuple(sorted({r.label for r in recs if r.label is not None}))
+    if classes:
+        recs = [r for r in recs if r.label in names]
+        if not recs:
+            raise DataError(f"{what}: no record has a label in data.classes = {list(names)}")
+    labels = np.array([names.index(r.label) if r.label in names else -1 for r in recs], dtype=np.int64)
+    meta = {"patient_id": np.array([r.patient_id if r.patient_id is not None else r.id for r in recs], dtype=object)}
+    return ECGBatch(np.stack([np.asarray(r.signal, np.float32) for r in recs]), first.fs, first.leads,
+                    labels=labels, class_names=names, ids=[r.id for r in recs], meta=meta)

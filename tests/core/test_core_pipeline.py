@@ -109,10 +109,7 @@ def test_count_limits_and_sample_requests(tmp_path):
     assert bank.rows(0)[0]["source_id"] is None
 
 
-def test_bad_data_and_plan_inputs(tmp_path, monkeypatch):
-    import augframe.data
-
-    monkeypatch.setattr(augframe.data, "prepare_recipe_data", None, raising=False)  # the core's own fallback
+def test_bad_data_and_plan_inputs(tmp_path):
     reg = toy_registry()
     r = _recipe(tmp_path / "x")
     with pytest.raises(RecipeError, match="'X' is not in the data's classes"):
@@ -120,8 +117,8 @@ def test_bad_data_and_plan_inputs(tmp_path, monkeypatch):
                      registry=reg, log=lambda m: None)
     import attrs
 
-    with pytest.raises(RecipeError, match="data.preprocessing needs the data layer"):
-        pipeline.load_data(attrs.evolve(r, data=attrs.evolve(r.data, preprocessing={"fs": 250})), reg)
+    with pytest.raises(RecipeError, match="data.preprocessing.sampling_rate"):
+        pipeline.load_data(attrs.evolve(r, data=attrs.evolve(r.data, preprocessing={"sampling_rate": 250})), reg)
     with pytest.raises(DataError, match="yielded no records"):
         pipeline.load_data(attrs.evolve(r, data=attrs.evolve(r.data, params={"n": 0})), reg)
 

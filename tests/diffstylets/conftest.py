@@ -76,7 +76,9 @@ def fitted(short_windows, tmp_path_factory):
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        result = gen.fit(short_windows, seed=3, workdir=workdir)
+        # oneDNN's per-call overhead dominates 8-channel convolutions; the native kernels are ~30 % faster here
+        with torch.backends.mkldnn.flags(enabled=False):
+            result = gen.fit(short_windows, seed=3, workdir=workdir)
     finally:
         torch.set_num_threads(before)
     return gen, result, workdir

@@ -33,6 +33,12 @@ def cinc_small(cinc2017_dir) -> ECGBatch:
     return load_cinc_windows(cinc2017_dir, max_records=12)
 
 
-def batch_of(x: np.ndarray, labels=None, fs: float = 250.0, units: str = "mV") -> ECGBatch:
+def _batch_of(x: np.ndarray, labels=None, fs: float = 250.0, units: str = "mV") -> ECGBatch:
     return ECGBatch(np.asarray(x, np.float32)[:, None, :], fs, ("I",), labels=labels,
                     class_names=("N", "A") if labels is not None else (), units=units)
+
+
+@pytest.fixture(scope="session")
+def batch_of():
+    """Builds a single-lead ECGBatch from [N, samples] (labels index ("N", "A"))."""
+    return _batch_of

@@ -9,7 +9,6 @@ from scipy.signal import find_peaks
 from augframe_plausibility.peakpick import find_peaks_batch
 from augframe_plausibility.reference_loop import validate_one
 from augframe_plausibility.validator import PlausibilityFilter
-from tests.filters.conftest import batch_of
 
 
 def _same(got, want, path=""):
@@ -25,7 +24,7 @@ def _same(got, want, path=""):
 
 
 @pytest.mark.parametrize("with_source", [True, False])
-def test_faithful_matches_reference_fixture(validator_fixture, with_source):
+def test_faithful_matches_reference_fixture(validator_fixture, with_source, batch_of):
     fx = validator_fixture
     cand = batch_of(fx["candidates"], labels=fx["target"])
     src = batch_of(fx["sources"], labels=fx["original"]) if with_source else None
@@ -72,7 +71,7 @@ def test_batched_find_peaks_equals_scipy():
             assert got.row(i).tolist() == want.tolist(), (distance, i)
 
 
-def test_faithful_bad_input_scores_zero(validator_fixture):
+def test_faithful_bad_input_scores_zero(validator_fixture, batch_of):
     x = validator_fixture["candidates"][:3].copy()
     b = batch_of(x.copy(), labels=[1, 1, 0])
     b.signals[1, 0, 100] = np.nan  # ECGBatch checks at construction; data can still go bad later

@@ -11,7 +11,6 @@ from augframe_plausibility.apex import detect
 from augframe_plausibility.classes import targets
 from augframe_plausibility.realdata import implausible
 from augframe_plausibility.validator import PlausibilityFilter
-from tests.filters.conftest import batch_of
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +30,7 @@ def test_real_windows_are_accepted(cinc_small, scored):
 
 
 @pytest.mark.parametrize("kind", ["flat", "white_noise", "random_walk", "clipped", "amplitude_x20"])
-def test_implausible_inputs_are_rejected(cinc_small, kind):
+def test_implausible_inputs_are_rejected(cinc_small, kind, batch_of):
     x = cinc_small.numpy()[:, 0, :].astype(np.float64)
     bad = implausible(kind, x, 250.0, np.random.default_rng(0))
     res = PlausibilityFilter().score(batch_of(bad, labels=cinc_small.labels))
@@ -46,7 +45,7 @@ def test_label_contradicting_rhythm_loses(cinc_small):
     assert as_n <= as_af - 0.1
 
 
-def test_bad_input_gets_zero_and_a_reason(cinc_small):
+def test_bad_input_gets_zero_and_a_reason(cinc_small, batch_of):
     x = cinc_small.numpy()[:4, 0, :].copy()
     b = batch_of(x.copy(), labels=[0, 0, 0, 1])
     b.signals[0, 0, 10] = np.nan
@@ -61,7 +60,7 @@ def test_bad_input_gets_zero_and_a_reason(cinc_small):
     assert (short.scores == 0).all() and "too short" in short.reasons[0][0]
 
 
-def test_units(cinc_small):
+def test_units(cinc_small, batch_of):
     x = cinc_small.numpy()[:20, 0, :].astype(np.float64)
     z = (x - x.mean(1, keepdims=True)) / x.std(1, keepdims=True)
     lab = cinc_small.labels[:20]

@@ -9,7 +9,6 @@ from augframe.plugins import Registry
 from augframe.protocols import Filter
 from augframe.windows import ArrayWindows
 from augframe_plausibility.nearcopy import NearCopyFilter
-from tests.filters.conftest import batch_of
 
 
 def _brute(c: np.ndarray, train: np.ndarray, max_shift: int) -> float:
@@ -36,7 +35,7 @@ def data(cinc_small):
 
 
 @pytest.mark.parametrize("max_shift_s", [None, 0.5])
-def test_pruned_search_equals_brute_force(data, max_shift_s):
+def test_pruned_search_equals_brute_force(data, max_shift_s, batch_of):
     train, cand = data
     f = NearCopyFilter(batch_of(train), threshold=0.6, max_shift_s=max_shift_s)
     rep = f.evaluate(batch_of(cand))
@@ -50,7 +49,7 @@ def test_pruned_search_equals_brute_force(data, max_shift_s):
         assert (rep.value[i] > 0.6) == (want > 0.6 + 1e-4) or abs(want - 0.6) < 1e-3
 
 
-def test_copies_rejected_others_kept(data):
+def test_copies_rejected_others_kept(data, batch_of):
     train, cand = data
     rep = NearCopyFilter(batch_of(train), threshold=0.9).evaluate(batch_of(cand))
     assert not rep.result.accept[8] and not rep.result.accept[9]
@@ -59,7 +58,7 @@ def test_copies_rejected_others_kept(data):
     assert rep.result.accept[10]  # time-reversed is not a copy
 
 
-def test_inputs_metrics_and_bad_input(data, tmp_path, cinc_small):
+def test_inputs_metrics_and_bad_input(data, tmp_path, cinc_small, batch_of):
     train, cand = data
     np.save(tmp_path / "train.npy", train)
     by_path = NearCopyFilter(tmp_path / "train.npy", train_fs=250.0).score(batch_of(cand))
@@ -75,7 +74,7 @@ def test_inputs_metrics_and_bad_input(data, tmp_path, cinc_small):
     assert (wrong.scores == 0).all() and "250" in wrong.reasons[0][0]
 
 
-def test_registry_builds_both_filters(data):
+def test_registry_builds_both_filters(data, batch_of):
     train, _ = data
     reg = Registry.discover()
     p = reg.create("filter", "plausibility", {})
