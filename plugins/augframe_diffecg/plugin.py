@@ -5,16 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import augframe
-
-
-def make_diffecg(**params: Any) -> Any:
-    """Build a DiffECG generator (see docs/diffecg.md for parameters)."""
-    from augframe_diffecg.generator import DiffECGGenerator
-
-    return DiffECGGenerator(**params)
+from augframe.plugins import lazy
 
 
 @augframe.hookimpl
-def augframe_register_generators(register) -> None:
-    register("diffecg", make_diffecg,
+def augframe_register_generators(register: Any) -> None:
+    register("diffecg", lazy("augframe_diffecg.generator.DiffECGGenerator"),
              description="DiffECG: one conditional DDPM for generation, imputation and forecasting (mask-driven)")

@@ -5,23 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import augframe
-
-
-def _plausibility(**params: Any) -> Any:
-    from augframe_plausibility.validator import PlausibilityFilter
-
-    return PlausibilityFilter(**params)
-
-
-def _near_copy(**params: Any) -> Any:
-    from augframe_plausibility.nearcopy import NearCopyFilter
-
-    return NearCopyFilter(**params)
+from augframe.plugins import lazy
 
 
 @augframe.hookimpl
 def augframe_register_filters(register: Any) -> None:
-    register("plausibility", _plausibility,
+    register("plausibility", lazy("augframe_plausibility.validator.PlausibilityFilter"),
              description="clinical plausibility of candidate ECGs; mode 'improved' (default) or 'faithful' (DiffStyleTS reference)")
-    register("near-copy", _near_copy,
+    register("near-copy", lazy("augframe_plausibility.nearcopy.NearCopyFilter"),
              description="rejects candidates whose shift-tolerant max normalised cross-correlation to a training ECG exceeds a threshold")

@@ -2,31 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 import pytest
 
 TINY = dict(width=8, mults=(1, 2), blocks=1, n_fft=32, hop=8, steps=4, batch_size=64)
-
-
-@contextlib.contextmanager
-def one_thread():
-    """One intra-op thread: on a shared, loaded 2-core box two threads oversubscribe (~10x slower)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with one_thread():
-        yield
 
 
 @pytest.fixture(scope="session")
@@ -55,8 +34,7 @@ def tiny_beat_generator(cinc_beats):
     from augframe_diffecg.generator import DiffECGGenerator
 
     gen = DiffECGGenerator(**TINY, train_steps=20, train_batch_size=8)
-    with one_thread():
-        gen.fit(cinc_beats, seed=0)
+    gen.fit(cinc_beats, seed=0)
     return gen
 
 
@@ -71,6 +49,5 @@ def tiny_window_generator(cinc_windows):
     batch = ECGBatch(two, cinc_windows.fs, ("I", "II"), labels=cinc_windows.labels,
                      class_names=cinc_windows.class_names, ids=cinc_windows.ids)
     gen = DiffECGGenerator(**TINY, train_steps=3, train_batch_size=4, crop=256)
-    with one_thread():
-        gen.fit(batch, seed=1)
+    gen.fit(batch, seed=1)
     return gen, batch

@@ -84,5 +84,5 @@ def test_registry_names_bad_parameters():
     from augframe.plugins import Registry
 
     reg = Registry.discover(allow=["diffecg"])
-    with pytest.raises(PluginError, match="rejected its parameters"):
+    with pytest.raises(PluginError, match="has no parameter 'widht' \\(did you mean 'width'\\?\\)"):
         reg.create("generator", "diffecg", {"widht": 8})

@@ -47,15 +47,6 @@ def judge_registry():
     return reg
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    """Tiny models gain nothing from intra-op threads, and spinning threads stall on a shared box."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 # Stage 1 runs 12 epochs x 17 batches of 4 (204 steps), then one improved stage-2 epoch with the tiny judge.
 FIT_TRAIN = dict(stage1_epochs=12, stage2_epochs=1, batch_size=4, lr=2e-3, flip_steps=2, judge="tiny-judge",
                  checkpoint_every=100)
@@ -73,12 +64,7 @@ def fitted(short_windows, tmp_path_factory):
     gen = DiffStyleTSGenerator(mode="improved", device="cpu", model=TINY, train=FIT_TRAIN,
                                sampler=dict(steps=4), registry=reg, bank_per_class=8)
     workdir = tmp_path_factory.mktemp("fit")
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        # oneDNN's per-call overhead dominates 8-channel convolutions; the native kernels are ~30 % faster here
-        with torch.backends.mkldnn.flags(enabled=False):
-            result = gen.fit(short_windows, seed=3, workdir=workdir)
-    finally:
-        torch.set_num_threads(before)
+    # oneDNN's per-call overhead dominates 8-channel convolutions; the native kernels are ~30 % faster here
+    with torch.backends.mkldnn.flags(enabled=False):
+        result = gen.fit(short_windows, seed=3, workdir=workdir)
     return gen, result, workdir

@@ -12,7 +12,7 @@ from augframe import recipe as recipes
 from augframe.data import demo_windows
 from augframe.protocols import GenerationRequest
 
-RECIPES = ("quickstart", "afib-cinc", "afib-paper")
+RECIPES = ("quickstart", "afib-cinc", "afib-paper", "afib-cinc-cpu")
 
 
 def _quickstart(repo):
