@@ -166,45 +166,41 @@ def work_plan(recipe: Recipe, train: Any) -> dict[str, tuple[int | None, list[li
         for direction in g.directions:
             src, dst = parse_direction(direction)
             for name, key in ((src, "source"), (dst, "target")):
-                if name not in names:
-                    raise RecipeError(f"generation.directions {direction!r}: {key} class {name!r} is not in the data's "
-                                      f"classes {list(names)}{_hint(name, names)}")
+                _check_class(f"generation.directions {direction!r}: {key} class", name, names)
             tag = f"{src}->{dst}"
-            dir_seed = _name_seed(recipe.run.seed, tag)
-            members = np.flatnonzero(labels == names.index(src))
-            members = members[numpy_rng(dir_seed, 0x0D).permutation(len(members))]
-            rounds = []
-            for a in range(g.attempts_per_source):
-                seeds = derive_seeds(int(derive_seeds(dir_seed, 1, offset=a)[0]), len(members))
-                rounds.append([WorkItem(f"{tag}:{ids[j]}", a, int(s), int(j), names.index(dst))
-                               for j, s in zip(members, seeds)])
-            plan[tag] = (g.count, rounds)
+            plan[tag] = (g.count, _source_rounds(tag, labels == names.index(src), names.index(dst), recipe, ids))
     elif g.kind == "complete":
         for name in g.labels or names:
-            if name not in names:
-                raise RecipeError(f"generation.labels: class {name!r} is not in the data's classes {list(names)}"
-                                  f"{_hint(name, names)}")
+            _check_class("generation.labels: class", name, names)
             tag = f"complete-{g.mask['task']}:{name}"
-            tag_seed = _name_seed(recipe.run.seed, tag)
-            members = np.flatnonzero(labels == names.index(name))
-            members = members[numpy_rng(tag_seed, 0x0D).permutation(len(members))]
-            rounds = []
-            for a in range(g.attempts_per_source):
-                seeds = derive_seeds(int(derive_seeds(tag_seed, 1, offset=a)[0]), len(members))
-                rounds.append([WorkItem(f"{tag}:{ids[j]}", a, int(s), int(j), names.index(name))
-                               for j, s in zip(members, seeds)])
-            plan[tag] = (g.count, rounds)
+            plan[tag] = (g.count, _source_rounds(tag, labels == names.index(name), names.index(name), recipe, ids))
     else:
         for name in g.labels:
-            if name not in names:
-                raise RecipeError(f"generation.labels: class {name!r} is not in the data's classes {list(names)}"
-                                  f"{_hint(name, names)}")
+            _check_class("generation.labels: class", name, names)
             tag = f"sample:{name}"
             total = int(g.count) * g.attempts_per_source
             seeds = derive_seeds(_name_seed(recipe.run.seed, tag), total)
             plan[tag] = (g.count, [[WorkItem(f"{tag}:{j}", 0, int(seeds[j]), -1, names.index(name))
                                     for j in range(total)]])
     return plan
+
+
+def _check_class(what: str, name: str, names: Sequence[str]) -> None:
+    if name not in names:
+        raise RecipeError(f"{what} {name!r} is not in the data's classes {list(names)}{_hint(name, names)}")
+
+
+def _source_rounds(tag: str, is_member: np.ndarray, target: int, recipe: Recipe, ids: Sequence[str]
+                   ) -> list[list[WorkItem]]:
+    """Attempt rounds over the member sources (seeded order), each source with its own seed per attempt."""
+    tag_seed = _name_seed(recipe.run.seed, tag)
+    members = np.flatnonzero(is_member)
+    members = members[numpy_rng(tag_seed, 0x0D).permutation(len(members))]
+    rounds = []
+    for a in range(recipe.generation.attempts_per_source):
+        seeds = derive_seeds(int(derive_seeds(tag_seed, 1, offset=a)[0]), len(members))
+        rounds.append([WorkItem(f"{tag}:{ids[j]}", a, int(s), int(j), target) for j, s in zip(members, seeds)])
+    return rounds
 
 
 def generate_into_bank(recipe: Recipe, generator: Any, chain: FilterChain, train: Any, bank_path: Path, *,

@@ -19,7 +19,7 @@ import attrs
 
 from augframe.data.fingerprint import content_hash, digest, file_stats
 from augframe.data.problems import Problem
-from augframe.data.selection import as_classes, limit_per_class
+from augframe.data.selection import as_classes, choose_rows
 from augframe.data.planned import PlannedSource
 from augframe.data.wfdb_io import read_wfdb
 from augframe.errors import DataError, ValidationError
@@ -108,17 +108,7 @@ class PTBXLSource(PlannedSource):
         return rows
 
     def plan(self) -> tuple[list[dict[str, Any]], list[Problem]]:
-        problems, chosen = [], []
-        for row in self.index():
-            if row["statements"] is None:
-                problems.append(Problem(row["id"], "missing-label", "scp_codes is not a {code: likelihood} mapping"))
-            elif self.classes is not None and row["label"] not in self.classes:
-                problems.append(Problem(row["id"], "excluded-class", f"label {row['label']!r}"))
-            else:
-                chosen.append(row)
-        keep = set(limit_per_class([r["id"] for r in chosen], [r["label"] for r in chosen],
-                                   self.limit_per_class, self.seed))
-        return [r for r in chosen if r["id"] in keep], problems
+        return choose_rows(self.index(), self.classes, self.limit_per_class, self.seed, _missing_statements)
 
     def read(self, row: dict[str, Any]) -> Record:
         return read_wfdb(self.root / row["file"], record_id=row["id"], label=row["label"],
@@ -133,3 +123,9 @@ class PTBXLSource(PlannedSource):
                            "resolution": self.resolution, "af": self.af_codes, "sr": self.sr_codes,
                            "min_likelihood": self.min_likelihood, "classes": self.classes, "folds": self.folds,
                            "limit": self.limit_per_class, "seed": self.seed}})
+
+
+def _missing_statements(row: dict[str, Any]) -> Problem | None:
+    if row["statements"] is None:
+        return Problem(row["id"], "missing-label", "scp_codes is not a {code: likelihood} mapping")
+    return None

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from augframe.errors import ValidationError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from augframe.data.problems import Problem
 
 
 def as_classes(classes: Sequence[str] | str | None) -> tuple[str, ...] | None:
@@ -36,3 +40,24 @@ def limit_per_class(ids: Sequence[str], labels: Sequence[str | None], limit: int
             idx = rng.choice(idx, size=int(limit), replace=False)
         keep[idx] = True
     return [i for i, k in zip(ids, keep) if k]
+
+
+def choose_rows(rows: Sequence[dict], classes: tuple[str, ...] | None, limit: int | None, seed: int,
+                problem_of: Callable[[dict], Problem | None] | None = None) -> tuple[list[dict], list[Problem]]:
+    """Index rows a source will read: drop rows with a problem or an excluded class, cap each class.
+
+    Rows carry at least ``id`` and ``label``; ``problem_of(row)`` names a row-specific problem.
+    """
+    from augframe.data.problems import Problem
+
+    problems, chosen = [], []
+    for row in rows:
+        problem = problem_of(row) if problem_of is not None else None
+        if problem is not None:
+            problems.append(problem)
+        elif classes is not None and row["label"] not in classes:
+            problems.append(Problem(row["id"], "excluded-class", f"label {row['label']!r}"))
+        else:
+            chosen.append(row)
+    keep = set(limit_per_class([r["id"] for r in chosen], [r["label"] for r in chosen], limit, seed))
+    return [r for r in chosen if r["id"] in keep], problems
