@@ -92,7 +92,10 @@ def cmd_judge(args: argparse.Namespace) -> None:
     rng = np.random.default_rng(args.seed)
     val = np.flatnonzero(split == "val")
     val = val[rng.permutation(len(val))[: args.val_windows]]
-    model = Registry.discover().create("classifier", "afib-reslstm", dict(JUDGE_PARAMS, seed=args.seed))
+    params = dict(JUDGE_PARAMS, seed=args.seed)
+    if args.init is not None:  # continue from an earlier judge (same width/depth)
+        params["checkpoint"] = str(args.init)
+    model = Registry.discover().create("classifier", "afib-reslstm", params)
     settings = TrainSettings(max_epochs=args.epochs, patience=args.epochs, batch_size=32, lr=2e-3,
                              max_steps_per_epoch=args.steps)
     t0 = time.time()
@@ -114,7 +117,7 @@ def cmd_judge(args: argparse.Namespace) -> None:
                          "loss": "focal (alpha 0.65 on A, gamma 2)", "crop_s": args.crop_s},
             "train_windows": int(tr.sum()), "val_windows": int(len(val)), "best_epoch": res.best_epoch,
             "epochs_run": res.epochs_run, "samples_seen": res.samples_seen, "history": list(res.history),
-            "fit_seconds": round(fit_s, 1), "held_out": figures, "seed": args.seed,
+            "fit_seconds": round(fit_s, 1), "init": None if args.init is None else str(args.init.name), "held_out": figures, "seed": args.seed,
             "torch": torch.__version__, "threads": torch.get_num_threads()}
     (args.out / "judge.json").write_text(json.dumps(info, indent=2))
     print(json.dumps({"fit_s": info["fit_seconds"], "held_out": figures}, indent=1))
@@ -152,6 +155,8 @@ def cmd_ship(args: argparse.Namespace) -> None:
     gen_dir.mkdir(exist_ok=True)
     shutil.copyfile(args.out / JUDGE_FILE, judge_dir / JUDGE_FILE)
     shutil.copyfile(args.out / "judge.json", judge_dir / "judge-training.json")
+    if (args.out / "judge-v1.json").is_file():  # the first part of a judge trained in two parts
+        shutil.copyfile(args.out / "judge-v1.json", judge_dir / "judge-training-part1.json")
     shutil.copyfile(args.out / "gen" / "diffstylets.safetensors", gen_dir / GEN_FILE)
     shutil.copyfile(args.out / "gen" / "train_log.jsonl", gen_dir / "diffstylets-w16-train_log.jsonl")
     print(f"shipped {judge_dir / JUDGE_FILE} and {gen_dir / GEN_FILE}")
@@ -168,6 +173,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--epochs", type=int, default=8, help="judge epochs")
     p.add_argument("--steps", type=int, default=16, help="steps per epoch (judge and generator)")
     p.add_argument("--val-windows", type=int, default=256)
+    p.add_argument("--init", type=Path, default=None, help="judge: start from this checkpoint")
     p.add_argument("--crop-s", type=float, default=5.0)
     p.add_argument("--stage", type=int, choices=[1, 2], default=1)
     p.add_argument("--stage1-epochs", type=int, default=10)

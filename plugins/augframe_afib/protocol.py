@@ -74,6 +74,11 @@ class FoldPlan:
     dropped_synthetic: int = 0
 
 
+#: Verdict shown when some classifier predicted one class for every test ECG: equal accuracies of
+#: degenerate classifiers say nothing about the synthetic data, so no equivalence is claimed.
+NOT_ASSESSABLE = "not assessable (degenerate classifiers)"
+
+
 class ThreeWayEvaluator:
     """``three-way``: train the same classifier on A/B/C(/D) per fold, test on real ECGs, TOST the gaps."""
 
@@ -317,6 +322,7 @@ class ThreeWayEvaluator:
                          "such classifiers are degenerate, and equal accuracies between them say nothing about the "
                          "synthetic data; train longer or use a larger classifier")
         tost_rows, intervals = [], []
+        verdict = (lambda res: NOT_ASSESSABLE) if one_class else (lambda res: res.verdict)
         details: dict[str, Any] = {"runs": {f"fold{f}_{c}": records[(f, c)] for f in folds for c in conds},
                                    "resume_key": key, "seed": seed, "settings": self.settings()}
         for c in conds[1:]:
@@ -333,7 +339,7 @@ class ThreeWayEvaluator:
                                 f"ttest.A_vs_{c}.{metric}.p": t_p})
                 tost_rows.append([f"A - {c}", metric, "folds (paired t)", _pp(res.mean_diff),
                                   f"[{_pp(res.ci[0])}, {_pp(res.ci[1])}]", _p(res.p_lower), _p(res.p_upper),
-                                  _p(res.p), res.verdict])
+                                  _p(res.p), verdict(res)])
                 if metric == self.tost_metric:
                     intervals.append((f"A - {c} ({metric}, folds)", res.mean_diff, res.ci[0], res.ci[1], res.equivalent))
             ps = self._per_sample(real, plans, probas, c, seed)
@@ -342,7 +348,7 @@ class ThreeWayEvaluator:
                 metrics.update({f"{tag}.p": res.p, f"{tag}.mean_diff": res.mean_diff})
                 tost_rows.append([f"A - {c}", "accuracy", f"{res.method}, n={res.n}", _pp(res.mean_diff),
                                   f"[{_pp(res.ci[0])}, {_pp(res.ci[1])}]", _p(res.p_lower), _p(res.p_upper),
-                                  _p(res.p), res.verdict])
+                                  _p(res.p), verdict(res)])
                 intervals.append((f"A - {c} (accuracy, {res.method})", res.mean_diff, res.ci[0], res.ci[1],
                                   res.equivalent))
             mc = ps["mcnemar"]
@@ -390,7 +396,7 @@ class ThreeWayEvaluator:
             eq = bool(metrics[f"{tag}.equivalent"])
             cards.append({
                 "label": f"{c} {CONDITION_TEXT[c]} vs A",
-                "value": ("equivalent" if eq else "not equivalent"),
+                "value": NOT_ASSESSABLE if degenerate else ("equivalent" if eq else "not equivalent"),
                 "status": "warn" if degenerate else ("good" if eq else "bad"),
                 "note": (f"{m} {100 * metrics[f'{c}.{m}.mean']:.2f}%, difference A - {c} "
                          f"{100 * metrics[f'{tag}.mean_diff']:+.2f} pp, TOST p = {metrics[f'{tag}.p']:.3g} "

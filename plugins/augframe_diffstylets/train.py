@@ -16,6 +16,11 @@ AdamW, global grad-norm clipping, optional EMA, bf16 autocast on CUDA; a resumab
 (modules, optimiser, EMA, RNG states, epoch) every ``checkpoint_every`` epochs and at the end; a JSON
 lines log; progress bars on terminals. The epoch order depends only on (seed, epoch), so a run
 resumed from a state file ends with the same weights as an uninterrupted one.
+
+The loss of a step is :class:`augframe_diffstylets.stages.StageLoss` (one module, every draw from
+per-sample seeds): the same loss, order and seeds as :func:`augframe_diffstylets.stages.train_stage`,
+which runs it through the core's ``train_steps`` on any number of ranks. A one-process
+``train_stage`` of stage 1 ends with this Trainer's weights bit for bit (tested).
 """
 
 from __future__ import annotations
@@ -27,29 +32,35 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from augframe.distributed import epoch_sample_seeds
 from augframe.errors import ValidationError
-from augframe.seeding import derive_seeds
 from augframe.training import (
-    EMA, EpochSampler, TrainLog, autocast, load_train_state, make_loader, progress, save_train_state,
+    EpochSampler, TrainLog, autocast, load_train_state, make_loader, progress, save_train_state,
 )
 from augframe_diffstylets.config import TrainConfig, to_dict
-from augframe_diffstylets.model import DiffStyleTS, kl_divergence
+from augframe_diffstylets.model import DiffStyleTS
 from augframe_diffstylets.normalise import Normaliser
-from augframe_diffstylets.sampler import guided_eps, sdedit
-from augframe_diffstylets.schedule import CosineSchedule, noise_level
+from augframe_diffstylets.stages import ModelEMA, StageLoss, batch_seed, loss_step, other_class
 
 STATE_FILE = "train_state.pt"
 LOG_FILE = "train_log.jsonl"
 
+__all__ = ["LOG_FILE", "STATE_FILE", "Trainer", "other_class"]
 
-def other_class(y: torch.Tensor, num_classes: int, gen: torch.Generator | None = None) -> torch.Tensor:
-    """A target class different from y (1 - y for two classes; a random other class otherwise)."""
-    if num_classes == 2:
-        return 1 - y
-    shift = torch.randint(1, num_classes, y.shape, device=y.device, generator=gen)
-    return (y + shift) % num_classes
+
+class _Indexed:
+    """Window items with their index, so each sample gets its per-sample seed."""
+
+    def __init__(self, data: Any) -> None:
+        self.data = data
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, i: int) -> tuple[Any, Any, int]:
+        x, y = self.data[i]
+        return x, y, i
 
 
 class Trainer:
@@ -63,10 +74,10 @@ class Trainer:
         self.workdir = Path(workdir) if workdir is not None else None
         self.judge, self.judge_index = judge, judge_index
         self.precision = precision
-        self.schedule = CosineSchedule(device=device)
-        self.null = model.cfg.null_class
+        self.loss = StageLoss(self.model, cfg, mode, clamp=normaliser.clamp, judge=judge, judge_index=judge_index,
+                              normaliser=normaliser).to(device)
         self.opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        self.ema = EMA(model, cfg.ema_decay) if cfg.ema_decay else None
+        self.ema = ModelEMA(model, cfg.ema_decay) if cfg.ema_decay else None
         self.history: dict[str, list[float]] = defaultdict(list)
         self.epoch = 0
         self.log = TrainLog(self.workdir / LOG_FILE if self.workdir else None)
@@ -111,140 +122,71 @@ class Trainer:
         """Train to the end (or up to ``stop_after_epoch`` epochs done), resuming if a state exists."""
         if not self.try_resume():
             torch.manual_seed(self.seed)
-        sampler = EpochSampler(len(self.data), self.cfg.batch_size, seed=self.seed)
-        if sampler.steps_per_epoch() == 0:
+        if len(self.data) < self.cfg.batch_size:
             raise ValidationError(
                 f"{len(self.data)} training windows make no batch of batch_size={self.cfg.batch_size}"
             )
         end = self.total_epochs if stop_after_epoch is None else min(stop_after_epoch, self.total_epochs)
         while self.epoch < end:
             stage = 1 if self.epoch < self.cfg.stage1_epochs else 2
-            sampler.set_epoch(self.epoch)
-            self._run_epoch(stage, sampler)
+            self._run_epoch(stage)
             self.epoch += 1
             if self.epoch % self.cfg.checkpoint_every == 0 or self.epoch == end:
                 self.save_state()
         return dict(self.history)
 
-    def _run_epoch(self, stage: int, sampler: EpochSampler) -> None:
+    def stage_seed(self, stage: int) -> int:
+        """Run seed of a stage's order and noise (stage 2 uses seed + 1, as ``train_stage``)."""
+        return self.seed + (stage - 1)
+
+    def _run_epoch(self, stage: int) -> None:
         self.model.train()
-        loader = make_loader(self.data, sampler, num_workers=self.cfg.num_workers,
+        self.loss.stage = stage
+        seed = self.stage_seed(stage)
+        stage_epoch = self.epoch - (0 if stage == 1 else self.cfg.stage1_epochs)
+        sampler = EpochSampler(len(self.data), self.cfg.batch_size, seed=seed)
+        sampler.set_epoch(stage_epoch)
+        seed_table = torch.from_numpy(epoch_sample_seeds(seed, stage_epoch, len(self.data))).to(self.device)
+        loader = make_loader(_Indexed(self.data), sampler, num_workers=self.cfg.num_workers,
                              pin_memory=self.device.startswith("cuda"))
         n_steps = len(sampler)
         if self.cfg.max_steps_per_epoch is not None:
             n_steps = min(n_steps, self.cfg.max_steps_per_epoch)
-        sums: dict[str, float] = defaultdict(float)
+        steps: dict[str, list[torch.Tensor]] = defaultdict(list)
         start, seen = time.perf_counter(), 0
         bar = progress(loader, total=n_steps, desc=f"diffstylets stage {stage} epoch {self.epoch + 1}",
                        enabled=self.cfg.progress)
-        for step, (x, y) in enumerate(bar):
+        for step, (x, y, idx) in enumerate(bar):
             if step >= n_steps:
                 break
             x = self.normaliser.forward(x.to(self.device, non_blocking=True).float())
             y = y.to(self.device, non_blocking=True).long()
-            terms = self.step(x, y, stage, step)
-            for k, v in terms.items():
-                sums[k] += v
-                self.history[f"step_{k}"].append(v)
+            seeds = seed_table[idx.to(self.device, non_blocking=True)]
+            for k, v in self.step(x, y, seeds, batch_seed(seed, stage_epoch, step, self.device)).items():
+                steps[k].append(v)
             seen += len(x)
         elapsed = time.perf_counter() - start
-        means = {k: v / max(1, n_steps) for k, v in sums.items()}
-        for k, v in means.items():
-            self.history[f"stage{stage}_{k}"].append(v)
+        # one host transfer per epoch for all per-step metrics
+        values = {k: torch.stack(v).float().cpu().tolist() for k, v in steps.items()}
+        means = {k: float(np.mean(v)) for k, v in values.items()}
+        for k, v in values.items():
+            self.history[f"step_{k}"].extend(v)
+            self.history[f"stage{stage}_{k}"].append(means[k])
         self.log.write(epoch=self.epoch + 1, stage=stage, steps=n_steps, seconds=elapsed,
                        samples_per_s=seen / max(elapsed, 1e-9), **means)
 
     # ---- one optimiser step --------------------------------------------------------------------
-    def step(self, x: torch.Tensor, y: torch.Tensor, stage: int, step: int) -> dict[str, float]:
-        with autocast(self.device, enabled=self.precision != "float32", cpu_bf16=self.precision == "bfloat16"):
-            terms = self._denoise_terms(x, y, with_encoder_losses=(stage == 1 or self.mode == "improved"))
-            loss = terms["loss"]
-            monitor: dict[str, torch.Tensor] = {}
-            if stage == 2 and self.mode == "improved":
-                flip, sim = self._flip_terms(x, y, terms["content"], terms["style"])
-                loss = loss + self.cfg.w_flip * flip + self.cfg.w_sim * sim
-                monitor = {"flip": flip, "sim": sim}
-        if stage == 2 and self.mode == "faithful":
-            monitor = self._monitor(x, y, step)
+    def step(self, x: torch.Tensor, y: torch.Tensor, seeds: torch.Tensor, coin_seed: torch.Tensor
+             ) -> dict[str, torch.Tensor]:
+        """One optimiser step on a normalised batch; returns the step's metrics as detached tensors."""
         self.opt.zero_grad(set_to_none=True)
+        with autocast(self.device, enabled=self.precision != "float32", cpu_bf16=self.precision == "bfloat16"):
+            loss, metrics = loss_step(self.loss, x, y, seeds, coin_seed)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
         self.opt.step()
         if self.ema is not None:
             self.ema.update(self.model)
-        out = {k: float(terms[k].detach()) for k in ("mse", "ce", "kl")}
-        out.update({k: float(v.detach()) for k, v in monitor.items()})
-        reported = loss.detach()
-        if stage == 2 and self.mode == "faithful":  # the reference's logged total (constants included)
-            reported = reported + sum(self.cfg.w_flip * v if k == "flip" else self.cfg.w_sim * v
-                                      for k, v in monitor.items())
-        out["loss"] = float(reported)
-        return out
-
-    def _cfg_labels(self, y: torch.Tensor) -> torch.Tensor:
-        p = self.cfg.cfg_dropout
-        if self.mode == "faithful":  # one coin for the whole batch, as the reference
-            drop = torch.rand((), device=y.device) < p
-            return torch.where(drop, torch.full_like(y, self.null), y)
-        drop = torch.rand(y.shape, device=y.device) < p
-        return torch.where(drop, torch.full_like(y, self.null), y)
-
-    def _denoise_terms(self, x: torch.Tensor, y: torch.Tensor, with_encoder_losses: bool) -> dict[str, torch.Tensor]:
-        m = self.model
-        z, mu, logvar = m.content_encoder(x)
-        style, logits = m.style_encoder(x)
-        t = torch.randint(0, self.schedule.T, (x.shape[0],), device=x.device)
-        noise = torch.randn_like(x)
-        x_t = self.schedule.q_sample(x, t, noise)
-        eps_hat = m.unet(x_t, t, z, style, self._cfg_labels(y))
-        mse = F.mse_loss(eps_hat.float(), noise)
-        ce = F.cross_entropy(logits.float(), y)
-        kl = kl_divergence(mu.float(), logvar.float())
-        loss = self.cfg.w_recon * mse
-        if with_encoder_losses:
-            loss = loss + self.cfg.w_style * ce + self.cfg.w_kl * kl
-        return {"loss": loss, "mse": mse, "ce": ce, "kl": kl, "content": z, "style": style}
-
-    def _judge_logits(self, x_model: torch.Tensor) -> torch.Tensor:
-        x = self.normaliser.inverse(x_model.float())
-        if x.is_cuda and torch.is_grad_enabled():
-            # cuDNN's LSTM has no backward in eval mode (why the reference forced train() on its judge);
-            # the native kernels do, so the judge stays in eval mode with frozen BatchNorm statistics.
-            with torch.backends.cudnn.flags(enabled=False):
-                logits = self.judge(x)
-        else:
-            logits = self.judge(x)
-        return logits if self.judge_index is None else logits[:, self.judge_index]
-
-    def _flip_terms(self, x: torch.Tensor, y: torch.Tensor, content: torch.Tensor, style: torch.Tensor
-                    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Improved stage 2: guided one-step x0 towards y' through the frozen judge, with gradients."""
-        target = other_class(y, self.model.cfg.num_classes)
-        t_hi = noise_level(self.cfg.flip_strength, self.cfg.flip_steps, "improved", self.schedule.T)
-        t = torch.randint(max(1, t_hi // 2), t_hi + 1, (x.shape[0],), device=x.device)
-        x_t = self.schedule.q_sample(x, t, torch.randn_like(x))
-        eps, _, _ = guided_eps(self.model.unet, x_t, t, content, style, target, self.null, self.cfg.flip_guidance)
-        ab = self.schedule.alphas_cumprod[t].view(-1, 1, 1)
-        x0 = ((x_t - torch.sqrt(1 - ab) * eps.float()) / torch.sqrt(ab)).clamp(-self.normaliser.clamp,
-                                                                               self.normaliser.clamp)
-        sim = F.mse_loss(x0, x)
-        if self.judge is None:
-            return torch.zeros((), device=x.device), sim
-        return F.cross_entropy(self._judge_logits(x0).float(), target), sim
-
-    @torch.no_grad()
-    def _monitor(self, x: torch.Tensor, y: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
-        """Faithful stage 2: the reference's no-grad SDEdit flip/similarity numbers (they train nothing)."""
-        was_training = self.model.training
-        self.model.eval()
-        content, style = self.model.encode(x)
-        target = other_class(y, self.model.cfg.num_classes)
-        seeds = derive_seeds(self.seed + 7919 * (self.epoch + 1), len(x), offset=step * len(x))
-        cf, _ = sdedit(self.model.unet, self.schedule, x, content, style, target, seeds, null_class=self.null,
-                       strength=self.cfg.flip_strength, steps=self.cfg.flip_steps, guidance=self.cfg.flip_guidance,
-                       clamp=self.normaliser.clamp, mode="faithful")
-        self.model.train(was_training)
-        out = {"sim": F.mse_loss(cf, x)}
-        if self.judge is not None:
-            out["flip"] = F.cross_entropy(self._judge_logits(cf).float(), target)
+        out = dict(metrics)
+        out["loss"] = out.pop("total", loss.detach())
         return out

@@ -132,6 +132,11 @@ def test_three_way_runs_resumes_and_reports(data, registry, tmp_path, monkeypatc
         assert 0.0 <= res.metrics[key] <= 1.0, key
     assert res.figures["equivalence"].data.startswith("<svg")
     assert "3 folds (corrected)" in res.scale
+    # degenerate classifiers (one class for every ECG) must never be called equivalent
+    degenerate = any("predicted a single class" in n for n in res.notes)
+    verdicts = [row[-1] for row in res.tables["equivalence"].rows]
+    cards = [c["value"] for c in res.details["headline"][1:]]
+    assert all((v == protocol.NOT_ASSESSABLE) == degenerate for v in verdicts + cards)
     json.loads(res.to_json())  # serialisable for the report
     runs = sorted(p.name for p in tmp_path.rglob("fold*_*.json"))
     assert len(runs) == 9
