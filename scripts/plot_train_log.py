@@ -1,6 +1,6 @@
 """Plot a DiffStyleTS training log (train_log.jsonl: one JSON line per epoch) as a PNG and print it.
 
-    python scripts/plot_train_log.py pretrained/diffstylets-w16-train_log.jsonl docs/img/diffstylets-w16-train.png
+    python scripts/plot_train_log.py plugins/augframe_diffstylets/pretrained/diffstylets-w16-train_log.jsonl docs/img/diffstylets-w16-train.png
 
 Prints one markdown table row per epoch (stage, steps, seconds, every loss term) so the figures in
 docs/results.md come from the log itself.

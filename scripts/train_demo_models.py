@@ -14,7 +14,7 @@ train / validation / test (stratified by class, seeded). ``judge`` fits AFibResL
 figures. ``generator`` fits DiffStyleTS (registry generator ``diffstylets``, improved mode, small
 width) in two calls that share one work directory (stage 1, then stage 2 resumed from stage 1's
 state with the judge as flip-loss classifier). ``ship`` copies the weights and figures to
-``plugins/augframe_afib/pretrained/`` and ``pretrained/``. One torch thread throughout: the demo
+``plugins/augframe_afib/pretrained/`` and ``plugins/augframe_diffstylets/pretrained/``. One torch thread throughout: the demo
 models are sized for a shared CPU, not for quality.
 """
 
@@ -150,7 +150,7 @@ def cmd_generator(args: argparse.Namespace) -> None:
 
 
 def cmd_ship(args: argparse.Namespace) -> None:
-    judge_dir, gen_dir = REPO / "plugins/augframe_afib/pretrained", REPO / "pretrained"
+    judge_dir, gen_dir = REPO / "plugins/augframe_afib/pretrained", REPO / "plugins/augframe_diffstylets/pretrained"
     judge_dir.mkdir(exist_ok=True)
     gen_dir.mkdir(exist_ok=True)
     shutil.copyfile(args.out / JUDGE_FILE, judge_dir / JUDGE_FILE)

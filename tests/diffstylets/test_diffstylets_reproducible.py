@@ -18,13 +18,14 @@ import hashlib, pickle, sys
 import torch
 torch.set_num_threads(1)
 from augframe.plugins import Registry
+from augframe_diffstylets.generator import DiffStyleTSGenerator
 from diffstylets_helpers import TINY, _JudgePlugin
 windows = pickle.load(open(sys.argv[1], "rb"))
 reg = Registry()
 reg.register_module(_JudgePlugin(), name="tiny-judge-plugin")
-gen = reg.create("generator", "diffstylets", dict(mode="improved", device="cpu", model=TINY, bank_per_class=4,
+gen = DiffStyleTSGenerator(mode="improved", device="cpu", model=TINY, bank_per_class=4, registry=reg,
       train=dict(stage1_epochs=1, stage2_epochs=1, max_steps_per_epoch=3, batch_size=8, lr=2e-3,
-                 flip_steps=2, judge="tiny-judge", ema_decay=0.9)))
+                 flip_steps=2, judge="tiny-judge", ema_decay=0.9))
 gen.fit(windows, seed=int(sys.argv[2]))
 h = hashlib.sha256()
 for k, v in gen.model.state_dict().items():

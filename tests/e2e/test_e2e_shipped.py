@@ -33,7 +33,7 @@ def test_quickstart_uses_the_shipped_checkpoints(repo):
     assert (repo / q["generator"]["checkpoint"]).is_file()
     judge = q["evaluators"][0]["params"]["judge_params"]["checkpoint"]
     assert (repo / judge).is_file()
-    for card in ("pretrained/MODEL_CARD.md", "plugins/augframe_afib/pretrained/MODEL_CARD.md"):
+    for card in ("plugins/augframe_diffstylets/pretrained/MODEL_CARD.md", "plugins/augframe_afib/pretrained/MODEL_CARD.md"):
         assert (repo / card).is_file(), card
 
 
