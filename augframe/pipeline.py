@@ -40,7 +40,7 @@ from augframe.errors import DataError, PluginError, RecipeError, ValidationError
 from augframe.filterchain import ChainResult, FilterChain, chain_summary
 from augframe.plugins import Registry
 from augframe.protocols import EvalContext, EvaluationResult, GenerationRequest
-from augframe.recipe import Recipe, check_plugins, parse_direction
+from augframe.recipe import RUN_CONTEXT, Recipe, check_plugins, parse_direction
 from augframe.seeding import derive_seeds, numpy_rng
 from augframe.signals import ECGBatch
 from augframe.windows import ArrayWindows, as_windows, gather
@@ -101,8 +101,8 @@ def run(recipe: Recipe, *, registry: Registry | None = None, stages: Sequence[st
     generation: dict[str, Any] = {}
     if "generate" in stages:
         chain = FilterChain.from_specs(
-            [attrs.evolve(f, params=_with_device(registry, "filter", f.name, f.params, device)) for f in recipe.filters],
-            registry)
+            [attrs.evolve(f, params=_with_device(registry, "filter", f.name, f.params, device, train=data.train))
+             for f in recipe.filters], registry)
         with timer("generate"):
             generation = generate_into_bank(recipe, generator, chain, train, bank_path, progress=show, log=log)
         record["generation"] = generation
@@ -294,10 +294,10 @@ def _make_and_score(chunk: list[WorkItem], recipe: Recipe, generator: Any, chain
     names = tuple(train.class_names)
     opts = dict(recipe.generation.options)
     if recipe.generation.kind == "transfer":
-        sources = _gather(train, [it.source for it in chunk])
+        sources = gather(train, [it.source for it in chunk])
         request = GenerationRequest("transfer", labels, seeds, sources=sources, class_names=names, options=opts)
     elif recipe.generation.kind == "complete":
-        sources = _gather(train, [it.source for it in chunk])
+        sources = gather(train, [it.source for it in chunk])
         mask = completion_mask(recipe.generation.mask, sources, seeds)
         request = GenerationRequest("complete", labels, seeds, sources=sources, mask=mask, class_names=names,
                                     options=opts)
@@ -393,9 +393,9 @@ def evaluate_bank(recipe: Recipe, registry: Registry, data: RunData, bank_path: 
         rng = numpy_rng(recipe.run.seed, 0xE7A1, i)
         syn_idx = _subset(len(bank), spec.max_samples, rng)
         real_idx = _subset(len(real_ds), spec.max_samples, rng)
-        synthetic = bank.batch(syn_idx)
-        real = _gather(real_ds, real_idx)
         sources = _sources_of(bank, syn_idx, train)
+        synthetic = _with_lineage(bank.batch(syn_idx), sources)
+        real = gather(real_ds, real_idx)
         log(f"[evaluate] {spec.name}: {len(real)} real vs {len(synthetic)} synthetic")
         ctx = EvalContext(seed=recipe.run.seed, device=device, workdir=eval_dir / spec.name, progress=progress)
         result = ev.evaluate(real, synthetic, sources=sources, context=ctx)
@@ -407,6 +407,19 @@ def evaluate_bank(recipe: Recipe, registry: Registry, data: RunData, bank_path: 
     return out
 
 
+def _with_lineage(synthetic: ECGBatch, sources: ECGBatch | None) -> ECGBatch:
+    """Synthetic ECGs labelled with their source's id and patient, so evaluators can keep a patient's
+    real and synthetic ECGs on the same side of every split (no source leakage)."""
+    if sources is None:
+        return synthetic
+    meta = dict(synthetic.meta, source_id=np.asarray(sources.ids, dtype=object))
+    for key in ("patient_id", "patient"):
+        if key in sources.meta:
+            meta["patient_id"] = np.asarray(sources.meta[key]).astype(str)
+            break
+    return attrs.evolve(synthetic, meta=meta)
+
+
 def _sources_of(bank: Bank, syn_idx: np.ndarray, train: Any) -> ECGBatch | None:
     """The source ECG of each synthetic sample (transfer banks), aligned with the synthetic batch."""
     rows = bank.rows(syn_idx)
@@ -416,7 +429,7 @@ def _sources_of(bank: Bank, syn_idx: np.ndarray, train: Any) -> ECGBatch | None:
     missing = [r["source_id"] for r in rows if r["source_id"] not in pos]
     if missing:
         return None  # the bank came from other data; evaluators then work without sources
-    return _gather(train, [pos[r["source_id"]] for r in rows])
+    return gather(train, [pos[r["source_id"]] for r in rows])
 
 
 def write_report(recipe: Recipe, out: Path, record: Mapping[str, Any], evaluations: Mapping[str, Path],
@@ -523,12 +536,16 @@ def _accepts(registry: Registry, kind: str, name: str, param: str) -> bool:
     return param in sig.parameters
 
 
-def _with_device(registry: Registry, kind: str, name: str, params: Mapping[str, Any], device: str | None
-                 ) -> dict[str, Any]:
-    """The run's device is given to every factory with a ``device`` parameter the recipe left unset."""
+def _with_device(registry: Registry, kind: str, name: str, params: Mapping[str, Any], device: str | None,
+                 train: Any = None) -> dict[str, Any]:
+    """Run context for factories that take it and that the recipe left unset: the run's ``device``,
+    and (for filters such as ``near-copy``) the run's training windows as ``train``."""
     params = dict(params)
-    if device is not None and "device" not in params and _accepts(registry, kind, name, "device"):
-        params["device"] = device
+    for key, value in (("device", device), ("train", train)):
+        if key not in RUN_CONTEXT[kind]:
+            continue
+        if value is not None and key not in params and _accepts(registry, kind, name, key):
+            params[key] = value
     return params
 
 
@@ -539,13 +556,6 @@ def _create(registry: Registry, kind: str, name: str, params: Mapping[str, Any],
 def _units(data: Any) -> str:
     """The physical unit of a window dataset's values ('mV' unless it says otherwise)."""
     return str(getattr(data, "units", None) or getattr(getattr(data, "batch", None), "units", None) or "mV")
-
-
-def _gather(data: Any, index: Any) -> ECGBatch:
-    """windows.gather, keeping the dataset's units (gather itself labels everything mV)."""
-    batch = gather(data, index)
-    units = _units(data)
-    return batch if batch.units == units else attrs.evolve(batch, units=units)
 
 
 def _ids(data: Any) -> list[str]:

@@ -170,7 +170,7 @@ class Registry:
         """Build the named plugin object with ``params``; wrong parameter names are named."""
         prov = self.get(kind, name)
         params = dict(params or {})
-        _check_params(prov, params)
+        check_params(prov, params)
         try:
             obj = prov.factory(**params)
         except PluginError:
@@ -229,7 +229,11 @@ def _intersect(a: frozenset[str] | None, b: frozenset[str] | None) -> frozenset[
     return a if b is None else a & b
 
 
-def _check_params(prov: Provision, params: Mapping[str, Any]) -> None:
+def check_params(prov: Provision, params: Mapping[str, Any], supplied: Iterable[str] = ()) -> None:
+    """Raise PluginError for a parameter the factory lacks or a required one not given.
+
+    ``supplied`` names parameters the caller will provide itself (e.g. the pipeline's run context).
+    """
     try:
         sig = inspect.signature(prov.factory)
     except (TypeError, ValueError):
@@ -241,8 +245,9 @@ def _check_params(prov: Provision, params: Mapping[str, Any]) -> None:
     for key in params:
         if key not in accepted:
             raise PluginError(f"{prov.kind} {prov.name!r} has no parameter {key!r}{suggest(key, accepted)}")
+    given = set(params) | set(supplied)
     missing = [p.name for p in ps if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-               and p.name not in params]
+               and p.name not in given]
     if missing:
         raise PluginError(f"{prov.kind} {prov.name!r} needs parameter(s) {missing}")
 

@@ -74,10 +74,21 @@ def as_windows(data: Any) -> WindowDataset:
 
 
 def gather(data: WindowDataset, index: Any) -> ECGBatch:
-    """Materialise the windows at ``index`` as an ECGBatch (for small selections)."""
+    """The windows at ``index`` as an ECGBatch, with ids, units and per-window metadata.
+
+    Datasets that can build batches themselves (``data.batch(index)``, e.g. the data layer's cache
+    views, which carry patient and record ids) do so; otherwise windows are stacked and a
+    ``patient_ids`` attribute, when present, becomes ``meta['patient_id']``.
+    """
     idx = np.asarray(index, dtype=np.int64).reshape(-1)
+    if isinstance(data, ArrayWindows):
+        return data.batch.select(idx)
+    if callable(getattr(data, "batch", None)):
+        return data.batch(idx)
     sig = np.stack([data[int(i)][0] for i in idx]) if len(idx) else np.zeros((0, len(data.leads), 1), np.float32)
     ids = getattr(data, "ids", None)
+    pids = getattr(data, "patient_ids", None)
     return ECGBatch(sig, data.fs, data.leads, labels=data.labels[idx], class_names=data.class_names,
                     ids=[str(ids[int(i)]) if ids is not None else str(int(i)) for i in idx],
+                    meta={} if pids is None else {"patient_id": np.asarray(pids)[idx]},
                     units=getattr(data, "units", "mV"))

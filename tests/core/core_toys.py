@@ -139,8 +139,12 @@ class MomentsEvaluator:
     def evaluate(self, real, synthetic, *, sources=None, context=augframe.EvalContext()) -> EvaluationResult:
         r, s = real.numpy(), synthetic.numpy()
         metrics = {"real_std": float(r.std(axis=(1, 2)).mean()), "synthetic_std": float(s.std(axis=(1, 2)).mean()),
-                   "n_real": len(real), "n_synthetic": len(synthetic)}
+                   "n_real": len(real), "n_synthetic": len(synthetic),
+                   # lineage the pipeline attaches: each synthetic ECG's source id and patient
+                   "n_with_source_id": len(synthetic.meta.get("source_id", ())),
+                   "n_with_patient": sum(str(p).startswith("p") for p in synthetic.meta.get("patient_id", ()))}
         if sources is not None:
+            assert list(synthetic.meta["source_id"]) == list(sources.ids)
             metrics["pearson_r_to_source"] = float(np.mean([np.corrcoef(a.ravel(), b.ravel())[0, 1]
                                                             for a, b in zip(s, sources.numpy())]))
         table = Table(("set", "mean", "std"), [("real", float(r.mean()), float(r.std())),

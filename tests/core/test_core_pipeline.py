@@ -49,6 +49,8 @@ def test_run_writes_every_stage(tmp_path):
                                 "params": {"scale": 0.3, "max_shift": 20}}
     ev = json.loads(res.evaluations["moments"].read_text())
     assert ev["metrics"]["n_synthetic"] == len(bank) and "pearson_r_to_source" in ev["metrics"]
+    # evaluators get each synthetic ECG's source and patient, so they can keep a patient on one side of a split
+    assert ev["metrics"]["n_with_source_id"] == ev["metrics"]["n_with_patient"] == len(bank)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["evaluations"]["moments"]["scale"].endswith("synthetic")
     page = json.loads((out / "report.json").read_text())
@@ -146,3 +148,36 @@ def test_complete_requests_from_a_recipe(tmp_path, mask):
         pipeline.run(R.loads(text.replace(mask, '{ task = "forecast", horizon_s = 9.0 }').replace(
             str(tmp_path / "c"), str(tmp_path / "d"))), registry=toy_registry(), stages=("generate",),
             log=lambda m: None)
+
+
+def test_filters_that_take_train_get_the_run_training_windows(tmp_path):
+    import types
+
+    import augframe
+    from augframe import FilterResult
+
+    seen = {}
+
+    class NotInTrain:
+        """Rejects candidates identical to a training window (a miniature near-copy gate)."""
+
+        name = "not-in-train"
+
+        def __init__(self, train):
+            seen["train"] = train
+            self.train = train.numpy() if hasattr(train, "numpy") else np.stack([w for w, _ in train])
+
+        def score(self, candidates, sources=None):
+            x = candidates.numpy()
+            copy = np.array([np.isclose(self.train, c, atol=1e-6).all(axis=(1, 2)).any() for c in x])
+            return FilterResult(self.name, (~copy).astype(float), ~copy)
+
+    mod = types.ModuleType("train_filter_plugin")
+    mod.augframe_register_filters = augframe.hookimpl(lambda register: register("not-in-train", NotInTrain))
+    reg = toy_registry()
+    reg.register_module(mod)
+    text = RECIPE.format(out=str(tmp_path / "t"), extra="").replace('name = "amplitude"\nparams = { max_ratio = 1.3 }',
+                                                                    'name = "not-in-train"')
+    res = pipeline.run(R.loads(text), registry=reg, stages=("fit", "generate"), log=lambda m: None)
+    assert len(seen["train"]) == 30  # the recipe's training split, given without any recipe key
+    assert sum(s["accepted_total"] for s in res.generation["per_target"].values()) > 0
