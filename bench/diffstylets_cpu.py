@@ -145,7 +145,11 @@ def train_step_seconds(model: DiffStyleTS, batch: int, length: int, repeats: int
                       normaliser=Normaliser(), device="cpu")
     x, y = torch.from_numpy(data.signals), torch.as_tensor(data.labels)
     model.train()
-    seconds = median_time(lambda: trainer.step(x, y, 1, 0), repeats, label="train")
+    from augframe.seeding import derive_seeds
+    from augframe_diffstylets.stages import batch_seed
+
+    seeds, coin = torch.from_numpy(derive_seeds(0, batch)), batch_seed(0, 0, 0)
+    seconds = median_time(lambda: trainer.step(x, y, seeds, coin), repeats, label="train")
     model.eval()
     return seconds
 
