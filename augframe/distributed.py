@@ -224,7 +224,6 @@ def sum_across_ranks(x: "torch.Tensor") -> "torch.Tensor":
 
 def _batchnorm_class() -> type:
     import torch
-    import torch.nn.functional as F
     from torch.nn.modules.batchnorm import _BatchNorm
 
     class CrossRankBatchNorm(_BatchNorm):

@@ -87,7 +87,7 @@ def row_median(rows: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
     if values.size == 0:
         return out
     order = np.lexsort((values, rows))
-    r, v = rows[order], values[order]
+    v = values[order]
     cnt = row_count(rows, n)
     start = np.concatenate([[0], np.cumsum(cnt)[:-1]])
     has = cnt > 0

@@ -65,7 +65,6 @@ class PhaseShiftGenerator:
     def generate(self, request: augframe.GenerationRequest) -> Candidates:
         import torch
 
-        n = len(request)
         if request.kind in ("transfer", "complete"):
             src = request.sources
             x = src.torch(self.device)
