@@ -24,14 +24,17 @@ from augframe_afib.reslstm import AFibResLSTM, ResLSTMConfig, load_reference_sta
 def make_afib_reslstm(
     width: float = 1.0, depth: Sequence[int] | None = None, class_names: Sequence[str] = ("N", "A"),
     in_channels: int = 1, checkpoint: str | Path | None = None, seed: int = 0, normalize: bool = True,
+    attention_dropout: float | None = None,
 ) -> AFibResLSTM:
     """AFibResLSTM at ``width`` x the paper's channels (1.0 = 8,310,658 parameters).
 
     ``depth`` overrides the ResNet block counts (paper: 3, 4, 6, 3); ``checkpoint`` loads a
     reference ``.pth``/``.pt`` (``model_state_dict`` or ``state_dict`` inside) or a bare state
-    dict; ``seed`` fixes the initial weights when no checkpoint is given.
+    dict; ``seed`` fixes the initial weights when no checkpoint is given; ``attention_dropout``
+    (default: the reference's 0.3) is a training-time knob that costs nothing at inference.
     """
-    cfg = ResLSTMConfig.scaled(width, depth=depth, in_channels=in_channels, num_classes=len(class_names))
+    cfg = ResLSTMConfig.scaled(width, depth=depth, in_channels=in_channels, num_classes=len(class_names),
+                               attention_dropout=attention_dropout)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = AFibResLSTM(cfg, class_names=class_names, normalize=normalize)

@@ -47,6 +47,9 @@ class ResLSTMConfig:
     lstm_hidden_2: int = attrs.field(default=64, validator=_positive)
     lstm_dropout: float = 0.3
     attention_heads: int = attrs.field(default=4, validator=_positive)
+    #: dropout on the attention weights; None = ``lstm_dropout``, as the reference. Dropout on the
+    #: [N, heads, T, T] weights dominates a CPU training step, so CPU-scale runs may set 0.
+    attention_dropout: float | None = None
     fc_hidden: int = attrs.field(default=256, validator=_positive)
     dropout: float = 0.5
 
@@ -57,11 +60,17 @@ class ResLSTMConfig:
             raise ValidationError("ResLSTMConfig: resnet_layers and resnet_filters need the same length")
         if any(k % 2 == 0 for k in self.multiscale_kernels):
             raise ValidationError("ResLSTMConfig.multiscale_kernels must be odd ('same' padding)")
+        if not 0.0 <= self.attention_p < 1.0:
+            raise ValidationError(f"ResLSTMConfig.attention_dropout={self.attention_dropout} must lie in [0, 1)")
         if self.attention_dim % self.attention_heads:
             raise ValidationError(
                 f"ResLSTMConfig: attention dim {self.attention_dim} (2 x lstm_hidden_2) is not divisible by "
                 f"{self.attention_heads} heads"
             )
+
+    @property
+    def attention_p(self) -> float:
+        return self.lstm_dropout if self.attention_dropout is None else self.attention_dropout
 
     @property
     def attention_dim(self) -> int:
@@ -175,17 +184,23 @@ class MultiHeadSelfAttention(nn.Module):
         self.out_proj = nn.Linear(dim, dim)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, need_weights: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Output ``[N, T, dim]`` and the weights ``[N, heads, T, T]``; without ``need_weights`` the
+        weights are never materialised (fused attention, same maths and dropout) and None is returned."""
         b, t, d = x.shape
 
         def split(z: torch.Tensor) -> torch.Tensor:
             return z.view(b, t, self.heads, self.head_dim).transpose(1, 2)
 
         q, k, v = split(self.query(x)), split(self.key(x)), split(self.value(x))
-        scores = torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(self.head_dim)
-        weights = torch.softmax(scores, dim=-1)
-        out = torch.matmul(self.dropout(weights), v).transpose(1, 2).reshape(b, t, d)
-        return self.out_proj(out), weights
+        if need_weights:
+            scores = torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(self.head_dim)
+            weights = torch.softmax(scores, dim=-1)
+            out = torch.matmul(self.dropout(weights), v)
+        else:
+            p = self.dropout.p if self.training else 0.0
+            out, weights = F.scaled_dot_product_attention(q, k, v, dropout_p=p), None
+        return self.out_proj(out.transpose(1, 2).reshape(b, t, d)), weights
 
 
 class BiLSTMAttention(nn.Module):
@@ -196,12 +211,12 @@ class BiLSTMAttention(nn.Module):
         self.lstm1 = nn.LSTM(cfg.resnet_filters[-1], cfg.lstm_hidden_1, batch_first=True, bidirectional=True)
         self.lstm2 = nn.LSTM(2 * cfg.lstm_hidden_1, cfg.lstm_hidden_2, batch_first=True, bidirectional=True)
         self.dropout = nn.Dropout(cfg.lstm_dropout)
-        self.attention = MultiHeadSelfAttention(cfg.attention_dim, cfg.attention_heads, cfg.lstm_dropout)
+        self.attention = MultiHeadSelfAttention(cfg.attention_dim, cfg.attention_heads, cfg.attention_p)
 
-    def forward(self, seq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, seq: torch.Tensor, need_weights: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
         h, _ = self.lstm1(seq)
         h, _ = self.lstm2(self.dropout(h))
-        att, weights = self.attention(self.dropout(h))
+        att, weights = self.attention(self.dropout(h), need_weights)
         return att.mean(dim=1), weights
 
 
@@ -239,14 +254,15 @@ class AFibResLSTM(nn.Module):
                 f"AFibResLSTM expects [N, {self.config.in_channels}, samples]; got {tuple(x.shape)}"
             )
 
-    def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Every stage's output: ``resnet_pooled``, ``lstm_pooled``, ``embedding``, ``attention``, ``logits``."""
+    def features(self, x: torch.Tensor, need_weights: bool = True) -> dict[str, torch.Tensor | None]:
+        """Every stage's output: ``resnet_pooled``, ``lstm_pooled``, ``embedding``, ``attention``, ``logits``
+        (``attention`` is None without ``need_weights``: the logits path skips the [N, heads, T, T] tensor)."""
         self._check(x)
         if self.normalize:
             x = zscore(x)
         seq = self.resnet(self.multiscale(x))
         resnet_pooled = seq.mean(dim=-1)
-        lstm_pooled, weights = self.bilstm_attention(seq.transpose(1, 2))
+        lstm_pooled, weights = self.bilstm_attention(seq.transpose(1, 2), need_weights)
         emb = torch.cat([resnet_pooled, lstm_pooled], dim=1)
         return {
             "resnet_pooled": resnet_pooled,
@@ -257,7 +273,7 @@ class AFibResLSTM(nn.Module):
         }
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)["logits"]
+        return self.features(x, need_weights=False)["logits"]
 
     def forward_with_attention(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(logits, attention weights [N, heads, T, T]): the reference's return value."""
@@ -266,7 +282,7 @@ class AFibResLSTM(nn.Module):
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """The head's input: pooled ResNet features and pooled attention output, ``[N, 640]`` at paper width."""
-        return self.features(x)["embedding"]
+        return self.features(x, need_weights=False)["embedding"]
 
     # ---- reference wrapper behaviour ---------------------------------------------------------
     @contextlib.contextmanager

@@ -132,3 +132,23 @@ def test_bad_inputs_raise_named_errors(reference_dir, tmp_path):
         ResLSTMConfig.scaled(0.0)
     with pytest.raises(ValidationError, match="class_names"):
         AFibResLSTM(class_names=("N", "A", "O"))
+
+
+def test_fused_attention_path_equals_the_weights_path():
+    """forward() skips the [N, heads, T, T] weights (fused attention); the maths must not change."""
+    model = AFibResLSTM(ResLSTMConfig.scaled(0.0625, depth=[1, 1, 1, 1], attention_dropout=0.0))
+    x = torch.randn(3, 1, 1000)
+    with torch.no_grad():
+        model.eval()
+        logits, weights = model.forward_with_attention(x)
+        torch.testing.assert_close(model(x), logits, rtol=1e-5, atol=1e-6)
+        assert weights.shape[:2] == (3, 4) and model.features(x, need_weights=False)["attention"] is None
+        model.train()  # only the LSTM dropouts remain: same seed, same masks on both paths
+        torch.manual_seed(5)
+        a = model(x)
+        torch.manual_seed(5)
+        b = model.forward_with_attention(x)[0]
+    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert AFibResLSTM(ResLSTMConfig.scaled(0.0625)).config.attention_p == 0.3  # the reference's default
+    with pytest.raises(ValidationError, match="attention_dropout"):
+        ResLSTMConfig(attention_dropout=1.0)
