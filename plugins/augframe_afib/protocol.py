@@ -196,8 +196,8 @@ class ThreeWayEvaluator:
             tr_i, va_i = next(inner.split(np.zeros(len(trval)), y_real[trval], groups[trval]))
             real_tr, val = trval[tr_i], trval[va_i]
             dropped = 0
-            if syn_groups is not None:
-                keep = np.isin(syn_groups, np.unique(groups[real_tr]))
+            if syn_groups is not None:  # sources outside the real set (another split) cannot leak: kept
+                keep = ~np.isin(syn_groups, np.unique(groups[np.concatenate([test, val])]))
                 dropped = int(np.sum(~keep))
                 syn_tr = np.flatnonzero(keep)
             else:

@@ -58,6 +58,17 @@ def test_corrected_plan_is_grouped_independent_and_leak_free(data, registry):
                for x, y in zip(plans, again))
 
 
+def test_synthetic_from_another_split_is_kept_in_every_fold(data, registry):
+    """Sources outside the real set (the pipeline's training side) cannot leak into a test fold."""
+    import attrs
+
+    real, _, syn = data
+    syn = syn.select(np.arange(12))
+    outside = attrs.evolve(syn, meta=dict(syn.meta, patient_id=np.array([f"train-side-{i % 7}" for i in range(12)])))
+    plans, _ = registry.create("evaluator", "three-way", {"folds": 3}).plan(real, outside, None, seed=0)
+    assert all(p.n_synthetic == 12 and p.dropped_synthetic == 0 for p in plans)
+
+
 def test_faithful_plan_shares_one_test_set(data, registry):
     real, _, syn = data
     syn_small = syn.select(np.arange(15))
