@@ -202,3 +202,47 @@ def test_atomic_files_get_ordinary_permissions(tmp_path):
 
     write_text(tmp_path / "a.txt", "x")
     assert (tmp_path / "a.txt").stat().st_mode & 0o777 == DEFAULT_MODE  # not mkstemp's 0600
+
+
+def test_batched_read_equals_single_reads(tmp_path):
+    bank = _new(tmp_path / "b")
+    for s in range(0, 9, 3):  # three shards
+        keys = [f"k-{i}" for i in range(s, s + 3)]
+        bank.append(_batch(keys), _rows(keys))
+    bank.close()
+    r = Bank.open(tmp_path / "b")
+    idx = [8, 0, 4, 4, -1, 3]
+    got = r.read(idx)
+    assert got.shape == (6, 1, 50) and got.dtype == np.float32
+    assert np.array_equal(got, np.stack([r[i][0] for i in idx]))
+    assert np.array_equal(got[:, 0, 0], [8, 0, 4, 4, 8, 3])
+    out = np.full((2, 1, 50), np.nan, np.float32)
+    assert r.read([1, 7], out=out) is out and np.array_equal(out[:, 0, 0], [1, 7])
+    assert r.read([]).shape == (0, 1, 50)
+    with pytest.raises(IndexError, match="index 9 out of range"):
+        r.read([0, 9])
+    with pytest.raises(ValidationError, match="Bank.read out"):
+        r.read([0, 1], out=np.zeros((2, 1, 49), np.float32))
+
+
+def test_forked_child_reads_through_its_own_handles(tmp_path):
+    bank = _new(tmp_path / "b")
+    bank.append(_batch(["k-3", "k-4"]), _rows(["k-3", "k-4"]))
+    bank.close()
+    r = Bank.open(tmp_path / "b")
+    assert float(r[1][0][0, 0]) == 4.0  # opens the shard in this process
+    parent_fd = r._fds[0][0]
+    rfd, wfd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: the at-fork hook must make the bank reopen its shard here
+        try:
+            ok = float(r[0][0][0, 0]) == 3.0 and float(r.read([1])[0, 0, 0]) == 4.0
+            ok = ok and r._pid == os.getpid() and r._fds[0][0] != parent_fd
+            os.write(wfd, b"1" if ok else b"0")
+        finally:
+            os._exit(0)
+    os.close(wfd)
+    os.waitpid(pid, 0)
+    assert os.read(rfd, 1) == b"1"
+    os.close(rfd)
+    assert r._fds[0][0] == parent_fd  # the parent's handle is untouched

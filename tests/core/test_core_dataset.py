@@ -9,7 +9,7 @@ from torch.utils.data import DataLoader
 
 from augframe import ECGBatch
 from augframe.bank import Bank
-from augframe.dataset import AugmentedDataset
+from augframe.dataset import AugmentedDataset, AugmentedItem
 from augframe.errors import BankError, ValidationError
 from augframe.windows import ArrayWindows
 
@@ -78,6 +78,9 @@ def test_same_sequence_for_num_workers_0_and_2(tmp_path):
         x0, y0, f0 = _epoch(ds, epoch, 0)
         x2, y2, f2 = _epoch(ds, epoch, 2)
         assert torch.equal(x0, x2) and torch.equal(y0, y2) and torch.equal(f0, f2)
+        items = [ds[(epoch, i)] for i in range(len(ds))]  # the per-item path gives the same sequence
+        assert torch.equal(x0, torch.stack([torch.as_tensor(it.signal) for it in items]))
+        assert y0.tolist() == [it.label for it in items] and f0.tolist() == [it.synthetic for it in items]
         assert f0.dtype == torch.bool and abs(f0.float().mean().item() - 0.33) <= 0.02
         assert torch.all(x0[f0][:, 0, 0] >= 1000)  # synthetic items come from the bank
         assert torch.all(x0[~f0][:, 0, 0].abs() < 100)
@@ -121,3 +124,100 @@ def test_bad_inputs_raise(tmp_path):
 
     with pytest.raises(ValidationError, match="base.labels"):
         AugmentedDataset(NoLabels(), _bank(tmp_path / "d"), 0.3)
+
+
+def test_batched_fetch_equals_per_item_fetch(tmp_path):
+    base, bank = _base(), _bank(tmp_path / "b")
+    ds = AugmentedDataset(base, bank, 0.33, seed=2)
+    idx = [5, 399, 0, 17, 17, -1, 250, 3]
+    for epoch in (0, 3):
+        ds.set_epoch(epoch)
+        batch = ds.__getitems__(idx)
+        assert len(batch) == len(idx) and any(it.synthetic for it in batch) and not all(it.synthetic for it in batch)
+        for i, got in zip(idx, batch):
+            want = ds[i]
+            assert type(got) is AugmentedItem and type(want) is AugmentedItem
+            assert np.array_equal(got.signal, want.signal) and got.signal.dtype == np.float32
+            assert got.label == want.label and type(got.label) is int and got.synthetic is want.synthetic
+    ds.set_epoch(0)
+    pairs = [(3, 17), (0, 17), (3, 250)]  # (epoch, i) from an epoch-aware sampler, epochs mixed
+    for pair, got in zip(pairs, ds.__getitems__(pairs)):
+        want = ds[pair]
+        assert np.array_equal(got.signal, want.signal) and got[1:] == want[1:]
+    assert ds.__getitems__([]) == []
+    with pytest.raises(IndexError, match="400"):
+        ds.__getitems__([0, 400])
+    with pytest.raises(IndexError, match="-401"):
+        ds.__getitems__([(0, 1), (0, -401)])
+
+
+def test_plan_matches_its_per_item_definition(tmp_path):
+    """The vectorised plan equals the pick defined per position: pool[hash(seed, epoch, i) % len(pool)]."""
+    from augframe.seeding import derive_seeds
+
+    base, bank = _base(), _bank(tmp_path / "b")
+    ds = AugmentedDataset(base, bank, 0.4, seed=9)
+    for epoch in (0, 7):
+        syn, pick = ds.plan(epoch)
+        epoch_seed = int(derive_seeds(9 ^ 0x5EED, 1, offset=epoch)[0])
+        for i in np.flatnonzero(syn)[:40].tolist():
+            pool = np.flatnonzero(bank.labels == base.labels[i])
+            h = int(derive_seeds(epoch_seed, 1, offset=i)[0])  # this position's hash, computed alone
+            assert pick[i] == pool[h % len(pool)]
+        assert np.all(pick[~syn] == -1)
+
+
+def test_workers_inherit_the_epoch_plan(tmp_path):
+    ds = AugmentedDataset(_base(), _bank(tmp_path / "b"), 0.33, seed=5)
+    ds.set_epoch(4)
+    seen = []
+
+    def check(_):
+        info = torch.utils.data.get_worker_info()
+        if info.dataset._plan_epoch != 4:  # computed in the parent by set_epoch, not again per worker
+            raise AssertionError("worker has no plan for epoch 4")
+
+    loader = DataLoader(ds, batch_size=64, num_workers=2, worker_init_fn=check)
+    for batch in loader:
+        seen.append(batch)
+    assert isinstance(seen[0], AugmentedItem) and sum(len(b.label) for b in seen) == len(ds)
+
+
+def test_a_batch_crosses_processes_as_two_tensors(tmp_path):
+    import pickle
+    from multiprocessing.reduction import ForkingPickler
+
+    from torch.utils.data import default_collate
+
+    from augframe.dataset import _unpack_batch
+
+    ds = AugmentedDataset(_base(), _bank(tmp_path / "b"), 0.33, seed=5)
+    batch = default_collate(ds.__getitems__(list(range(64))))
+    assert isinstance(batch, AugmentedItem) and batch.synthetic.dtype == torch.bool
+    rebuild, args = batch.__reduce__()
+    assert rebuild is _unpack_batch and len(args) == 2 and all(isinstance(a, torch.Tensor) for a in args)
+    back = pickle.loads(ForkingPickler.dumps(batch))  # what a DataLoader worker sends
+    assert isinstance(back, AugmentedItem)
+    for a, b in zip(back, batch):
+        assert a.dtype == b.dtype and torch.equal(a, b)
+    item = ds[0]  # a single (numpy, int, bool) item pickles as itself
+    again = pickle.loads(pickle.dumps(item))
+    assert np.array_equal(again.signal, item.signal) and again[1:] == item[1:]
+
+
+def test_base_batched_fetch_is_used(tmp_path):
+    class Batched(ArrayWindows):
+        calls = 0
+
+        def __getitems__(self, idx):
+            Batched.calls += 1
+            return [self[i] for i in idx]
+
+    b = _base()
+    base = Batched(b.batch)
+    ds = AugmentedDataset(base, _bank(tmp_path / "b"), 0.33, seed=1)
+    got = ds.__getitems__(list(range(0, 400, 7)))
+    assert Batched.calls == 1
+    ref = AugmentedDataset(b, _bank(tmp_path / "c"), 0.33, seed=1)
+    for x, y in zip(got, ref.__getitems__(list(range(0, 400, 7)))):
+        assert np.array_equal(x.signal, y.signal) and x[1:] == y[1:]
