@@ -1,7 +1,14 @@
 """DiffECG on real CinC 2017 ECGs: training, imputation, forecasting, generation, throughput.
 
-    python -m bench.diffecg            # full run (~15 min of training on a CPU, then evaluation)
-    python -m bench.diffecg --quick    # minutes: small data, short training, few test windows
+    python -m bench.diffecg                      # full run: trains (resumably) in runs/diffecg, then evaluates
+    python -m bench.diffecg --eval-on val        # the same models on validation records (choosing settings)
+    python -m bench.diffecg --parts beats        # one model only
+    python -m bench.diffecg --quick              # a smoke run: tiny data, a few steps
+    python -m bench.diffecg --render runs/diffecg/results_test.json
+
+Training writes runs/diffecg/<beats|windows>/ (train state every 200 steps, weights, summary); a
+later run with the same settings loads the finished model instead of retraining, and a stopped
+one resumes. Validation records are 10 % of the training records, never trained on.
 
 Held out by record: windows (and the beats cut from them) of 20 % of the records are the test
 set. Every figure is computed in one run, with the baselines (linear interpolation, previous beat
@@ -14,6 +21,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -46,18 +54,55 @@ def balanced(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
     return np.sort(np.concatenate(out))
 
 
-def complete(gen, batch: ECGBatch, mask: np.ndarray, seed: int, steps: int) -> tuple[np.ndarray, float]:
+def complete_draws(gen, batch: ECGBatch, mask: np.ndarray, seed: int, steps: int, draws: int) -> tuple[np.ndarray, float]:
+    """All ``draws`` samples ``[n, draws, leads, samples]`` of each completion, in one batched call.
+
+    The rows and seeds are exactly those the plugin's ``draws=K`` option samples (draw 0 is the
+    plain single-draw output), so the median/mean over axis 1 is what ``draws=K, aggregate=...``
+    returns; sampling them once gives the 1-draw, median and mean figures from the same draws.
+    """
+    from augframe_diffecg.generator import draw_seeds
+
+    req = GenerationRequest.complete(batch, mask, seed=seed)
+    rows = np.repeat(np.arange(len(batch)), draws)
+    wide = GenerationRequest("complete", req.labels[rows], draw_seeds(req.seeds, draws), sources=batch.select(rows),
+                             mask=mask[rows], class_names=batch.class_names, options={"steps": steps, "draws": 1})
     t0 = time.perf_counter()
-    out = gen.generate(GenerationRequest.complete(batch, mask, seed=seed, steps=steps)).batch.numpy()
-    return out, time.perf_counter() - t0
+    out = gen.generate(wide).batch.numpy()
+    return out.reshape(len(batch), draws, *out.shape[1:]), time.perf_counter() - t0
 
 
-def eval_completion(gen, test: ECGBatch, masks: dict[str, np.ndarray], draws: int, steps: int, beats: bool,
-                    forecast_keys: set[str]) -> list[dict]:
-    from augframe_diffecg.baselines import beat_repeat, linear_interpolation, masked_errors, previous_beat
+def diffecg_predictions(samples: np.ndarray) -> dict[str, np.ndarray]:
+    """1 draw, and the median and mean of all draws (the point estimates)."""
+    k = samples.shape[1]
+    preds = {"DiffECG, 1 draw": samples[:, 0]}
+    if k > 1:
+        preds[f"DiffECG, median of {k} draws"] = np.median(samples, axis=1)
+        preds[f"DiffECG, mean of {k} draws"] = samples.mean(axis=1)
+    return preds
+
+
+def score_rows(task: str, preds: dict[str, np.ndarray], x: np.ndarray, mask: np.ndarray, labels: np.ndarray,
+               class_names) -> list[dict]:
+    from augframe_diffecg.baselines import masked_errors
+
+    rows = []
+    for name, pred in preds.items():
+        row = {"task": task, "method": name, **masked_errors(pred, x, mask)}
+        for c, cname in enumerate(class_names):
+            sel = labels == c
+            if sel.any():
+                row[f"mae_{cname}"] = masked_errors(pred[sel], x[sel], mask[sel])["mae"]
+        rows.append(row)
+    return rows
+
+
+def eval_completion(gen, test: ECGBatch, masks: dict[str, np.ndarray], draws: int, steps: int,
+                    forecast_keys: set[str], seed: int) -> list[dict]:
+    """Windows: both baselines and DiffECG (1 draw, median and mean of ``draws``) on the same masks."""
+    from augframe_diffecg.baselines import beat_repeat, linear_interpolation
 
     x = test.numpy()
-    labels = test.labels
     rows = []
     for key, mask in masks.items():
         preds = {}
@@ -65,29 +110,15 @@ def eval_completion(gen, test: ECGBatch, masks: dict[str, np.ndarray], draws: in
         preds["linear interpolation"] = linear_interpolation(x, mask)
         t_lin = time.perf_counter() - t0
         t0 = time.perf_counter()
-        if beats:
-            preds["previous beat"], fb = previous_beat(x, mask, test.meta["window"], test.meta["beat"])
-        else:
-            preds["previous beat (R-aligned)"], fb = beat_repeat(x, mask, test.fs, forecast=key in forecast_keys)
+        preds["previous beat (R-aligned)"], fb = beat_repeat(x, mask, test.fs, forecast=key in forecast_keys)
         t_beat = time.perf_counter() - t0
-        samples, t_diff = [], 0.0
-        for d in range(draws):
-            y, dt = complete(gen, test, mask, seed=1000 + d, steps=steps)
-            samples.append(y)
-            t_diff += dt
-        preds["DiffECG, 1 draw"] = samples[0]
-        if draws > 1:
-            preds[f"DiffECG, mean of {draws} draws"] = np.mean(samples, axis=0)
-        for name, pred in preds.items():
-            row = {"task": key, "method": name, **masked_errors(pred, x, mask)}
-            for c, cname in enumerate(test.class_names):
-                sel = labels == c
-                if sel.any():
-                    row[f"mae_{cname}"] = masked_errors(pred[sel], x[sel], mask[sel])["mae"]
-            rows.append(row)
+        samples, t_diff = complete_draws(gen, test, mask, seed=seed + 1000, steps=steps, draws=draws)
+        preds.update(diffecg_predictions(samples))
+        rows += score_rows(key, preds, x, mask, test.labels, test.class_names)
         rows.append({"task": key, "method": "_timing", "linear_s": t_lin, "beat_s": t_beat,
-                     "diffecg_s_per_draw": t_diff / draws, "n": len(x), "beat_fallbacks": fb})
-        print(json.dumps(rows[-2:]), flush=True)
+                     "diffecg_s_per_draw": t_diff / draws, "draws": draws, "steps": steps, "n": len(x),
+                     "beat_fallbacks": fb})
+        print(json.dumps(rows[-(len(preds) + 1):]), flush=True)
     return rows
 
 
@@ -167,90 +198,179 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--data", type=Path, default=DEFAULT_DATA)
     p.add_argument("--out", type=Path, default=ROOT / "runs" / "diffecg")
     p.add_argument("--per-class", type=int, default=500, help="CinC records per class (N, A)")
-    p.add_argument("--beat-minutes", type=float, default=5.0)
-    p.add_argument("--window-minutes", type=float, default=10.0)
+    p.add_argument("--parts", default="beats,windows", help="which models to train and evaluate")
+    p.add_argument("--beat-train-steps", type=int, default=4000)
+    p.add_argument("--window-train-steps", type=int, default=2400)
+    p.add_argument("--max-train-minutes", type=float, default=None, help="stop a training early (safety net)")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--warmup", type=int, default=200, help="linear lr warm-up steps")
+    p.add_argument("--lr-schedule", default="cosine", choices=("constant", "cosine"))
+    p.add_argument("--cond", default="both", choices=("stft", "time", "both"))
+    p.add_argument("--width", type=int, default=16, help="U-Net base width of both models")
     p.add_argument("--judge-minutes", type=float, default=3.0)
+    p.add_argument("--eval-on", default="test", choices=("test", "val"),
+                   help="val: held-out TRAINING records (10 %%), for choosing settings; test: the final figures")
     p.add_argument("--test-windows", type=int, default=48)
     p.add_argument("--test-beats", type=int, default=256)
     p.add_argument("--steps", type=int, default=25, help="DDIM steps for completion")
-    p.add_argument("--draws", type=int, default=2)
+    p.add_argument("--draws", type=int, default=8, help="draws per item; 1 draw, median and mean are reported")
     p.add_argument("--gen-per-class", type=int, default=24)
-    p.add_argument("--width", type=int, default=16, help="U-Net base width of both models")
+    p.add_argument("--reuse", action="store_true",
+                   help="load the models finished in --out whatever their step count (never train)")
+    p.add_argument("--train-only", action="store_true", help="train (or resume) the models, evaluate nothing")
+    p.add_argument("--tasks", default=None, help="comma-separated task names to evaluate (default: all)")
+    p.add_argument("--skip-completion", action="store_true", help="generation and throughput figures only")
+    p.add_argument("--skip-generation", action="store_true", help="completion figures only")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--reuse", action="store_true", help="load checkpoints from --out instead of training")
     p.add_argument("--render", type=Path, help="only print the markdown tables of a results.json")
     a = p.parse_args(argv)
     if a.render is not None:
         print(render(json.loads(a.render.read_text())))
         return
     if a.quick:
-        a.per_class, a.beat_minutes, a.window_minutes, a.judge_minutes = 30, 0.5, 0.5, 0.3
-        a.test_windows, a.test_beats, a.steps, a.draws, a.gen_per_class = 8, 32, 5, 2, 4
+        a.per_class, a.beat_train_steps, a.window_train_steps, a.judge_minutes, a.warmup = 30, 40, 10, 0.2, 5
+        a.test_windows, a.test_beats, a.steps, a.draws, a.gen_per_class = 4, 16, 4, 3, 2
+    parts = [x for x in a.parts.split(",") if x]
     torch.set_num_threads(a.threads)
     from augframe.data import cinc2017_windows
     from augframe_diffecg.beats import cut_beats
-    from augframe_diffecg.generator import DiffECGGenerator
     from augframe_diffecg.masks import forecast_mask, long_gap_mask
 
     a.out.mkdir(parents=True, exist_ok=True)
-    res: dict = {"args": {k: str(v) for k, v in vars(a).items()}, "torch": torch.__version__,
-                 "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, threads={a.threads}"}
+    results_path = a.out / f"results_{a.eval_on}.json"
+    res: dict = {}
+    call = {"id": f"{os.getpid()}@{time.time():.0f}", "argv": sys.argv[1:] if argv is None else list(argv), "args": {k: str(v) for k, v in vars(a).items()},
+            "loadavg_start": os.getloadavg()}
+    res["calls"] = [call]  # merged with the file's earlier calls by save_results
+    res.update({"torch": torch.__version__,
+                "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, threads={a.threads}"})
     t0 = time.perf_counter()
     windows = cinc2017_windows(a.data, classes=("N", "A"), limit_per_class=a.per_class, normalise=None, seed=a.seed)
     tr_idx, te_idx = split_by_record(windows, 0.2, a.seed)
-    train_w, test_w_all = windows.select(tr_idx), windows.select(te_idx)
+    train_all, test_w_all = windows.select(tr_idx), windows.select(te_idx)
+    fit_idx, val_idx = split_by_record(train_all, 0.1, a.seed + 1)  # validation records: inside the training 80 %
+    train_w = train_all.select(fit_idx)
+    if a.eval_on == "val":
+        test_w_all = train_all.select(val_idx)
     train_b, test_b_all = cut_beats(train_w), cut_beats(test_w_all)
     res["data"] = {"windows_train": len(train_w), "windows_test": len(test_w_all), "beats_train": len(train_b),
                    "beats_test": len(test_b_all), "records": int(len(np.unique(windows.meta["record"]))),
-                   "load_s": round(time.perf_counter() - t0, 1)}
+                   "eval_on": a.eval_on, "load_s": round(time.perf_counter() - t0, 1)}
     print(json.dumps(res["data"]), flush=True)
 
     models = {
         "beats": (train_b, dict(width=a.width, mults=(1, 2, 4), blocks=1, n_fft=32, hop=4, train_batch_size=32),
-                  a.beat_minutes),
+                  a.beat_train_steps),
         "windows": (train_w, dict(width=a.width, mults=(1, 2, 2, 4), blocks=1, n_fft=64, hop=16, train_batch_size=8),
-                    a.window_minutes),
+                    a.window_train_steps),
     }
     gens = {}
-    for name, (data, arch, minutes) in models.items():
-        ckpt = a.out / name / "diffecg.safetensors"
-        if a.reuse and ckpt.is_file():
-            gens[name] = DiffECGGenerator(checkpoint=str(ckpt), device=a.device)
-            res[f"train_{name}"] = json.loads((a.out / name / "summary.json").read_text())
-            continue
-        gen = DiffECGGenerator(**arch, train_steps=10**6, time_budget_s=60 * minutes, device=a.device)
-        t1 = time.perf_counter()
-        gen.fit(data, seed=a.seed)
-        wall = time.perf_counter() - t1
-        gen.save(ckpt)
-        log = gen.train_log
-        params = sum(p.numel() for p in gen.model.parameters())
-        summary = {"steps": log[-1]["step"], "batch": arch["train_batch_size"], "params": params,
-                   "wall_s": round(wall, 1), "steps_per_s": log[-1]["step"] / log[-1]["elapsed_s"],
-                   "windows_per_s": log[-1]["step"] * arch["train_batch_size"] / log[-1]["elapsed_s"],
-                   "loss_first": log[0]["loss"], "loss_last": log[-1]["loss"], "arch": {k: str(v) for k, v in arch.items()}}
-        (a.out / name / "summary.json").write_text(json.dumps(summary))
-        res[f"train_{name}"] = summary
-        gens[name] = gen
-        print(name, json.dumps(summary), flush=True)
+    for name in parts:
+        data, arch, steps = models[name]
+        gens[name], res[f"train_{name}"] = train_or_load(name, data, dict(arch, cond=a.cond), steps, a)
+    if a.train_only:
+        call["total_s"], call["loadavg_end"] = round(time.perf_counter() - t0, 1), os.getloadavg()
+        save_results(results_path, res)
+        return
 
     # ---- imputation and forecasting ---------------------------------------------------------
     te_w = test_w_all.select(balanced(test_w_all.labels, a.test_windows, a.seed))
     te_b = test_b_all.select(balanced(test_b_all.labels, a.test_beats, a.seed))
-    shp_w, shp_b = te_w.signals.shape, te_b.signals.shape
-    masks_w = {f"gap {int(f * 100)} %": long_gap_mask(shp_w, f, seed=a.seed + k) for k, f in enumerate((0.1, 0.3, 0.5))}
-    masks_w.update({f"forecast last {h} s": forecast_mask(shp_w, int(h * te_w.fs)) for h in (1, 2)})
-    masks_b = {f"gap {int(f * 100)} %": long_gap_mask(shp_b, f, seed=a.seed + k) for k, f in enumerate((0.1, 0.3, 0.5))}
-    # the previous-beat baseline needs each test beat's neighbour: keep the full test beat set for it
-    res["windows"] = eval_completion(gens["windows"], te_w, masks_w, a.draws, a.steps, beats=False,
-                                     forecast_keys={k for k in masks_w if k.startswith("forecast")})
-    res["beats"] = eval_completion_beats(gens["beats"], test_b_all, te_b, masks_b, a, eval_completion)
+    if "windows" in parts and not a.skip_completion:
+        shp_w = te_w.signals.shape
+        masks_w = {f"gap {int(f * 100)} %": long_gap_mask(shp_w, f, seed=a.seed + k) for k, f in enumerate((0.1, 0.3, 0.5))}
+        masks_w.update({f"forecast last {h} s": forecast_mask(shp_w, int(h * te_w.fs)) for h in (1, 2)})
+        masks_w = pick_tasks(masks_w, a.tasks)
+        t1 = time.perf_counter()
+        res["windows"] = eval_completion(gens["windows"], te_w, masks_w, a.draws, a.steps,
+                                         forecast_keys={k for k in masks_w if k.startswith("forecast")}, seed=a.seed)
+        res["eval_windows_s"] = round(time.perf_counter() - t1, 1)
+        save_results(results_path, res)
+    if "beats" in parts and not a.skip_completion:
+        shp_b = te_b.signals.shape
+        masks_b = {f"gap {int(f * 100)} %": long_gap_mask(shp_b, f, seed=a.seed + k) for k, f in enumerate((0.1, 0.3, 0.5))}
+        masks_b = pick_tasks(masks_b, a.tasks)
+        # the previous-beat baseline needs each test beat's neighbour: keep the full test beat set for it
+        t1 = time.perf_counter()
+        res["beats"] = eval_completion_beats(gens["beats"], test_b_all, te_b, masks_b, a.draws, a.steps, a.seed)
+        res["eval_beats_s"] = round(time.perf_counter() - t1, 1)
+        save_results(results_path, res)
 
-    # ---- generation -------------------------------------------------------------------------
-    judge, res["judge"] = train_judge(train_w, test_w_all, 60 * a.judge_minutes, a.seed)
-    gen_res = {}
+    if not a.skip_generation and set(parts) == {"beats", "windows"}:
+        t1 = time.perf_counter()
+        res["generation"] = generation(gens, train_w, test_w_all, train_b, test_b_all, a)
+        res["throughput"] = {
+            "windows_ddim50": throughput(gens["windows"], te_w.select(np.arange(min(8, len(te_w)))), 50, 2),
+            "beats_ddim50": throughput(gens["beats"], te_b.select(np.arange(min(64, len(te_b)))), 50, 2),
+        }
+        res["generation_s"] = round(time.perf_counter() - t1, 1)
+        print(json.dumps(res["throughput"]))
+    call["total_s"] = round(time.perf_counter() - t0, 1)
+    call["loadavg_end"] = os.getloadavg()
+    save_results(results_path, res)
+    (a.out / f"results_{a.eval_on}.md").write_text(render(json.loads(results_path.read_text())))
+    print(f"wrote {results_path} in {call['total_s']} s")
+
+
+def save_results(path: Path, res: dict) -> None:
+    """Merge this invocation's figures into ``path`` (re-read first: several parts may run side by side)."""
+    old = json.loads(path.read_text()) if path.is_file() else {}
+    ids = {c["id"] for c in res["calls"]}
+    calls = [c for c in old.get("calls", []) if c.get("id") not in ids] + res["calls"]
+    merged = {**old, **res, "calls": calls}
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(merged, indent=1))
+    tmp.replace(path)
+
+
+def pick_tasks(masks: dict, tasks: str | None) -> dict:
+    if tasks is None:
+        return masks
+    wanted = [t.strip() for t in tasks.split(",")]
+    return {k: v for k, v in masks.items() if k in wanted}
+
+
+def train_or_load(name: str, data: ECGBatch, arch: dict, steps: int, a) -> tuple[object, dict]:
+    """Train ``steps`` optimiser steps in ``out/name`` (resuming a stopped run), or load a finished one."""
+    from augframe.training import TrainLog
+    from augframe_diffecg.generator import DiffECGGenerator
+
+    workdir = a.out / name
+    ckpt, summary_path = workdir / "diffecg.safetensors", workdir / "summary.json"
+    if ckpt.is_file() and summary_path.is_file():
+        summary = json.loads(summary_path.read_text())
+        if a.reuse or (summary["steps"] >= steps and summary["arch"] == {k: str(v) for k, v in arch.items()}):
+            print(f"{name}: loading {ckpt} ({summary['steps']} steps)", flush=True)
+            return DiffECGGenerator(checkpoint=str(ckpt), device=a.device), summary
+    if a.reuse:
+        raise SystemExit(f"--reuse: no finished {name} model in {workdir} (run without --reuse to train it)")
+    gen = DiffECGGenerator(**arch, train_steps=steps, lr=a.lr, warmup_steps=a.warmup, lr_schedule=a.lr_schedule,
+                           time_budget_s=None if a.max_train_minutes is None else 60 * a.max_train_minutes,
+                           device=a.device)
+    t1 = time.perf_counter()
+    gen.fit(data, seed=a.seed, workdir=workdir)
+    wall = time.perf_counter() - t1
+    log = TrainLog.read(workdir / "train_log.jsonl")  # every call of a resumed run
+    params = sum(p.numel() for p in gen.model.parameters())
+    train_s = sum(r["elapsed_s"] for i, r in enumerate(log) if i + 1 == len(log) or log[i + 1]["elapsed_s"] < r["elapsed_s"])
+    summary = {"steps": log[-1]["step"], "batch": arch["train_batch_size"], "params": params,
+               "wall_s": round(train_s, 1), "wall_s_this_call": round(wall, 1),
+               "steps_per_s": log[-1]["step"] / train_s, "windows_per_s": log[-1]["step"] * arch["train_batch_size"] / train_s,
+               "loss_first": log[0]["loss"], "loss_last": log[-1]["loss"],
+               "loss_at": {str(r["step"]): round(r["loss"], 4) for r in log[:: max(1, len(log) // 8)]},
+               "lr": a.lr, "warmup": a.warmup, "lr_schedule": a.lr_schedule, "ema": 0.999,
+               "loadavg_end": os.getloadavg(), "arch": {k: str(v) for k, v in arch.items()}}
+    summary_path.write_text(json.dumps(summary))
+    print(name, json.dumps(summary), flush=True)
+    return gen, summary
+
+
+def generation(gens: dict, train_w: ECGBatch, test_w_all: ECGBatch, train_b: ECGBatch, test_b_all: ECGBatch, a) -> dict:
+    """Class-conditional generation: validator acceptance, judge agreement, generation MAE."""
+    judge, judge_info = train_judge(train_w, test_w_all, 60 * a.judge_minutes, a.seed)
+    gen_res = {"judge": judge_info}
     for name in ("windows", "beats"):
         g = gens[name]
         labels = np.repeat(np.arange(len(g.config.class_names)), a.gen_per_class)
@@ -282,18 +402,7 @@ def main(argv: list[str] | None = None) -> None:
             entry["std_real_test"] = float(ref.numpy().std())
         gen_res[name] = entry
         print(name, json.dumps(entry), flush=True)
-    res["generation"] = gen_res
-
-    # ---- throughput --------------------------------------------------------------------------
-    res["throughput"] = {
-        "windows_ddim50": throughput(gens["windows"], te_w.select(np.arange(min(8, len(te_w)))), 50, 2),
-        "beats_ddim50": throughput(gens["beats"], te_b.select(np.arange(min(64, len(te_b)))), 50, 2),
-    }
-    res["total_s"] = round(time.perf_counter() - t0, 1)
-    (a.out / "results.json").write_text(json.dumps(res, indent=1))
-    (a.out / "results.md").write_text(render(res))
-    print(json.dumps(res["throughput"]))
-    print(f"wrote {a.out / 'results.json'} in {res['total_s']} s")
+    return gen_res
 
 
 def _fmt(v: float) -> str:
@@ -304,30 +413,64 @@ def render(res: dict) -> str:
     """Markdown tables of every figure in ``res`` (what .notes/bench-diffecg.md and docs/diffecg.md show)."""
     out = []
     d = res["data"]
-    out.append(f"Data: {d['records']} CinC 2017 records (N and A), split 80/20 by record: "
-               f"{d['windows_train']} train / {d['windows_test']} test windows, "
-               f"{d['beats_train']} train / {d['beats_test']} test beats.\n")
-    out.append("| model | params | optimiser steps x batch | wall | steps/s | ECGs/s | loss first -> last 25 steps |")
+    split = "validation records (inside the training 80 %)" if d.get("eval_on") == "val" else "held-out test records"
+    out.append(f"Data: {d['records']} CinC 2017 records (N and A), split 80/20 by record, 10 % of the training "
+               f"records kept out of training for validation: {d['windows_train']} training windows, "
+               f"{d['beats_train']} training beats; evaluated on {split}: {d['windows_test']} windows, "
+               f"{d['beats_test']} beats.\n")
+    for c in res.get("calls", []):
+        if "total_s" in c:
+            la = ", ".join(f"{x:.1f}" for x in c["loadavg_start"])
+            out.append(f"- `python -m bench.diffecg {' '.join(c['argv'])}`: {c['total_s']:.0f} s wall, "
+                       f"load average at start {la}")
+    out.append("")
+    out.append("| model | params | optimiser steps x batch | train wall | steps/s | ECGs/s | loss first -> last 25 steps |")
     out.append("|---|---:|---:|---:|---:|---:|---|")
     for name in ("beats", "windows"):
-        t = res[f"train_{name}"]
-        out.append(f"| {name} (width {t['arch']['width']}, mults {t['arch']['mults']}) | {t['params']:,} | "
-                   f"{t['steps']} x {t['batch']} | {t['wall_s']:.0f} s | {t['steps_per_s']:.2f} | "
+        t = res.get(f"train_{name}")
+        if t is None:
+            continue
+        out.append(f"| {name} (width {t['arch']['width']}, mults {t['arch']['mults']}, cond {t['arch'].get('cond', 'stft')}) | "
+                   f"{t['params']:,} | {t['steps']} x {t['batch']} | {t['wall_s']:.0f} s | {t['steps_per_s']:.2f} | "
                    f"{t['windows_per_s']:.1f} | {t['loss_first']:.3f} -> {t['loss_last']:.3f} |")
+    summary = []
     for part, title in (("windows", "10 s windows"), ("beats", "heartbeats (192 samples)")):
+        if part not in res:
+            continue
+        timing = [r for r in res[part] if r["method"] == "_timing"]
         rows = [r for r in res[part] if r["method"] != "_timing"]
         classes = [k[4:] for k in rows[0] if k.startswith("mae_")]
-        out.append(f"\n**{title}**: MAE / RMSE in mV over the unknown samples "
-                   f"(n = {[r for r in res[part] if r['method'] == '_timing'][0]['n']} test items per task)\n")
+        out.append(f"\n**{title}**: MAE / RMSE in mV over the unknown samples (n = {timing[0]['n']} items per task, "
+                   f"DDIM {timing[0].get('steps', '?')} steps)\n")
         out.append("| task | method | MAE | RMSE | " + " | ".join(f"MAE {c}" for c in classes) + " | MAE vs best baseline |")
         out.append("|---|---|---:|---:|" + "---:|" * len(classes) + "---:|")
         for task in dict.fromkeys(r["task"] for r in rows):
             trs = [r for r in rows if r["task"] == task]
             best = min(r["mae"] for r in trs if not r["method"].startswith("DiffECG"))
+            best_rmse = min(r["rmse"] for r in trs if not r["method"].startswith("DiffECG"))
             for r in trs:
                 ratio = f"{r['mae'] / best:.2f}x" if r["method"].startswith("DiffECG") else ""
                 out.append(f"| {task} | {r['method']} | {_fmt(r['mae'])} | {_fmt(r['rmse'])} | "
                            + " | ".join(_fmt(r[f'mae_{c}']) for c in classes) + f" | {ratio} |")
+            diff = {r["method"]: r for r in trs if r["method"].startswith("DiffECG")}
+            summary.append((part, task, best, best_rmse, diff))
+    if summary:
+        out.append("\n**Summary**: DiffECG MAE (RMSE) as a multiple of the best baseline's; < 1 beats both baselines\n")
+        names = list(dict.fromkeys(m for *_, diff in summary for m in diff))
+        out.append("| input | task | " + " | ".join(n.replace("DiffECG, ", "") for n in names) + " | beats both (median, MAE) |")
+        out.append("|---|---|" + "---:|" * len(names) + "---|")
+        for part, task, best, best_rmse, diff in summary:
+            cells = [f"{diff[n]['mae'] / best:.2f} ({diff[n]['rmse'] / best_rmse:.2f})" if n in diff else "" for n in names]
+            med = [n for n in diff if "median" in n]
+            ok = "yes" if med and diff[med[0]]["mae"] < best else "**no**"
+            out.append(f"| {part} | {task} | " + " | ".join(cells) + f" | {ok} |")
+    if "generation" in res:
+        out.append(render_generation(res))
+    return "\n".join(out) + "\n"
+
+
+def render_generation(res: dict) -> str:
+    out = []
     g = res["generation"]
     out.append("\n**Generation** (DDIM 50 steps, class-conditional, equal numbers per class)\n")
     w = g["windows"]
@@ -337,7 +480,7 @@ def render(res: dict) -> str:
                 "judge_agreement_A", "judge_agreement_real_same_n", "std_generated", "std_real_test"):
         if key in w:
             out.append(f"| {key} | {w[key] if isinstance(w[key], str) else round(w[key], 4)} |")
-    for k, v in res.get("judge", {}).items():
+    for k, v in g.get("judge", res.get("judge", {})).items():
         out.append(f"| {k} | {v if isinstance(v, str) else round(v, 4)} |")
     b = g["beats"]
     out.append("\n| beats | value |")
@@ -345,23 +488,26 @@ def render(res: dict) -> str:
     for key in ("n", "generation_mae", "generation_mae_real_train_beats", "generation_mae_gaussian_noise",
                 "std_generated", "std_real_test"):
         out.append(f"| {key} | {round(b[key], 4)} |")
-    out.append("\n**Sampling throughput** (DDIM 50 steps, half of each ECG known, median of repeats)\n")
-    out.append("| input | batch | median s | ECGs/s |")
-    out.append("|---|---:|---:|---:|")
-    for k, v in res["throughput"].items():
-        out.append(f"| {k} | {v['n']} | {v['median_s']:.1f} | {v['ecgs_per_s']:.3f} |")
-    tim = [r for r in res["windows"] if r["method"] == "_timing"]
-    out.append("\n| completion wall time per call (windows) | linear | R-aligned beat repeat | DiffECG 1 draw | ratio DiffECG / beat repeat |")
-    out.append("|---|---:|---:|---:|---:|")
-    for r in tim:
-        out.append(f"| {r['task']} (n={r['n']}) | {r['linear_s']:.3f} s | {r['beat_s']:.3f} s | "
-                   f"{r['diffecg_s_per_draw']:.1f} s | {r['diffecg_s_per_draw'] / r['beat_s']:.0f}x |")
-    return "\n".join(out) + "\n"
+    if "throughput" in res:
+        out.append("\n**Sampling throughput** (DDIM 50 steps, half of each ECG known, median of repeats)\n")
+        out.append("| input | batch | median s | ECGs/s |")
+        out.append("|---|---:|---:|---:|")
+        for k, v in res["throughput"].items():
+            out.append(f"| {k} | {v['n']} | {v['median_s']:.1f} | {v['ecgs_per_s']:.3f} |")
+    tim = [r for r in res.get("windows", []) if r["method"] == "_timing"]
+    if tim:
+        out.append("\n| completion wall time per call (windows) | linear | R-aligned beat repeat | DiffECG per draw | ratio DiffECG / beat repeat |")
+        out.append("|---|---:|---:|---:|---:|")
+        for r in tim:
+            out.append(f"| {r['task']} (n={r['n']}) | {r['linear_s']:.3f} s | {r['beat_s']:.3f} s | "
+                       f"{r['diffecg_s_per_draw']:.1f} s | {r['diffecg_s_per_draw'] / r['beat_s']:.0f}x |")
+    return "\n".join(out)
 
 
-def eval_completion_beats(gen, all_beats: ECGBatch, te: ECGBatch, masks: dict, a, fn) -> list[dict]:
+def eval_completion_beats(gen, all_beats: ECGBatch, te: ECGBatch, masks: dict, draws: int, steps: int,
+                          seed: int) -> list[dict]:
     """Beat imputation: the test subset, with the previous-beat baseline looked up in all test beats."""
-    from augframe_diffecg.baselines import linear_interpolation, masked_errors
+    from augframe_diffecg.baselines import linear_interpolation
 
     x = te.numpy()
     # previous beat of each selected beat, from the full test set (same window, ordinal - 1, else + 1)
@@ -373,22 +519,12 @@ def eval_completion_beats(gen, all_beats: ECGBatch, te: ECGBatch, masks: dict, a
         preds = {"linear interpolation": linear_interpolation(x, mask)}
         prev = all_beats.numpy()[np.maximum(nb, 0)]
         preds["previous beat"] = np.where(mask | (nb < 0)[:, None, None], np.where(mask, x, preds["linear interpolation"]), prev)
-        samples, t_diff = [], 0.0
-        for d in range(max(a.draws, 4)):
-            y, dt = complete(gen, te, mask, seed=1000 + d, steps=50)
-            samples.append(y)
-            t_diff += dt
-        preds["DiffECG, 1 draw"] = samples[0]
-        preds[f"DiffECG, mean of {len(samples)} draws"] = np.mean(samples, axis=0)
-        for m, pred in preds.items():
-            row = {"task": name, "method": m, **masked_errors(pred, x, mask)}
-            for c, cname in enumerate(te.class_names):
-                sel = te.labels == c
-                row[f"mae_{cname}"] = masked_errors(pred[sel], x[sel], mask[sel])["mae"]
-            rows.append(row)
-        rows.append({"task": name, "method": "_timing", "diffecg_s_per_draw": t_diff / len(samples), "n": len(x),
-                     "no_neighbour": int((nb < 0).sum())})
-        print(json.dumps(rows[-3:]), flush=True)
+        samples, t_diff = complete_draws(gen, te, mask, seed=seed + 1000, steps=steps, draws=draws)
+        preds.update(diffecg_predictions(samples))
+        rows += score_rows(name, preds, x, mask, te.labels, te.class_names)
+        rows.append({"task": name, "method": "_timing", "diffecg_s_per_draw": t_diff / draws, "draws": draws,
+                     "steps": steps, "n": len(x), "no_neighbour": int((nb < 0).sum())})
+        print(json.dumps(rows[-(len(preds) + 1):]), flush=True)
     return rows
 
 

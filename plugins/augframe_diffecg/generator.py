@@ -16,6 +16,7 @@ import torch
 from augframe.checkpoint import sha256_file
 from augframe.errors import CheckpointError, ValidationError
 from augframe.protocols import Candidates, GenerationRequest, GeneratorInfo
+from augframe.seeding import derive_seeds
 from augframe.signals import ECGBatch
 from augframe.windows import as_windows
 
@@ -25,7 +26,8 @@ from augframe_diffecg.sampler import ddim_sample
 from augframe_diffecg.train import TrainSettings, train
 
 CHECKPOINT_NAME = "diffecg.safetensors"
-CALL_OPTIONS = ("steps", "eta", "guidance")
+CALL_OPTIONS = ("steps", "eta", "guidance", "draws", "aggregate")
+AGGREGATES = ("median", "mean")
 
 
 def _version() -> str:
@@ -37,14 +39,30 @@ def _version() -> str:
         return "0"
 
 
+def draw_seeds(seeds: np.ndarray, draws: int) -> np.ndarray:
+    """Per-draw seeds ``[len(seeds) * draws]``, draw-major within each sample.
+
+    Draw 0 of sample i uses ``seeds[i]`` itself (so ``draws=1`` is exactly the single-sample
+    output); draws 1.. use :func:`augframe.seeding.derive_seeds` of ``seeds[i]``, so every draw
+    depends only on its sample's seed, never on the batch or on the other samples.
+    """
+    seeds = np.asarray(seeds, dtype=np.int64)
+    if draws == 1:
+        return seeds
+    extra = np.stack([derive_seeds(int(s), draws - 1, offset=1) for s in seeds]) if len(seeds) else \
+        np.zeros((0, draws - 1), dtype=np.int64)
+    return np.concatenate([seeds[:, None], extra], axis=1).reshape(-1)
+
+
 class DiffECGGenerator:
     """Conditional DDPM (T=1000, linear betas, eps-prediction) with DDIM sampling and masks."""
 
     def __init__(self, checkpoint: str | None = None, *, width: int = 32, mults: Sequence[int] = (1, 2, 2, 4),
                  blocks: int = 1, cond: str = "stft", n_fft: int = 64, hop: int | None = None,
                  attention: bool = True, steps: int = 50, eta: float = 0.0, guidance: float = 1.0,
-                 clip_x0: float | None = 6.0, batch_size: int = 64, device: str = "cpu",
-                 train_steps: int = 2000, train_batch_size: int = 16, lr: float = 1e-3, ema_decay: float = 0.999,
+                 clip_x0: float | None = 6.0, draws: int = 1, aggregate: str = "median", batch_size: int = 64,
+                 device: str = "cpu", train_steps: int = 2000, train_batch_size: int = 16, lr: float = 1e-3,
+                 warmup_steps: int = 0, lr_schedule: str = "constant", ema_decay: float = 0.999,
                  p_uncond: float = 0.1, crop: int | None = None, time_budget_s: float | None = None,
                  progress: bool = False) -> None:
         self.arch = dict(width=int(width), mults=tuple(int(m) for m in mults), blocks=int(blocks), cond=cond,
@@ -53,12 +71,14 @@ class DiffECGGenerator:
         DiffECGConfig(**self.arch)  # validate the architecture now, not after loading data
         self.steps, self.eta, self.guidance, self.clip_x0 = int(steps), float(eta), float(guidance), clip_x0
         self._check_sampling(self.steps, self.eta, self.guidance)
+        self.draws, self.aggregate = self._check_draws(draws, aggregate)
         if batch_size < 1:
             raise ValidationError(f"diffecg batch_size={batch_size} must be >= 1")
         self.batch_size = int(batch_size)
         self.device = torch.device(device)
-        self.settings = TrainSettings(steps=train_steps, batch_size=train_batch_size, lr=lr, ema_decay=ema_decay,
-                                      p_uncond=p_uncond, crop=crop, time_budget_s=time_budget_s)
+        self.settings = TrainSettings(steps=train_steps, batch_size=train_batch_size, lr=lr, warmup_steps=warmup_steps,
+                                      lr_schedule=lr_schedule, ema_decay=ema_decay, p_uncond=p_uncond, crop=crop,
+                                      time_budget_s=time_budget_s)
         self.progress = progress
         self.model: torch.nn.Module | None = None
         self.config: DiffECGConfig | None = None
@@ -71,7 +91,7 @@ class DiffECGGenerator:
     @property
     def info(self) -> GeneratorInfo:
         params = {**self.arch, "steps": self.steps, "eta": self.eta, "guidance": self.guidance,
-                  "clip_x0": self.clip_x0, "ddim_spacing": "linspace T-1..0", "known_part": "replaced every step"}
+                  "clip_x0": self.clip_x0, "draws": self.draws, "aggregate": self.aggregate, "ddim_spacing": "linspace T-1..0", "known_part": "replaced every step"}
         if self.config is not None:
             params.update(length=self.config.length, fs=self.config.fs, leads=list(self.config.leads),
                           class_names=list(self.config.class_names))
@@ -108,31 +128,50 @@ class DiffECGGenerator:
         model, cfg = self._ready()
         if request.kind not in self.request_kinds:
             raise ValidationError(f"diffecg serves {sorted(self.request_kinds)} requests, not {request.kind!r}")
-        steps, eta, guidance = self._call_options(request.options)
+        steps, eta, guidance, draws, aggregate = self._call_options(request.options)
         labels = self._labels(request)
         n = len(request)
         if request.kind == "sample":
+            if "draws" in request.options and draws > 1:
+                raise ValidationError(
+                    f"diffecg draws={draws} asks for a point estimate (the {aggregate} of several draws), which only "
+                    "completion requests have; a 'sample' request returns one draw per ECG (drop the draws option)"
+                )
+            draws = 1  # the generator-level default applies to completion only
             known = np.zeros((n, cfg.n_leads, cfg.length), dtype=np.float32)
             mask = np.zeros_like(known, dtype=bool)
             template = None
         else:
             known, mask, template = self._check_complete(request)
+        seeds = draw_seeds(request.seeds, draws)  # [n * draws]: draw k of sample i is row i * draws + k
+        out = self._sample_rows(model, cfg, np.repeat(known, draws, axis=0), np.repeat(mask, draws, axis=0),
+                                np.repeat(labels, draws), seeds, steps, eta, guidance)
+        if draws > 1:
+            out = out.reshape(n, draws, *out.shape[1:])
+            out = np.median(out, axis=1) if aggregate == "median" else out.mean(axis=1)
+        out = np.where(mask, known, out).astype(np.float32)  # known samples bit-exact
+        point = "single draw" if draws == 1 else f"{aggregate} of {draws} draws"
+        batch = ECGBatch(out, cfg.fs, cfg.leads, labels=np.where(labels >= 0, labels, -1),
+                         class_names=cfg.class_names,
+                         ids=None if template is None else [f"{i}:diffecg" for i in template.ids],
+                         meta={"known_fraction": mask.reshape(n, -1).mean(axis=1), "draws": np.full(n, draws),
+                               "point_estimate": np.array([point] * n)})
+        return Candidates(batch, request.seeds, self.info,
+                          source_ids=None if template is None else tuple(template.ids))
+
+    def _sample_rows(self, model: torch.nn.Module, cfg: DiffECGConfig, known: np.ndarray, mask: np.ndarray,
+                     labels: np.ndarray, seeds: np.ndarray, steps: int, eta: float, guidance: float) -> np.ndarray:
+        """DDIM over rows in chunks of ``batch_size`` (draws are rows like any other)."""
         out = np.empty_like(known)
-        for lo in range(0, n, self.batch_size):
+        for lo in range(0, len(known), self.batch_size):
             sl = slice(lo, lo + self.batch_size)
             k = torch.from_numpy(known[sl] / cfg.scale).to(self.device)
             m = torch.from_numpy(mask[sl]).to(self.device)
             y = torch.from_numpy(labels[sl]).to(self.device)
-            x = ddim_sample(model, cfg.schedule(), k, m, y, request.seeds[sl], steps=steps, eta=eta,
+            x = ddim_sample(model, cfg.schedule(), k, m, y, seeds[sl], steps=steps, eta=eta,
                             guidance=guidance, clip_x0=self.clip_x0)
             out[sl] = x.float().cpu().numpy() * cfg.scale
-        out = np.where(mask, known, out).astype(np.float32)  # known samples bit-exact
-        batch = ECGBatch(out, cfg.fs, cfg.leads, labels=np.where(labels >= 0, labels, -1),
-                         class_names=cfg.class_names,
-                         ids=None if template is None else [f"{i}:diffecg" for i in template.ids],
-                         meta={"known_fraction": mask.reshape(n, -1).mean(axis=1)})
-        return Candidates(batch, request.seeds, self.info,
-                          source_ids=None if template is None else tuple(template.ids))
+        return out
 
     # ---- checkpoints ------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
@@ -162,7 +201,16 @@ class DiffECGGenerator:
         if guidance < 0:
             raise ValidationError(f"diffecg guidance={guidance} must be >= 0 (1 = no guidance)")
 
-    def _call_options(self, options: Any) -> tuple[int, float, float]:
+    @staticmethod
+    def _check_draws(draws: int, aggregate: str) -> tuple[int, str]:
+        if int(draws) != draws or not 1 <= int(draws) <= 1024:
+            raise ValidationError(f"diffecg draws={draws} must be an integer in 1..1024 (1 = a single sample)")
+        if aggregate not in AGGREGATES:
+            raise ValidationError(f"diffecg aggregate={aggregate!r}; use one of {AGGREGATES} "
+                                  "(median minimises MAE, mean minimises RMSE)")
+        return int(draws), str(aggregate)
+
+    def _call_options(self, options: Any) -> tuple[int, float, float, int, str]:
         unknown = sorted(set(options) - set(CALL_OPTIONS))
         if unknown:
             raise ValidationError(f"diffecg request options {unknown} are not understood; use {CALL_OPTIONS}")
@@ -170,7 +218,8 @@ class DiffECGGenerator:
         eta = float(options.get("eta", self.eta))
         guidance = float(options.get("guidance", self.guidance))
         self._check_sampling(steps, eta, guidance)
-        return steps, eta, guidance
+        draws, aggregate = self._check_draws(options.get("draws", self.draws), options.get("aggregate", self.aggregate))
+        return steps, eta, guidance, draws, aggregate
 
     def _labels(self, request: GenerationRequest) -> np.ndarray:
         cfg = self.config

@@ -25,6 +25,22 @@ from augframe_diffecg.schedule import Schedule
 
 STATE_NAME = "train_state.pt"
 LOG_NAME = "train_log.jsonl"
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def lr_at(step: int, settings: "TrainSettings") -> float:
+    """Learning rate of optimiser step ``step`` (0-based): linear warm-up, then constant or cosine.
+
+    The cosine decays from ``lr`` to 0.1 * ``lr`` at ``settings.steps``. A pure function of the
+    step, so resumed runs follow the same schedule.
+    """
+    if step < settings.warmup_steps:
+        return settings.lr * (step + 1) / settings.warmup_steps
+    if settings.lr_schedule == "constant":
+        return settings.lr
+    span = max(1, settings.steps - settings.warmup_steps)
+    frac = min(1.0, (step - settings.warmup_steps) / span)
+    return settings.lr * (0.1 + 0.9 * 0.5 * (1.0 + np.cos(np.pi * frac)))
 
 
 @attrs.frozen
@@ -34,6 +50,8 @@ class TrainSettings:
     steps: int = 2000
     batch_size: int = 16
     lr: float = 1e-3
+    warmup_steps: int = 0
+    lr_schedule: str = "constant"
     ema_decay: float = 0.999
     p_uncond: float = 0.1
     grad_clip: float = 1.0
@@ -47,6 +65,10 @@ class TrainSettings:
             raise ValidationError(f"train steps={self.steps} and batch_size={self.batch_size} must be >= 1")
         if not 0 <= self.p_uncond < 1:
             raise ValidationError(f"p_uncond={self.p_uncond} must lie in [0, 1)")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValidationError(f"lr_schedule={self.lr_schedule!r}; use one of {LR_SCHEDULES}")
+        if self.warmup_steps < 0:
+            raise ValidationError(f"warmup_steps={self.warmup_steps} must be >= 0")
         if self.crop is not None and self.crop < 8:
             raise ValidationError(f"crop={self.crop} must be at least 8 samples (or None for whole windows)")
 
@@ -126,6 +148,8 @@ def train(model: torch.nn.Module, schedule: Schedule, data: Any, labels: np.ndar
             eps = model(x_t, t, x0 * mask, mask, torch.from_numpy(y).to(device))
         w = (~mask).float()
         loss = ((eps.float() - noise) ** 2 * w).sum() / w.sum().clamp(min=1.0)
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, settings)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
@@ -136,7 +160,8 @@ def train(model: torch.nn.Module, schedule: Schedule, data: Any, labels: np.ndar
         running += float(loss.detach())
         count += 1
         if step % settings.log_every == 0:
-            tlog.write(step=step, loss=running / count, elapsed_s=round(time.perf_counter() - t_begin, 2))
+            tlog.write(step=step, loss=running / count, lr=lr_at(step - 1, settings),
+                       elapsed_s=round(time.perf_counter() - t_begin, 2))
             if progress:
                 print(tlog.records[-1], flush=True)
             running, count = 0.0, 0
