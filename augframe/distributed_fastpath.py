@@ -193,16 +193,21 @@ class GraphedStep:
         return self.static_out
 
 
-def compile_module(module: Any, device: Any, *, enabled: bool = True, mode: str = "max-autotune-no-cudagraphs") -> Any:
-    """``torch.compile(module)`` on CUDA when ``enabled``; the module itself elsewhere.
+def compile_module(module: Any, device: Any, *, enabled: bool = True, mode: str = "max-autotune-no-cudagraphs",
+                   cpu: bool = False) -> Any:
+    """``torch.compile(module)`` on CUDA when ``enabled``; on the CPU only when ``cpu`` is also set.
 
     Compilation costs tens of seconds to minutes; it pays for long generation or training runs
-    with fixed shapes, not for short CPU jobs, so the CPU path stays eager.
+    with fixed shapes, not for short CPU jobs, so the CPU path stays eager unless asked. On the CPU,
+    the module is compiled for inference with frozen weights (inductor ``freezing``: conv weights
+    pre-packed for oneDNN, pointwise ops fused); call it under ``torch.inference_mode``/``no_grad``.
     """
     import torch
 
     if enabled and _is_cuda(device) and torch.cuda.is_available():
         return torch.compile(module, mode=mode, dynamic=False)
+    if enabled and cpu and not _is_cuda(device):
+        return torch.compile(module, options={"freezing": True})
     return module
 
 

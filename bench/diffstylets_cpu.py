@@ -8,9 +8,11 @@ Every figure is measured in this run beside a baseline built from the same modul
   forwards, ``torch.no_grad``, Savitzky-Golay with scipy on the host) against ours (micro-batched,
   one fused forward of 2B per step, ``inference_mode``, smoothing as a conv on the device) in float32
   and with the bf16 UNet; the bf16 output is compared with float32 (max abs error, Pearson r).
+* ``--compile`` adds the bf16 UNet through ``torch.compile`` with frozen weights (the generator's
+  ``compile = true``); its one-off compile time is reported apart and left out of the per-ECG time.
 * **Stage-1 training** step at batch 8 (forward, backward, clip, AdamW) through our Trainer.
 
-    python -m bench.diffstylets_cpu [--quick] [--steps 50] [--ecgs 4] [--json OUT]
+    python -m bench.diffstylets_cpu [--quick] [--steps 50] [--ecgs 4] [--threads 1] [--compile] [--json OUT]
 
 ``--quick`` uses 5 sampler steps and 2 ECGs; per-ECG times are also given scaled to 50 steps (the
 cost per step is constant). The reference's own figures (8 s per SDEdit ECG, 2 s per batch-8 stage-1
@@ -117,10 +119,14 @@ def ours_generate(model: DiffStyleTS, unet: Any, x: torch.Tensor, y: torch.Tenso
         return savgol(out)
 
 
-def bf16_unet(unet: ConditionalUNet) -> Callable[..., torch.Tensor]:
+def bf16_unet(unet: ConditionalUNet, compiled: bool = False) -> Callable[..., torch.Tensor]:
     import copy
 
     bf = copy.deepcopy(unet).to(torch.bfloat16).eval()
+    if compiled:
+        from augframe.distributed_fastpath import compile_module
+
+        bf = compile_module(bf, "cpu", cpu=True)
 
     def call(x, t, c, s, y):
         return bf(x.to(torch.bfloat16), t, c.to(torch.bfloat16), s.to(torch.bfloat16), y).float()
@@ -162,6 +168,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=None)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--skip-train", action="store_true")
+    ap.add_argument("--compile", action="store_true", help="also time the compiled bf16 UNet")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     steps = args.steps or (5 if args.quick else 50)
@@ -192,6 +199,20 @@ def main() -> None:
                          label="fp32") / n_ecg
     bf = bf16_unet(model.unet)
     t_bf16 = median_time(lambda: ours_generate(model, bf, x, y, steps, schedule), repeats, label="bf16") / n_ecg
+    if args.compile:
+        cbf = bf16_unet(model.unet, compiled=True)
+        t0 = time.perf_counter()
+        ours_generate(model, cbf, x, y, steps, schedule)  # compiles
+        res["compile_s"] = time.perf_counter() - t0
+        t_comp = median_time(lambda: ours_generate(model, cbf, x, y, steps, schedule), repeats,
+                             label="bf16c") / n_ecg
+        c_comp = CPU_TIMES["bf16c"] / n_ecg
+        res.update(ours_bf16_compiled_s_per_ecg=t_comp, cpu_s_per_ecg_bf16_compiled=c_comp,
+                   speedup_bf16_compiled_vs_baseline=t_base / t_comp,
+                   cpu_speedup_bf16_compiled_vs_baseline=CPU_TIMES["base"] / c_comp,
+                   bf16_compiled_vs_fp32_max_abs_err=float(np.abs(
+                       ours_generate(model, cbf, x, y, steps, schedule).numpy()
+                       - ours_generate(model, model.unet, x, y, steps, schedule).numpy()).max()))
     c_base, c_fp32, c_bf16 = CPU_TIMES["base"], CPU_TIMES["fp32"] / n_ecg, CPU_TIMES["bf16"] / n_ecg
     res.update(cpu_s_per_ecg_baseline=c_base, cpu_s_per_ecg_fp32=c_fp32, cpu_s_per_ecg_bf16=c_bf16,
                cpu_speedup_fp32_vs_baseline=c_base / c_fp32, cpu_speedup_bf16_vs_baseline=c_base / c_bf16)

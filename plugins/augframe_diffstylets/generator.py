@@ -55,7 +55,8 @@ class DiffStyleTSGenerator:
 
     def __init__(self, mode: str = "improved", checkpoint: str | None = None, device: str = "auto",
                  style_source: str = "self", length_policy: str = "reject", precision: str = "auto",
-                 micro_batch: int = 32, bank_per_class: int = 256, model: Mapping[str, Any] | None = None,
+                 compile: bool = False, micro_batch: int = 32, bank_per_class: int = 256,
+                 model: Mapping[str, Any] | None = None,
                  sampler: Mapping[str, Any] | None = None, train: Mapping[str, Any] | None = None,
                  registry: Any = None) -> None:
         self.registry = registry  # where the stage-2 judge comes from (default: Registry.discover())
@@ -63,6 +64,7 @@ class DiffStyleTSGenerator:
         self.style_source = require_choice("style_source", style_source, STYLE_SOURCES)
         self.length_policy = require_choice("length_policy", length_policy, LENGTH_POLICIES)
         self.precision = require_choice("precision", precision, PRECISIONS)
+        self.compile = bool(compile)
         if micro_batch < 1:
             raise ValidationError(f"micro_batch={micro_batch} must be >= 1")
         self.device = resolve_device(device)
@@ -81,6 +83,7 @@ class DiffStyleTSGenerator:
         self.checkpoint_layout: str | None = None
         self._bf16_unet: torch.nn.Module | None = None
         self._bf16_source: torch.nn.Module | None = None
+        self._compiled: tuple[Any, Any] | None = None  # (source module, compiled module)
         if checkpoint is not None:
             self.load(checkpoint, model_given=model is not None)
 
@@ -89,7 +92,7 @@ class DiffStyleTSGenerator:
     def info(self) -> GeneratorInfo:
         params = {
             "mode": self.mode, "style_source": self.style_source, "length_policy": self.length_policy,
-            "precision": self.precision, "device": self.device, "sampler": to_dict(self.sampler_cfg),
+            "precision": self.precision, "compile": self.compile, "device": self.device, "sampler": to_dict(self.sampler_cfg),
             "model": to_dict(self.model.cfg if self.model is not None else self.model_cfg),
             "normaliser": self.normaliser.to_dict(), "class_names": list(self.class_names),
             "checkpoint_layout": self.checkpoint_layout,
@@ -105,6 +108,7 @@ class DiffStyleTSGenerator:
         """Load our safetensors checkpoint or the reference's .pt layout (no renaming needed)."""
         loaded = checkpoints.load(path)
         self.model = checkpoints.load_model(loaded, self.model_cfg if model_given else None).to(self.device).eval()
+        self._drop_derived()
         self.model_cfg = self.model.cfg
         self.normaliser = loaded.normaliser or Normaliser()
         self.class_names = loaded.class_names or (REFERENCE_CLASSES if loaded.model_cfg.num_classes == 2 else ())
@@ -140,6 +144,7 @@ class DiffStyleTSGenerator:
         self.normaliser = fit_normaliser(data, self.mode, seed)
         torch.manual_seed(seed)
         self.model = DiffStyleTS(cfg).to(self.device)
+        self._drop_derived()
         judge, index = self._judge(data.class_names)
         workdir = Path(workdir) if workdir is not None else None
         trainer = Trainer(self.model, data, mode=self.mode, cfg=self.train_cfg, normaliser=self.normaliser,
@@ -307,25 +312,38 @@ class DiffStyleTSGenerator:
                 out[sel] = rows[seeds[sel] % len(rows)]
         return out
 
+    def _drop_derived(self) -> None:
+        """Forget the bf16 copy and the compiled module: they hold (frozen) copies of old weights."""
+        self._bf16_unet = self._bf16_source = self._compiled = None
+
     def _eps_model(self) -> Any:
         """The UNet call the sampler uses.
 
         ``precision='bfloat16'`` on the CPU runs a bf16 copy of the UNet weights (oneDNN bf16/AMX
         kernels, no per-op casts); the sampler's own state (x_t, DDIM update, x0 clamp) stays float32.
         On CUDA, bf16 comes from autocast instead (``precision='auto'`` or ``'bfloat16'``).
+        ``compile=True`` runs that module through ``torch.compile`` (CPU: frozen weights for inference),
+        compiled once per generator and reused while the weights object stays the same.
         """
         unet = self.model.unet
-        if self.precision != "bfloat16" or not str(self.device).startswith("cpu"):
-            return unet
-        if self._bf16_unet is None or self._bf16_source is not unet:
+        cpu_bf16 = self.precision == "bfloat16" and str(self.device).startswith("cpu")
+        if cpu_bf16 and (self._bf16_unet is None or self._bf16_source is not unet):
             import copy
 
             self._bf16_unet = copy.deepcopy(unet).to(torch.bfloat16).eval()
             self._bf16_source = unet
-        bf = self._bf16_unet
+        module = self._bf16_unet if cpu_bf16 else unet
+        if self.compile:
+            if self._compiled is None or self._compiled[0] is not module:
+                from augframe.distributed_fastpath import compile_module
+
+                self._compiled = (module, compile_module(module, self.device, cpu=True))
+            module = self._compiled[1]
+        if not cpu_bf16:
+            return module
 
         def call(x, t, content, style, labels):
-            return bf(x.to(torch.bfloat16), t, content.to(torch.bfloat16), style.to(torch.bfloat16), labels).float()
+            return module(x.to(torch.bfloat16), t, content.to(torch.bfloat16), style.to(torch.bfloat16), labels).float()
 
         return call
 

@@ -157,3 +157,23 @@ def test_request_class_names_in_other_order_are_mapped(fitted, short_windows):
     a, b = gen.generate(swapped), gen.generate(flipped)
     np.testing.assert_array_equal(a.batch.signals, b.batch.signals)
     assert b.batch.class_names == ("A", "N") and list(b.batch.labels) == [0, 0]
+
+
+def test_bf16_and_compiled_unet_stay_close_to_float32(fitted, short_windows):
+    """precision='bfloat16' (a bf16 UNet copy on the CPU) and compile=True change speed, not the ECGs."""
+    gen, _, _ = fitted
+    req = _request(short_windows, n=4)
+    ref = gen.generate(req).batch.signals
+    scale = np.abs(ref).max()
+    try:
+        gen.precision = "bfloat16"
+        bf = gen.generate(req).batch.signals
+        gen.compile = True
+        compiled = gen.generate(req).batch.signals
+        assert gen._compiled is not None and gen._compiled[0] is gen._bf16_unet
+    finally:
+        gen.precision, gen.compile = "auto", False
+        gen._drop_derived()
+    assert np.abs(bf - ref).max() < 0.05 * scale
+    assert np.abs(compiled - bf).max() < 0.02 * scale
+    assert np.corrcoef(compiled.ravel(), ref.ravel())[0, 1] > 0.999
