@@ -74,8 +74,9 @@ class FoldPlan:
     dropped_synthetic: int = 0
 
 
-#: Verdict shown when some classifier predicted one class for every test ECG: equal accuracies of
-#: degenerate classifiers say nothing about the synthetic data, so no equivalence is claimed.
+#: Verdict of a comparison A - X when a classifier of A or X predicted one class for every test ECG:
+#: equal accuracies of degenerate classifiers say nothing about the synthetic data, so no
+#: equivalence is claimed (comparisons between non-degenerate conditions keep their verdict).
 NOT_ASSESSABLE = "not assessable (degenerate classifiers)"
 
 
@@ -315,17 +316,18 @@ class ThreeWayEvaluator:
             if capped:
                 notes.append(f"condition {c}: {capped} of {len(folds)} runs were still improving at the epoch cap "
                              f"({self.train_settings.max_epochs}); raise max_epochs before trusting the comparison")
-        one_class = [f"fold {f + 1} {c}" for f in folds for c in conds
-                     if len(np.unique(probas[(f, c)].argmax(1))) < 2]
+        single = [(f, c) for f in folds for c in conds if len(np.unique(probas[(f, c)].argmax(1))) < 2]
+        one_class = [f"fold {f + 1} {c}" for f, c in single]
+        degenerate = {c for _, c in single}  # a comparison A - c is assessable only if neither side is
         if one_class:
             notes.append(f"{len(one_class)} run(s) predicted a single class for every test ECG ({', '.join(one_class)}): "
                          "such classifiers are degenerate, and equal accuracies between them say nothing about the "
                          "synthetic data; train longer or use a larger classifier")
         tost_rows, intervals = [], []
-        verdict = (lambda res: NOT_ASSESSABLE) if one_class else (lambda res: res.verdict)
         details: dict[str, Any] = {"runs": {f"fold{f}_{c}": records[(f, c)] for f in folds for c in conds},
                                    "resume_key": key, "seed": seed, "settings": self.settings()}
         for c in conds[1:]:
+            verdict = (lambda res: NOT_ASSESSABLE) if {"A", c} & degenerate else (lambda res: res.verdict)
             for metric in dict.fromkeys((self.tost_metric, "f1", "auroc")):
                 a = [records[(f, "A")]["metrics"][metric] for f in folds]
                 b = [records[(f, c)]["metrics"][metric] for f in folds]
@@ -354,7 +356,7 @@ class ThreeWayEvaluator:
             mc = ps["mcnemar"]
             metrics[f"mcnemar.A_vs_{c}.p"] = mc.p
             details.setdefault("mcnemar", {})[f"A_vs_{c}"] = attrs.asdict(mc)
-        details["headline"] = self._headline(metrics, conds, len(folds), bool(one_class))
+        details["headline"] = self._headline(metrics, conds, len(folds), degenerate)
         details["title"] = f"Real / synthetic / mixed training (three-way protocol, {self.mode})"
         n_syn = sorted({p.n_synthetic for p in plans})
         scale = (f"{len(folds)} folds ({self.mode}), n = {'/'.join(map(str, n_syn))} synthetic and T = 3n per fold, "
@@ -385,7 +387,7 @@ class ThreeWayEvaluator:
             figures=figures, notes=notes, scale=scale, details=details,
         )
 
-    def _headline(self, metrics: dict, conds: tuple[str, ...], k: int, degenerate: bool) -> list[dict[str, Any]]:
+    def _headline(self, metrics: dict, conds: tuple[str, ...], k: int, degenerate: set[str]) -> list[dict[str, Any]]:
         m = self.tost_metric
         cards = [{"label": f"A real only: {m}", "value": f"{100 * metrics[f'A.{m}.mean']:.2f}%",
                   "status": "neutral", "note": f"mean of {k} folds, SD {100 * metrics[f'A.{m}.sd']:.2f} pp"}]
@@ -394,10 +396,11 @@ class ThreeWayEvaluator:
             if f"{tag}.p" not in metrics:
                 continue
             eq = bool(metrics[f"{tag}.equivalent"])
+            bad = bool({"A", c} & degenerate)
             cards.append({
                 "label": f"{c} {CONDITION_TEXT[c]} vs A",
-                "value": NOT_ASSESSABLE if degenerate else ("equivalent" if eq else "not equivalent"),
-                "status": "warn" if degenerate else ("good" if eq else "bad"),
+                "value": NOT_ASSESSABLE if bad else ("equivalent" if eq else "not equivalent"),
+                "status": "warn" if bad else ("good" if eq else "bad"),
                 "note": (f"{m} {100 * metrics[f'{c}.{m}.mean']:.2f}%, difference A - {c} "
                          f"{100 * metrics[f'{tag}.mean_diff']:+.2f} pp, TOST p = {metrics[f'{tag}.p']:.3g} "
                          f"(margin +-{100 * self.margin:g} pp)"),

@@ -144,10 +144,13 @@ def test_three_way_runs_resumes_and_reports(data, registry, tmp_path, monkeypatc
     assert res.figures["equivalence"].data.startswith("<svg")
     assert "3 folds (corrected)" in res.scale
     # degenerate classifiers (one class for every ECG) must never be called equivalent
-    degenerate = any("predicted a single class" in n for n in res.notes)
-    verdicts = [row[-1] for row in res.tables["equivalence"].rows]
-    cards = [c["value"] for c in res.details["headline"][1:]]
-    assert all((v == protocol.NOT_ASSESSABLE) == degenerate for v in verdicts + cards)
+    # (per comparison: A - X is not assessable when a run of A or of X is degenerate)
+    bad = {row[1] for row in res.tables["per_fold"].rows if (row[6], row[7]) in ((0.0, 1.0), (1.0, 0.0))}
+    assert bool(bad) == any("predicted a single class" in n for n in res.notes)
+    for row in res.tables["equivalence"].rows:
+        assert (row[-1] == protocol.NOT_ASSESSABLE) == bool({"A", row[0][-1]} & bad), row
+    for card in res.details["headline"][1:]:
+        assert (card["value"] == protocol.NOT_ASSESSABLE) == bool({"A", card["label"][0]} & bad), card
     json.loads(res.to_json())  # serialisable for the report
     runs = sorted(p.name for p in tmp_path.rglob("fold*_*.json"))
     assert len(runs) == 9
