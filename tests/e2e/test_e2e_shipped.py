@@ -12,7 +12,7 @@ from augframe import recipe as recipes
 from augframe.data import demo_windows
 from augframe.protocols import GenerationRequest
 
-RECIPES = ("quickstart", "afib-cinc", "afib-paper", "afib-cinc-cpu")
+RECIPES = ("quickstart", "afib-cinc", "afib-paper", "afib-cinc-cpu", "afib-cinc-cpu-full")
 
 
 def _quickstart(repo):
@@ -71,3 +71,14 @@ def test_shipped_generator_transfers_demo_ecgs(repo, registry):
         assert 0.2 < np.ptp(x[i, 0]) < 20.0
     again = gen.generate(req)
     np.testing.assert_array_equal(np.asarray(again.batch.signals), x)
+
+
+def test_full_cinc_recipe_ships_its_record_split(repo):
+    """afib-cinc-cpu-full reads a committed 2-fold record split: 934 evaluation records (308 A + 626 N)."""
+    from augframe.data.splits import Split
+
+    r = tomllib.loads((repo / "recipes/afib-cinc-cpu-full.toml").read_text())
+    split = Split.load(repo / r["data"]["split"]["file"])
+    assert split.k == r["data"]["split"]["k"] == 2 and split.by == "record"
+    folds = np.bincount(list(split.group_fold.values()))
+    assert folds[0] == 934 and folds[0] + folds[1] == 5788  # every N and A record of REFERENCE.csv
