@@ -7,7 +7,9 @@ Every figure is measured in this run beside a baseline built from the same modul
 * **Generation**: the reference's loop (batch 1, conditional and unconditional UNet passes as two
   forwards, ``torch.no_grad``, Savitzky-Golay with scipy on the host) against ours (micro-batched,
   one fused forward of 2B per step, ``inference_mode``, smoothing as a conv on the device) in float32
-  and with the bf16 UNet; the bf16 output is compared with float32 (max abs error, Pearson r).
+  and in bf16, twice: a bf16 copy of the ``nn.Module`` (oneDNN convolutions) and the generator's CPU
+  path, :class:`~augframe_diffstylets.timemajor.TimeMajorUNet` (time-major, one AMX matmul per
+  convolution); the bf16 output is compared with float32 (max abs error, Pearson r).
 * ``--compile`` adds the bf16 UNet through ``torch.compile`` with frozen weights (the generator's
   ``compile = true``); its one-off compile time is reported apart and left out of the per-ECG time.
 * **Stage-1 training** step at batch 8 (forward, backward, clip, AdamW) through our Trainer.
@@ -119,10 +121,13 @@ def ours_generate(model: DiffStyleTS, unet: Any, x: torch.Tensor, y: torch.Tenso
         return savgol(out)
 
 
-def bf16_unet(unet: ConditionalUNet, compiled: bool = False) -> Callable[..., torch.Tensor]:
+def bf16_unet(unet: ConditionalUNet, compiled: bool = False, engine: str = "timemajor") -> Callable[..., torch.Tensor]:
+    """The bf16 UNet call: ``timemajor`` (the generator's CPU path) or ``module`` (a bf16 copy of the nn.Module)."""
     import copy
 
-    bf = copy.deepcopy(unet).to(torch.bfloat16).eval()
+    from augframe_diffstylets.timemajor import TimeMajorUNet
+
+    bf = TimeMajorUNet(unet, torch.bfloat16) if engine == "timemajor" else copy.deepcopy(unet).to(torch.bfloat16).eval()
     if compiled:
         from augframe.distributed_fastpath import compile_module
 
@@ -197,8 +202,14 @@ def main() -> None:
     t_base = median_time(lambda: baseline_generate(model, x[:1], y[:1], steps, schedule), repeats, label="base")
     t_fp32 = median_time(lambda: ours_generate(model, model.unet, x, y, steps, schedule), repeats,
                          label="fp32") / n_ecg
+    bfm = bf16_unet(model.unet, engine="module")
+    t_bf16m = median_time(lambda: ours_generate(model, bfm, x, y, steps, schedule), repeats, label="bf16m") / n_ecg
     bf = bf16_unet(model.unet)
     t_bf16 = median_time(lambda: ours_generate(model, bf, x, y, steps, schedule), repeats, label="bf16") / n_ecg
+    c_bf16m = CPU_TIMES["bf16m"] / n_ecg
+    res.update(ours_bf16_module_s_per_ecg=t_bf16m, cpu_s_per_ecg_bf16_module=c_bf16m,
+               speedup_bf16_module_vs_baseline=t_base / t_bf16m,
+               cpu_speedup_bf16_module_vs_baseline=CPU_TIMES["base"] / c_bf16m)
     if args.compile:
         cbf = bf16_unet(model.unet, compiled=True)
         t0 = time.perf_counter()

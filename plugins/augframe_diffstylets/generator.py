@@ -313,14 +313,15 @@ class DiffStyleTSGenerator:
         return out
 
     def _drop_derived(self) -> None:
-        """Forget the bf16 copy and the compiled module: they hold (frozen) copies of old weights."""
+        """Forget the packed bf16 UNet and the compiled module: they hold copies of old weights."""
         self._bf16_unet = self._bf16_source = self._compiled = None
 
     def _eps_model(self) -> Any:
         """The UNet call the sampler uses.
 
-        ``precision='bfloat16'`` on the CPU runs a bf16 copy of the UNet weights (oneDNN bf16/AMX
-        kernels, no per-op casts); the sampler's own state (x_t, DDIM update, x0 clamp) stays float32.
+        ``precision='bfloat16'`` on the CPU runs the UNet's weights packed in bf16 through
+        :class:`~augframe_diffstylets.timemajor.TimeMajorUNet` (time-major activations, every
+        convolution one AMX matmul); the sampler's own state (x_t, DDIM update, x0 clamp) stays float32.
         On CUDA, bf16 comes from autocast instead (``precision='auto'`` or ``'bfloat16'``).
         ``compile=True`` runs that module through ``torch.compile`` (CPU: frozen weights for inference),
         compiled once per generator and reused while the weights object stays the same.
@@ -328,9 +329,9 @@ class DiffStyleTSGenerator:
         unet = self.model.unet
         cpu_bf16 = self.precision == "bfloat16" and str(self.device).startswith("cpu")
         if cpu_bf16 and (self._bf16_unet is None or self._bf16_source is not unet):
-            import copy
+            from augframe_diffstylets.timemajor import TimeMajorUNet
 
-            self._bf16_unet = copy.deepcopy(unet).to(torch.bfloat16).eval()
+            self._bf16_unet = TimeMajorUNet(unet, torch.bfloat16)
             self._bf16_source = unet
         module = self._bf16_unet if cpu_bf16 else unet
         if self.compile:

@@ -160,7 +160,11 @@ def test_request_class_names_in_other_order_are_mapped(fitted, short_windows):
 
 
 def test_bf16_and_compiled_unet_stay_close_to_float32(fitted, short_windows):
-    """precision='bfloat16' (a bf16 UNet copy on the CPU) and compile=True change speed, not the ECGs."""
+    """precision='bfloat16' (the packed time-major bf16 UNet on the CPU) and compile=True change speed,
+    not the ECGs. Compilation is checked on the float32 module: the time-major graph compiles the same
+    way but takes minutes (and is slower compiled on the CPU, docs/benchmarks.md)."""
+    from augframe_diffstylets.timemajor import TimeMajorUNet
+
     gen, _, _ = fitted
     req = _request(short_windows, n=4)
     ref = gen.generate(req).batch.signals
@@ -168,12 +172,13 @@ def test_bf16_and_compiled_unet_stay_close_to_float32(fitted, short_windows):
     try:
         gen.precision = "bfloat16"
         bf = gen.generate(req).batch.signals
-        gen.compile = True
+        assert isinstance(gen._bf16_unet, TimeMajorUNet)
+        gen.precision, gen.compile = "float32", True
         compiled = gen.generate(req).batch.signals
-        assert gen._compiled is not None and gen._compiled[0] is gen._bf16_unet
+        assert gen._compiled is not None and gen._compiled[0] is gen.model.unet
     finally:
         gen.precision, gen.compile = "auto", False
         gen._drop_derived()
     assert np.abs(bf - ref).max() < 0.05 * scale
-    assert np.abs(compiled - bf).max() < 0.02 * scale
-    assert np.corrcoef(compiled.ravel(), ref.ravel())[0, 1] > 0.999
+    assert np.corrcoef(bf.ravel(), ref.ravel())[0, 1] > 0.999
+    assert np.abs(compiled - ref).max() < 1e-3 * scale
