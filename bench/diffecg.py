@@ -5,6 +5,11 @@
     python -m bench.diffecg --parts beats        # one model only
     python -m bench.diffecg --quick              # a smoke run: tiny data, a few steps
     python -m bench.diffecg --render runs/diffecg/results_test.json
+    python -m bench.diffecg --prior linear --out runs/diffecg_r3 ...   # gaps filled by linear interpolation in C1,
+                                                                        # the chain diffuses the residual
+    python -m bench.diffecg --parts pairs ...    # beats with their neighbour beat as known context
+    python -m bench.diffecg ... --draws 32 --nested-draws 8,16 --save-samples   # medians of 8/16/32 from one run
+    python -m bench.diffecg --ci runs/diffecg_r3/samples_test_beats_gap10pct.npz   # record-bootstrap intervals
 
 Training writes runs/diffecg/<beats|windows>/ (train state every 200 steps, weights, summary); a
 later run with the same settings loads the finished model instead of retraining, and a stopped
@@ -72,10 +77,18 @@ def complete_draws(gen, batch: ECGBatch, mask: np.ndarray, seed: int, steps: int
     return out.reshape(len(batch), draws, *out.shape[1:]), time.perf_counter() - t0
 
 
-def diffecg_predictions(samples: np.ndarray) -> dict[str, np.ndarray]:
-    """1 draw, and the median and mean of all draws (the point estimates)."""
+def diffecg_predictions(samples: np.ndarray, nested: tuple[int, ...] = ()) -> dict[str, np.ndarray]:
+    """1 draw, and the median and mean of all draws (the point estimates).
+
+    ``nested``: also the median of the first k draws for each k listed (k < all). The plugin's
+    per-draw seeds are prefix-consistent (draw j's seed does not depend on K), so the first k of
+    K draws are exactly what ``draws=k`` samples: one run gives the figures for every k.
+    """
     k = samples.shape[1]
     preds = {"DiffECG, 1 draw": samples[:, 0]}
+    for j in sorted(set(nested)):
+        if 1 < j < k:
+            preds[f"DiffECG, median of {j} draws"] = np.median(samples[:, :j], axis=1)
     if k > 1:
         preds[f"DiffECG, median of {k} draws"] = np.median(samples, axis=1)
         preds[f"DiffECG, mean of {k} draws"] = samples.mean(axis=1)
@@ -98,7 +111,8 @@ def score_rows(task: str, preds: dict[str, np.ndarray], x: np.ndarray, mask: np.
 
 
 def eval_completion(gen, test: ECGBatch, masks: dict[str, np.ndarray], draws: int, steps: int,
-                    forecast_keys: set[str], seed: int) -> list[dict]:
+                    forecast_keys: set[str], seed: int, nested: tuple[int, ...] = (),
+                    save_to: Path | None = None) -> list[dict]:
     """Windows: both baselines and DiffECG (1 draw, median and mean of ``draws``) on the same masks."""
     from augframe_diffecg.baselines import beat_repeat, linear_interpolation
 
@@ -113,13 +127,61 @@ def eval_completion(gen, test: ECGBatch, masks: dict[str, np.ndarray], draws: in
         preds["previous beat (R-aligned)"], fb = beat_repeat(x, mask, test.fs, forecast=key in forecast_keys)
         t_beat = time.perf_counter() - t0
         samples, t_diff = complete_draws(gen, test, mask, seed=seed + 1000, steps=steps, draws=draws)
-        preds.update(diffecg_predictions(samples))
+        save_samples(save_to, key, samples, x, mask, test.labels, preds, test.meta["record"])
+        preds.update(diffecg_predictions(samples, nested))
         rows += score_rows(key, preds, x, mask, test.labels, test.class_names)
         rows.append({"task": key, "method": "_timing", "linear_s": t_lin, "beat_s": t_beat,
                      "diffecg_s_per_draw": t_diff / draws, "draws": draws, "steps": steps, "n": len(x),
                      "beat_fallbacks": fb})
         print(json.dumps(rows[-(len(preds) + 1):]), flush=True)
     return rows
+
+
+def save_samples(prefix: Path | None, task: str, samples: np.ndarray, x: np.ndarray, mask: np.ndarray,
+                 labels: np.ndarray, baselines: dict[str, np.ndarray], records: np.ndarray) -> None:
+    """Keep every draw, the truth, the mask, the baselines and each item's record (for per-item
+    errors, the record-level bootstrap of :func:`ratio_ci` and other aggregates)."""
+    if prefix is None:
+        return
+    path = Path(f"{prefix}_{task.replace(' ', '').replace('%', 'pct')}.npz")
+    np.savez_compressed(path, samples=samples.astype(np.float32), x=x, mask=mask, labels=labels,
+                        records=np.asarray(records).astype(str),
+                        **{k.split(" ")[0]: v.astype(np.float32) for k, v in baselines.items()})
+
+
+def ratio_ci(path: Path, draws: tuple[int, ...] = (8, 16, 32), n_boot: int = 2000, seed: int = 0) -> list[dict]:
+    """MAE of the median of the first k draws / MAE of each baseline, with a 95 % bootstrap interval.
+
+    Records, not items, are resampled (beats of one record are not independent); each ratio is
+    of pooled MAEs over the unknown samples, as in the tables.
+    """
+    d = np.load(path)
+    x, miss = d["x"].astype(np.float64), ~d["mask"]
+    unit = "record" if "records" in d else "item"  # files written before records were stored
+    rec = d["records"] if unit == "record" else np.arange(len(x))
+    recs, inv = np.unique(rec, return_inverse=True)
+
+    def abs_err(pred: np.ndarray) -> np.ndarray:  # per item: (sum |err| over unknown, count)
+        e = np.where(miss, np.abs(pred - x), 0.0).reshape(len(x), -1)
+        return np.stack([e.sum(1), miss.reshape(len(x), -1).sum(1)], axis=1)
+
+    per_rec = lambda a: np.stack([np.bincount(inv, a[:, j], len(recs)) for j in (0, 1)], axis=1)  # noqa: E731
+    base = {k: per_rec(abs_err(d[k])) for k in ("linear", "previous") if k in d}
+    rng = np.random.default_rng(seed)
+    boot = rng.integers(0, len(recs), size=(n_boot, len(recs)))
+    out = []
+    for k in draws:
+        if k > d["samples"].shape[1]:
+            continue
+        ours = per_rec(abs_err(np.median(d["samples"][:, :k], axis=1)))
+        for name, b in base.items():
+            point = (ours[:, 0].sum() / ours[:, 1].sum()) / (b[:, 0].sum() / b[:, 1].sum())
+            r = (ours[boot, 0].sum(1) / ours[boot, 1].sum(1)) / (b[boot, 0].sum(1) / b[boot, 1].sum(1))
+            lo, hi = np.quantile(r, [0.025, 0.975])
+            out.append({"file": path.name, "median_of": k, "baseline": name, "ratio": float(point),
+                        "ci95": [float(lo), float(hi)], "p_ratio_ge_1": float(np.mean(r >= 1.0)),
+                        "resampled": unit, "units": int(len(recs)), "items": int(len(x))})
+    return out
 
 
 def generation_mae(gen_x: np.ndarray, gen_y: np.ndarray, ref_x: np.ndarray, ref_y: np.ndarray) -> float:
@@ -201,11 +263,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--parts", default="beats,windows", help="which models to train and evaluate")
     p.add_argument("--beat-train-steps", type=int, default=4000)
     p.add_argument("--window-train-steps", type=int, default=2400)
+    p.add_argument("--pair-train-steps", type=int, default=4000,
+                   help="part 'pairs': a beat with its neighbour as known context (2 x 192 samples)")
     p.add_argument("--max-train-minutes", type=float, default=None, help="stop a training early (safety net)")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--warmup", type=int, default=200, help="linear lr warm-up steps")
     p.add_argument("--lr-schedule", default="cosine", choices=("constant", "cosine"))
     p.add_argument("--cond", default="both", choices=("stft", "time", "both"))
+    p.add_argument("--prior", default="none", choices=("none", "linear", "repeat"),
+                   help="completion prior: linear = C1 gaps filled by linear interpolation, diffuse the residual; "
+                        "repeat = also copy the sample one beat length earlier (pairs only)")
     p.add_argument("--width", type=int, default=16, help="U-Net base width of both models")
     p.add_argument("--judge-minutes", type=float, default=3.0)
     p.add_argument("--eval-on", default="test", choices=("test", "val"),
@@ -214,6 +281,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--test-beats", type=int, default=256)
     p.add_argument("--steps", type=int, default=25, help="DDIM steps for completion")
     p.add_argument("--draws", type=int, default=8, help="draws per item; 1 draw, median and mean are reported")
+    p.add_argument("--nested-draws", default="",
+                   help="also report the median of the first k draws, e.g. 8,16 (from the same --draws samples)")
+    p.add_argument("--save-samples", action="store_true",
+                   help="write every draw, truth, mask and baseline to OUT/samples_<split>_<part>_<task>.npz")
     p.add_argument("--gen-per-class", type=int, default=24)
     p.add_argument("--reuse", action="store_true",
                    help="load the models finished in --out whatever their step count (never train)")
@@ -225,14 +296,22 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--render", type=Path, help="only print the markdown tables of a results.json")
+    p.add_argument("--ci", type=Path, nargs="+", help="only print bootstrap intervals of samples_*.npz files")
     a = p.parse_args(argv)
+    if a.ci:
+        for path in a.ci:
+            for row in ratio_ci(path):
+                print(json.dumps(row))
+        return
     if a.render is not None:
         print(render(json.loads(a.render.read_text())))
         return
     if a.quick:
         a.per_class, a.beat_train_steps, a.window_train_steps, a.judge_minutes, a.warmup = 30, 40, 10, 0.2, 5
+        a.pair_train_steps = 40
         a.test_windows, a.test_beats, a.steps, a.draws, a.gen_per_class = 4, 16, 4, 3, 2
     parts = [x for x in a.parts.split(",") if x]
+    a.nested_draws = tuple(int(k) for k in a.nested_draws.split(",") if k.strip())
     torch.set_num_threads(a.threads)
     from augframe.data import cinc2017_windows
     from augframe_diffecg.beats import cut_beats
@@ -255,6 +334,7 @@ def main(argv: list[str] | None = None) -> None:
     if a.eval_on == "val":
         test_w_all = train_all.select(val_idx)
     train_b, test_b_all = cut_beats(train_w), cut_beats(test_w_all)
+    train_p = beat_pairs(train_b, neighbour_index(train_b)) if "pairs" in parts else None
     res["data"] = {"windows_train": len(train_w), "windows_test": len(test_w_all), "beats_train": len(train_b),
                    "beats_test": len(test_b_all), "records": int(len(np.unique(windows.meta["record"]))),
                    "eval_on": a.eval_on, "load_s": round(time.perf_counter() - t0, 1)}
@@ -263,13 +343,20 @@ def main(argv: list[str] | None = None) -> None:
     models = {
         "beats": (train_b, dict(width=a.width, mults=(1, 2, 4), blocks=1, n_fft=32, hop=4, train_batch_size=32),
                   a.beat_train_steps),
+        "pairs": (train_p, dict(width=a.width, mults=(1, 2, 4), blocks=1, n_fft=32, hop=4, train_batch_size=32),
+                  a.pair_train_steps),
         "windows": (train_w, dict(width=a.width, mults=(1, 2, 2, 4), blocks=1, n_fft=64, hop=16, train_batch_size=8),
                     a.window_train_steps),
     }
     gens = {}
     for name in parts:
         data, arch, steps = models[name]
-        gens[name], res[f"train_{name}"] = train_or_load(name, data, dict(arch, cond=a.cond), steps, a)
+        arch = dict(arch, cond=a.cond, **({"prior": a.prior} if a.prior != "none" else {}))
+        if a.prior == "repeat":
+            if name != "pairs":
+                raise SystemExit("--prior repeat needs the pair layout (--parts pairs): its period is one beat")
+            arch["period"] = int(data.n_samples // 2)
+        gens[name], res[f"train_{name}"] = train_or_load(name, data, arch, steps, a)
     if a.train_only:
         call["total_s"], call["loadavg_end"] = round(time.perf_counter() - t0, 1), os.getloadavg()
         save_results(results_path, res)
@@ -285,7 +372,8 @@ def main(argv: list[str] | None = None) -> None:
         masks_w = pick_tasks(masks_w, a.tasks)
         t1 = time.perf_counter()
         res["windows"] = eval_completion(gens["windows"], te_w, masks_w, a.draws, a.steps,
-                                         forecast_keys={k for k in masks_w if k.startswith("forecast")}, seed=a.seed)
+                                         forecast_keys={k for k in masks_w if k.startswith("forecast")}, seed=a.seed,
+                                         nested=a.nested_draws, save_to=samples_prefix(a, "windows"))
         res["eval_windows_s"] = round(time.perf_counter() - t1, 1)
         save_results(results_path, res)
     if "beats" in parts and not a.skip_completion:
@@ -294,11 +382,23 @@ def main(argv: list[str] | None = None) -> None:
         masks_b = pick_tasks(masks_b, a.tasks)
         # the previous-beat baseline needs each test beat's neighbour: keep the full test beat set for it
         t1 = time.perf_counter()
-        res["beats"] = eval_completion_beats(gens["beats"], test_b_all, te_b, masks_b, a.draws, a.steps, a.seed)
+        res["beats"] = eval_completion_beats(gens["beats"], test_b_all, te_b, masks_b, a.draws, a.steps, a.seed,
+                                             nested=a.nested_draws, save_to=samples_prefix(a, "beats"))
         res["eval_beats_s"] = round(time.perf_counter() - t1, 1)
         save_results(results_path, res)
 
-    if not a.skip_generation and set(parts) == {"beats", "windows"}:
+    if "pairs" in parts and not a.skip_completion:
+        shp_b = te_b.signals.shape
+        masks_b = {f"gap {int(f * 100)} %": long_gap_mask(shp_b, f, seed=a.seed + k) for k, f in enumerate((0.1, 0.3, 0.5))}
+        masks_b = pick_tasks(masks_b, a.tasks)
+        t1 = time.perf_counter()
+        sel = balanced(test_b_all.labels, a.test_beats, a.seed)  # the items of the beat task, same masks
+        res["pairs"] = eval_completion_pairs(gens["pairs"], test_b_all, sel, masks_b, a.draws, a.steps, a.seed,
+                                             nested=a.nested_draws, save_to=samples_prefix(a, "pairs"))
+        res["eval_pairs_s"] = round(time.perf_counter() - t1, 1)
+        save_results(results_path, res)
+
+    if not a.skip_generation and {"beats", "windows"} <= set(parts):
         t1 = time.perf_counter()
         res["generation"] = generation(gens, train_w, test_w_all, train_b, test_b_all, a)
         res["throughput"] = {
@@ -312,6 +412,10 @@ def main(argv: list[str] | None = None) -> None:
     save_results(results_path, res)
     (a.out / f"results_{a.eval_on}.md").write_text(render(json.loads(results_path.read_text())))
     print(f"wrote {results_path} in {call['total_s']} s")
+
+
+def samples_prefix(a, part: str) -> Path | None:
+    return a.out / f"samples_{a.eval_on}_{part}" if a.save_samples else None
 
 
 def save_results(path: Path, res: dict) -> None:
@@ -426,15 +530,18 @@ def render(res: dict) -> str:
     out.append("")
     out.append("| model | params | optimiser steps x batch | train wall | steps/s | ECGs/s | loss first -> last 25 steps |")
     out.append("|---|---:|---:|---:|---:|---:|---|")
-    for name in ("beats", "windows"):
+    for name in ("beats", "pairs", "windows"):
         t = res.get(f"train_{name}")
         if t is None:
             continue
-        out.append(f"| {name} (width {t['arch']['width']}, mults {t['arch']['mults']}, cond {t['arch'].get('cond', 'stft')}) | "
+        out.append(f"| {name} (width {t['arch']['width']}, mults {t['arch']['mults']}, cond {t['arch'].get('cond', 'stft')}, "
+                   f"prior {t['arch'].get('prior', 'none')}) | "
                    f"{t['params']:,} | {t['steps']} x {t['batch']} | {t['wall_s']:.0f} s | {t['steps_per_s']:.2f} | "
                    f"{t['windows_per_s']:.1f} | {t['loss_first']:.3f} -> {t['loss_last']:.3f} |")
     summary = []
-    for part, title in (("windows", "10 s windows"), ("beats", "heartbeats (192 samples)")):
+    for part, title in (("windows", "10 s windows"), ("beats", "heartbeats (192 samples)"),
+                        ("pairs", "heartbeats with the neighbour beat as known context (2 x 192 samples; "
+                                  "scored on the beat's gap, the same items and masks as the heartbeat rows)")):
         if part not in res:
             continue
         timing = [r for r in res[part] if r["method"] == "_timing"]
@@ -461,8 +568,8 @@ def render(res: dict) -> str:
         out.append("|---|---|" + "---:|" * len(names) + "---|")
         for part, task, best, best_rmse, diff in summary:
             cells = [f"{diff[n]['mae'] / best:.2f} ({diff[n]['rmse'] / best_rmse:.2f})" if n in diff else "" for n in names]
-            med = [n for n in diff if "median" in n]
-            ok = "yes" if med and diff[med[0]]["mae"] < best else "**no**"
+            med = [n for n in diff if "median" in n]  # the last one is the median of all draws
+            ok = "yes" if med and diff[med[-1]]["mae"] < best else "**no**"
             out.append(f"| {part} | {task} | " + " | ".join(cells) + f" | {ok} |")
     if "generation" in res:
         out.append(render_generation(res))
@@ -504,8 +611,60 @@ def render_generation(res: dict) -> str:
     return "\n".join(out)
 
 
+def neighbour_index(beats: ECGBatch) -> np.ndarray:
+    """Row of each beat's neighbour in ``beats``: the previous beat of its window, else the next; -1 if none.
+
+    The same rule as the previous-beat baseline, so a pair holds exactly the beat that baseline copies.
+    """
+    key = {(int(w), int(o)): i for i, (w, o) in enumerate(zip(beats.meta["window"], beats.meta["beat"]))}
+    return np.array([key.get((int(w), int(o) - 1), key.get((int(w), int(o) + 1), -1))
+                     for w, o in zip(beats.meta["window"], beats.meta["beat"])], dtype=np.int64)
+
+
+def beat_pairs(beats: ECGBatch, nb: np.ndarray, rows: np.ndarray | None = None) -> ECGBatch:
+    """``[neighbour | beat]`` (twice the beat length) for the beats at ``rows`` (all) that have a neighbour.
+
+    Both halves are R-aligned beats, so the model sees the same neighbour the previous-beat
+    baseline copies, placed where it can attend to it.
+    """
+    rows = np.arange(len(beats)) if rows is None else np.asarray(rows)
+    rows = rows[nb[rows] >= 0]
+    x = beats.numpy()
+    return ECGBatch(np.concatenate([x[nb[rows]], x[rows]], axis=-1), beats.fs, beats.leads,
+                    labels=None if beats.labels is None else beats.labels[rows], class_names=beats.class_names,
+                    ids=[f"{beats.ids[r]}+ctx" for r in rows], meta={k: v[rows] for k, v in beats.meta.items()},
+                    units=beats.units)
+
+
+def eval_completion_pairs(gen, all_beats: ECGBatch, sel: np.ndarray, masks: dict, draws: int, steps: int,
+                          seed: int, nested: tuple[int, ...] = (), save_to: Path | None = None) -> list[dict]:
+    """The beat task with the neighbour as context: the same items and masks, scored on the beat half only."""
+    from augframe_diffecg.baselines import linear_interpolation
+
+    nb = neighbour_index(all_beats)
+    if (nb[sel] < 0).any():
+        raise SystemExit(f"{int((nb[sel] < 0).sum())} test beats have no neighbour: the pair task needs one")
+    te = all_beats.select(sel)
+    pairs = beat_pairs(all_beats, nb, sel)
+    x, half = te.numpy(), te.n_samples
+    rows = []
+    for name, mask in masks.items():
+        preds = {"linear interpolation": linear_interpolation(x, mask),
+                 "previous beat": np.where(mask, x, all_beats.numpy()[nb[sel]])}
+        pmask = np.concatenate([np.ones_like(mask), mask], axis=-1)  # the neighbour is fully known
+        samples, t_diff = complete_draws(gen, pairs, pmask, seed=seed + 1000, steps=steps, draws=draws)
+        samples = samples[..., half:]
+        save_samples(save_to, name, samples, x, mask, te.labels, preds, te.meta["record"])
+        preds.update(diffecg_predictions(samples, nested))
+        rows += score_rows(name, preds, x, mask, te.labels, te.class_names)
+        rows.append({"task": name, "method": "_timing", "diffecg_s_per_draw": t_diff / draws, "draws": draws,
+                     "steps": steps, "n": len(x), "no_neighbour": 0})
+        print(json.dumps(rows[-(len(preds) + 1):]), flush=True)
+    return rows
+
+
 def eval_completion_beats(gen, all_beats: ECGBatch, te: ECGBatch, masks: dict, draws: int, steps: int,
-                          seed: int) -> list[dict]:
+                          seed: int, nested: tuple[int, ...] = (), save_to: Path | None = None) -> list[dict]:
     """Beat imputation: the test subset, with the previous-beat baseline looked up in all test beats."""
     from augframe_diffecg.baselines import linear_interpolation
 
@@ -520,7 +679,8 @@ def eval_completion_beats(gen, all_beats: ECGBatch, te: ECGBatch, masks: dict, d
         prev = all_beats.numpy()[np.maximum(nb, 0)]
         preds["previous beat"] = np.where(mask | (nb < 0)[:, None, None], np.where(mask, x, preds["linear interpolation"]), prev)
         samples, t_diff = complete_draws(gen, te, mask, seed=seed + 1000, steps=steps, draws=draws)
-        preds.update(diffecg_predictions(samples))
+        save_samples(save_to, name, samples, x, mask, te.labels, preds, te.meta["record"])
+        preds.update(diffecg_predictions(samples, nested))
         rows += score_rows(name, preds, x, mask, te.labels, te.class_names)
         rows.append({"task": name, "method": "_timing", "diffecg_s_per_draw": t_diff / draws, "draws": draws,
                      "steps": steps, "n": len(x), "no_neighbour": int((nb < 0).sum())})

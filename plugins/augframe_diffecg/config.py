@@ -9,6 +9,7 @@ import attrs
 from augframe.errors import CheckpointError, ValidationError
 
 from augframe_diffecg.model import COND_MODES, DiffECGUNet
+from augframe_diffecg.prior import PRIORS
 from augframe_diffecg.schedule import Schedule
 
 
@@ -37,10 +38,17 @@ class DiffECGConfig:
     diffusion_steps: int = 1000
     beta_start: float = 1e-4
     beta_end: float = 0.02
+    prior: str = "none"  # absent from checkpoints written before the option existed: they load as "none"
+    period: int = 0  # samples; used by prior="repeat" only
 
     def __attrs_post_init__(self) -> None:
         if self.cond not in COND_MODES:
             raise ValidationError(f"DiffECG cond={self.cond!r}; use one of {COND_MODES}")
+        if self.prior not in PRIORS:
+            raise ValidationError(f"DiffECG prior={self.prior!r}; use one of {PRIORS}")
+        if self.prior == "repeat" and not 1 <= self.period < self.length:
+            raise ValidationError(f"DiffECG prior='repeat' needs 1 <= period < length ({self.length}); got period="
+                                  f"{self.period} (the beat period in samples, e.g. the beat length for beat pairs)")
         if len(self.leads) != self.n_leads:
             raise ValidationError(f"DiffECGConfig has {len(self.leads)} lead names for n_leads={self.n_leads}")
         if self.width < 8 or self.width % 8:
@@ -61,7 +69,7 @@ class DiffECGConfig:
 
     def build(self) -> DiffECGUNet:
         return DiffECGUNet(self.n_leads, self.n_classes, self.width, self.mults, self.blocks, self.cond,
-                           self.n_fft, self.hop, self.attention, self.dropout)
+                           self.n_fft, self.hop, self.attention, self.dropout, self.prior, self.period)
 
     def to_dict(self) -> dict[str, Any]:
         return attrs.asdict(self, value_serializer=lambda _i, _f, v: list(v) if isinstance(v, tuple) else v)

@@ -59,7 +59,8 @@ class DiffECGGenerator:
 
     def __init__(self, checkpoint: str | None = None, *, width: int = 32, mults: Sequence[int] = (1, 2, 2, 4),
                  blocks: int = 1, cond: str = "stft", n_fft: int = 64, hop: int | None = None,
-                 attention: bool = True, steps: int = 50, eta: float = 0.0, guidance: float = 1.0,
+                 attention: bool = True, prior: str = "none", period: int = 0, steps: int = 50,
+                 eta: float = 0.0, guidance: float = 1.0,
                  clip_x0: float | None = 6.0, draws: int = 1, aggregate: str = "median", batch_size: int = 64,
                  device: str = "cpu", train_steps: int = 2000, train_batch_size: int = 16, lr: float = 1e-3,
                  warmup_steps: int = 0, lr_schedule: str = "constant", ema_decay: float = 0.999,
@@ -67,7 +68,7 @@ class DiffECGGenerator:
                  progress: bool = False) -> None:
         self.arch = dict(width=int(width), mults=tuple(int(m) for m in mults), blocks=int(blocks), cond=cond,
                          n_fft=int(n_fft), hop=int(hop if hop is not None else max(1, n_fft // 4)),
-                         attention=bool(attention))
+                         attention=bool(attention), prior=str(prior), period=int(period))
         DiffECGConfig(**self.arch)  # validate the architecture now, not after loading data
         self.steps, self.eta, self.guidance, self.clip_x0 = int(steps), float(eta), float(guidance), clip_x0
         self._check_sampling(self.steps, self.eta, self.guidance)
@@ -117,7 +118,8 @@ class DiffECGGenerator:
         model = self.config.build()
         ema, self.train_log = train(model, self.config.schedule(), data, labels, self.config.n_classes,
                                     self.config.scale, self.settings, seed=seed, device=self.device,
-                                    workdir=workdir, progress=self.progress)
+                                    workdir=workdir, progress=self.progress, prior=self.config.prior,
+                                    period=self.config.period)
         self.model = ema.to(self.device).eval()
         self.checkpoint_sha256 = None
         if workdir is not None:
@@ -169,7 +171,8 @@ class DiffECGGenerator:
             m = torch.from_numpy(mask[sl]).to(self.device)
             y = torch.from_numpy(labels[sl]).to(self.device)
             x = ddim_sample(model, cfg.schedule(), k, m, y, seeds[sl], steps=steps, eta=eta,
-                            guidance=guidance, clip_x0=self.clip_x0)
+                            guidance=guidance, clip_x0=self.clip_x0, prior=cfg.prior,
+                            period=cfg.period)
             out[sl] = x.float().cpu().numpy() * cfg.scale
         return out
 

@@ -9,6 +9,10 @@ in one of three ways (``cond``):
   through a small conv encoder; its features are resampled to every U-Net level and added there.
 * ``"time"``: C1 concatenated to the input channels (SSSD/CSDI style).
 * ``"both"``: both paths.
+
+With ``prior="linear"`` or ``"repeat"`` (see :mod:`augframe_diffecg.prior`) C1 is the known part
+with its gaps filled by the prior instead of zeros, on both paths, and the network predicts the
+noise of the residual from that fill.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from augframe.errors import ValidationError
+
+from augframe_diffecg.prior import PRIORS, prior_fill
 
 COND_MODES = ("stft", "time", "both")
 
@@ -109,15 +115,18 @@ class DiffECGUNet(nn.Module):
 
     def __init__(self, n_leads: int = 1, n_classes: int = 2, width: int = 32, mults: Sequence[int] = (1, 2, 2, 4),
                  blocks: int = 2, cond: str = "stft", n_fft: int = 64, hop: int = 16, attention: bool = True,
-                 dropout: float = 0.0) -> None:
+                 dropout: float = 0.0, prior: str = "none", period: int = 0) -> None:
         super().__init__()
         if cond not in COND_MODES:
             raise ValidationError(f"DiffECG cond={cond!r}; use one of {COND_MODES}")
+        if prior not in PRIORS:
+            raise ValidationError(f"DiffECG prior={prior!r}; use one of {PRIORS}")
         if width % 8 or width < 8:
             raise ValidationError(f"DiffECG width={width} must be a positive multiple of 8")
         if blocks < 1 or not mults:
             raise ValidationError("DiffECG needs blocks >= 1 and at least one level in mults")
         self.n_leads, self.n_classes, self.cond = n_leads, n_classes, cond
+        self.prior, self.period = prior, int(period)
         emb_dim = 4 * width
         self.width = width
         self.time_mlp = nn.Sequential(nn.Linear(width, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
@@ -153,9 +162,13 @@ class DiffECGUNet(nn.Module):
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, known: torch.Tensor, mask: torch.Tensor,
                 labels: torch.Tensor) -> torch.Tensor:
-        """``known`` is C1 (zero where unknown), ``mask`` is C2 (1 where known), ``labels`` -1 = none."""
+        """``known`` is the known signal (ignored where ``mask`` is 0), ``mask`` is C2 (1 where known),
+        ``labels`` -1 = none. C1 is ``known`` with zeros in the gaps, or with the gaps linearly
+        interpolated (``prior="linear"``; ``"repeat"`` also copies the previous period)."""
         maskf = mask.to(x_t.dtype)
         known = known * maskf
+        if self.prior != "none":
+            known = prior_fill(self.prior, known, maskf, self.period)
         cls = torch.where(labels < 0, torch.full_like(labels, self.n_classes), labels)
         emb = self.time_mlp(timestep_embedding(t, self.width).to(x_t.dtype)) + self.class_emb(cls)
         parts = [x_t, maskf] + ([known] if self.cond in ("time", "both") else [])

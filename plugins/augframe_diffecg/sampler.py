@@ -2,10 +2,12 @@
 
 At each visited step t the known entries of x_t are overwritten with a fresh forward-diffused copy
 of the known signal, q(x_t | x_0 = known), and the final output takes the known entries verbatim,
-so known samples are exact in the output. All noise comes from :func:`augframe.seeding.randn`
-with the per-sample seeds: stream 0 is the initial noise, stream 2k+1 the replacement noise of
-step k and stream 2k+2 the DDIM (eta > 0) noise of step k. A sample's output therefore depends
-only on its own seed and inputs, not on the batch it is in.
+so known samples are exact in the output. With a ``prior`` other than ``"none"`` the chain runs on
+the residual from the prior's fill (zero on the known entries) and the output is fill + residual.
+All noise comes from :func:`augframe.seeding.randn` with the per-sample seeds: stream 0 is the
+initial noise, stream 2k+1 the replacement noise of step k and stream 2k+2 the DDIM (eta > 0)
+noise of step k. A sample's output therefore depends only on its own seed and inputs, not on the
+batch it is in.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import torch
 
 from augframe.seeding import randn
 
+from augframe_diffecg.prior import prior_fill
 from augframe_diffecg.schedule import Schedule
 
 
@@ -29,18 +32,20 @@ def _autocast(device: torch.device):
 @torch.no_grad()
 def ddim_sample(model: torch.nn.Module, schedule: Schedule, known: torch.Tensor, mask: torch.Tensor,
                 labels: torch.Tensor, seeds: Any, steps: int = 50, eta: float = 0.0, guidance: float = 1.0,
-                clip_x0: float | None = 6.0) -> torch.Tensor:
+                clip_x0: float | None = 6.0, prior: str = "none", period: int = 0) -> torch.Tensor:
     """x_0 ``[N, leads, samples]`` (in the model's scaled units) with ``known`` kept where ``mask``.
 
     ``guidance`` follows the diffusers convention: eps = eps_u + s (eps_c - eps_u), s = 1 is plain
     conditional sampling. ``clip_x0`` clamps the predicted x_0 (scaled units) at each step; None
-    turns clamping off.
+    turns clamping off. ``prior`` and ``period`` must be the model's (its config's).
     """
     device = known.device
     n, leads, s = known.shape
     maskb = mask.to(device=device, dtype=torch.bool)
     maskf = maskb.to(known.dtype)
     known = known * maskf
+    base = prior_fill(prior, known, maskf, period)
+    target = known - base  # what the chain must reproduce on the known entries (0 with a fill)
     ab_all = schedule.alphas_cumprod_tensor(device)
     grid = schedule.ddim_timesteps(steps)
     x = randn(seeds, (leads, s), stream=0, device=device)
@@ -49,7 +54,7 @@ def ddim_sample(model: torch.nn.Module, schedule: Schedule, known: torch.Tensor,
     for k, t in enumerate(grid):
         ab = ab_all[int(t)]
         if any_known:
-            x_known = ab.sqrt() * known + (1 - ab).sqrt() * randn(seeds, (leads, s), stream=2 * k + 1, device=device)
+            x_known = ab.sqrt() * target + (1 - ab).sqrt() * randn(seeds, (leads, s), stream=2 * k + 1, device=device)
             x = torch.where(maskb, x_known, x)
         tt = torch.full((n,), int(t), device=device, dtype=torch.long)
         with _autocast(device):
@@ -69,7 +74,7 @@ def ddim_sample(model: torch.nn.Module, schedule: Schedule, known: torch.Tensor,
         x = ab_prev.sqrt() * x0 + (1 - ab_prev - sigma ** 2).clamp(min=0).sqrt() * eps
         if eta > 0:
             x = x + sigma * randn(seeds, (leads, s), stream=2 * k + 2, device=device)
-    return torch.where(maskb, known, x)
+    return torch.where(maskb, known, base + x)
 
 
 def timestep_table(schedule: Schedule, steps: int) -> np.ndarray:

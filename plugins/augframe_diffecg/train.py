@@ -21,6 +21,7 @@ from augframe.seeding import derive_seeds, numpy_rng, randn
 from augframe.training import EMA, EpochSampler, TrainLog, autocast, load_train_state, save_train_state
 
 from augframe_diffecg.masks import training_masks
+from augframe_diffecg.prior import PRIORS, prior_fill
 from augframe_diffecg.schedule import Schedule
 
 STATE_NAME = "train_state.pt"
@@ -110,12 +111,18 @@ class _Batches:
 
 def train(model: torch.nn.Module, schedule: Schedule, data: Any, labels: np.ndarray, n_classes: int,
           scale: float, settings: TrainSettings, seed: int = 0, device: str | torch.device = "cpu",
-          workdir: Path | None = None, progress: bool = False) -> tuple[torch.nn.Module, list[dict]]:
+          workdir: Path | None = None, progress: bool = False,
+          prior: str = "none", period: int = 0) -> tuple[torch.nn.Module, list[dict]]:
     """Train ``model`` in place; returns (EMA weights loaded into a copy, log records).
+
+    ``prior``/``period`` (the model's): with a prior the diffused target is x0 minus the prior's
+    fill of its known part (see :mod:`augframe_diffecg.prior`).
 
     With ``workdir``, the train state is saved every ``checkpoint_every`` steps and at the end,
     and a later call with the same workdir resumes from it.
     """
+    if prior not in PRIORS:
+        raise ValidationError(f"train prior={prior!r}; use one of {PRIORS}")
     device = torch.device(device)
     model.to(device).train()
     ema = EMA(model, settings.ema_decay)
@@ -143,7 +150,7 @@ def train(model: torch.nn.Module, schedule: Schedule, data: Any, labels: np.ndar
         t = torch.from_numpy(rng.integers(0, schedule.num_steps, size=len(idx))).to(device)
         noise = randn(derive_seeds(seed + 7919, len(idx), offset=step * len(idx)), tuple(x0.shape[1:]),
                       device=device)
-        x_t = schedule.q_sample(x0, t, noise)
+        x_t = schedule.q_sample(x0 - prior_fill(prior, x0, mask, period), t, noise)
         with autocast(device):
             eps = model(x_t, t, x0 * mask, mask, torch.from_numpy(y).to(device))
         w = (~mask).float()
