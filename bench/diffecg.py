@@ -367,7 +367,7 @@ def main(argv: list[str] | None = None) -> None:
     te_b = test_b_all.select(balanced(test_b_all.labels, a.test_beats, a.seed))
     if "windows" in parts and not a.skip_completion:
         shp_w = te_w.signals.shape
-        masks_w = {f"gap {int(f * 100)} %": long_gap_mask(shp_w, f, seed=a.seed + k) for k, f in enumerate((0.1, 0.3, 0.5))}
+        masks_w = gap_masks(shp_w, a.seed)
         masks_w.update({f"forecast last {h} s": forecast_mask(shp_w, int(h * te_w.fs)) for h in (1, 2)})
         masks_w = pick_tasks(masks_w, a.tasks)
         t1 = time.perf_counter()
@@ -378,7 +378,7 @@ def main(argv: list[str] | None = None) -> None:
         save_results(results_path, res)
     if "beats" in parts and not a.skip_completion:
         shp_b = te_b.signals.shape
-        masks_b = {f"gap {int(f * 100)} %": long_gap_mask(shp_b, f, seed=a.seed + k) for k, f in enumerate((0.1, 0.3, 0.5))}
+        masks_b = gap_masks(shp_b, a.seed)
         masks_b = pick_tasks(masks_b, a.tasks)
         # the previous-beat baseline needs each test beat's neighbour: keep the full test beat set for it
         t1 = time.perf_counter()
@@ -389,7 +389,7 @@ def main(argv: list[str] | None = None) -> None:
 
     if "pairs" in parts and not a.skip_completion:
         shp_b = te_b.signals.shape
-        masks_b = {f"gap {int(f * 100)} %": long_gap_mask(shp_b, f, seed=a.seed + k) for k, f in enumerate((0.1, 0.3, 0.5))}
+        masks_b = gap_masks(shp_b, a.seed)
         masks_b = pick_tasks(masks_b, a.tasks)
         t1 = time.perf_counter()
         sel = balanced(test_b_all.labels, a.test_beats, a.seed)  # the items of the beat task, same masks
@@ -427,6 +427,11 @@ def save_results(path: Path, res: dict) -> None:
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     tmp.write_text(json.dumps(merged, indent=1))
     tmp.replace(path)
+
+
+def gap_masks(shape: tuple[int, ...], seed: int) -> dict[str, np.ndarray]:
+    """One long gap of 10, 30 and 50 % per item (seeds seed, seed + 1, seed + 2): the imputation tasks."""
+    return {f"gap {int(f * 100)} %": long_gap_mask(shape, f, seed=seed + k) for k, f in enumerate((0.1, 0.3, 0.5))}
 
 
 def pick_tasks(masks: dict, tasks: str | None) -> dict:
