@@ -315,7 +315,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(a.threads)
     from augframe.data import cinc2017_windows
     from augframe_diffecg.beats import cut_beats
-    from augframe_diffecg.masks import forecast_mask, long_gap_mask
+    from augframe_diffecg.masks import forecast_mask
 
     a.out.mkdir(parents=True, exist_ok=True)
     results_path = a.out / f"results_{a.eval_on}.json"
@@ -365,38 +365,30 @@ def main(argv: list[str] | None = None) -> None:
     # ---- imputation and forecasting ---------------------------------------------------------
     te_w = test_w_all.select(balanced(test_w_all.labels, a.test_windows, a.seed))
     te_b = test_b_all.select(balanced(test_b_all.labels, a.test_beats, a.seed))
+    def run_part(part: str, evaluate) -> None:
+        """Evaluate one part, record its result and wall seconds, and save the results so far."""
+        t1 = time.perf_counter()
+        res[part] = evaluate()
+        res[f"eval_{part}_s"] = round(time.perf_counter() - t1, 1)
+        save_results(results_path, res)
+
     if "windows" in parts and not a.skip_completion:
         shp_w = te_w.signals.shape
         masks_w = gap_masks(shp_w, a.seed)
         masks_w.update({f"forecast last {h} s": forecast_mask(shp_w, int(h * te_w.fs)) for h in (1, 2)})
         masks_w = pick_tasks(masks_w, a.tasks)
-        t1 = time.perf_counter()
-        res["windows"] = eval_completion(gens["windows"], te_w, masks_w, a.draws, a.steps,
-                                         forecast_keys={k for k in masks_w if k.startswith("forecast")}, seed=a.seed,
-                                         nested=a.nested_draws, save_to=samples_prefix(a, "windows"))
-        res["eval_windows_s"] = round(time.perf_counter() - t1, 1)
-        save_results(results_path, res)
+        run_part("windows", lambda: eval_completion(
+            gens["windows"], te_w, masks_w, a.draws, a.steps, forecast_keys={k for k in masks_w if k.startswith("forecast")},
+            seed=a.seed, nested=a.nested_draws, save_to=samples_prefix(a, "windows")))
+    masks_b = pick_tasks(gap_masks(te_b.signals.shape, a.seed), a.tasks)  # beats and pairs: the same items and masks
     if "beats" in parts and not a.skip_completion:
-        shp_b = te_b.signals.shape
-        masks_b = gap_masks(shp_b, a.seed)
-        masks_b = pick_tasks(masks_b, a.tasks)
         # the previous-beat baseline needs each test beat's neighbour: keep the full test beat set for it
-        t1 = time.perf_counter()
-        res["beats"] = eval_completion_beats(gens["beats"], test_b_all, te_b, masks_b, a.draws, a.steps, a.seed,
-                                             nested=a.nested_draws, save_to=samples_prefix(a, "beats"))
-        res["eval_beats_s"] = round(time.perf_counter() - t1, 1)
-        save_results(results_path, res)
-
+        run_part("beats", lambda: eval_completion_beats(gens["beats"], test_b_all, te_b, masks_b, a.draws, a.steps, a.seed,
+                                                        nested=a.nested_draws, save_to=samples_prefix(a, "beats")))
     if "pairs" in parts and not a.skip_completion:
-        shp_b = te_b.signals.shape
-        masks_b = gap_masks(shp_b, a.seed)
-        masks_b = pick_tasks(masks_b, a.tasks)
-        t1 = time.perf_counter()
-        sel = balanced(test_b_all.labels, a.test_beats, a.seed)  # the items of the beat task, same masks
-        res["pairs"] = eval_completion_pairs(gens["pairs"], test_b_all, sel, masks_b, a.draws, a.steps, a.seed,
-                                             nested=a.nested_draws, save_to=samples_prefix(a, "pairs"))
-        res["eval_pairs_s"] = round(time.perf_counter() - t1, 1)
-        save_results(results_path, res)
+        sel = balanced(test_b_all.labels, a.test_beats, a.seed)  # the items of the beat task
+        run_part("pairs", lambda: eval_completion_pairs(gens["pairs"], test_b_all, sel, masks_b, a.draws, a.steps, a.seed,
+                                                        nested=a.nested_draws, save_to=samples_prefix(a, "pairs")))
 
     if not a.skip_generation and {"beats", "windows"} <= set(parts):
         t1 = time.perf_counter()
@@ -431,6 +423,8 @@ def save_results(path: Path, res: dict) -> None:
 
 def gap_masks(shape: tuple[int, ...], seed: int) -> dict[str, np.ndarray]:
     """One long gap of 10, 30 and 50 % per item (seeds seed, seed + 1, seed + 2): the imputation tasks."""
+    from augframe_diffecg.masks import long_gap_mask
+
     return {f"gap {int(f * 100)} %": long_gap_mask(shape, f, seed=seed + k) for k, f in enumerate((0.1, 0.3, 0.5))}
 
 

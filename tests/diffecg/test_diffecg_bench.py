@@ -56,3 +56,13 @@ def test_record_bootstrap_of_the_mae_ratio(tmp_path):
     assert abs(by["previous"]["ratio"] / (mae / 1.0) - 1) < 1e-5
     lo, hi = by["linear"]["ci95"]
     assert lo <= by["linear"]["ratio"] <= hi and by["linear"]["p_ratio_ge_1"] == 0.0
+
+
+def test_gap_masks_hide_one_long_gap_of_each_size():
+    from bench.diffecg import gap_masks
+
+    masks = gap_masks((3, 1, 200), seed=0)
+    assert list(masks) == ["gap 10 %", "gap 30 %", "gap 50 %"]
+    for name, frac in zip(masks, (0.1, 0.3, 0.5)):
+        hidden = (~masks[name].astype(bool)).sum(-1)
+        assert np.all(np.abs(hidden - frac * 200) <= 1), name
