@@ -10,16 +10,17 @@ from augframe.errors import (
 )
 from augframe.hookspecs import hookimpl
 from augframe.protocols import (
-    Candidates, EvalContext, EvaluationResult, Figure, FilterResult, GenerationRequest, GeneratorInfo,
-    Record, Table,
+    Candidates, EvalContext, EvaluationResult, ExternalSet, Figure, FilterResult, GenerationRequest,
+    GeneratorInfo, Record, Table,
 )
+from augframe.judges import JudgeRef
 from augframe.signals import STANDARD_LEADS, ECGBatch
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AugframeError", "BankError", "CheckpointError", "DataError", "PluginError", "RecipeError",
-    "ValidationError", "hookimpl", "Candidates", "EvalContext", "EvaluationResult", "Figure",
+    "ValidationError", "hookimpl", "Candidates", "EvalContext", "EvaluationResult", "ExternalSet", "Figure", "JudgeRef",
     "FilterResult", "GenerationRequest", "GeneratorInfo", "Record", "Table", "STANDARD_LEADS",
     "ECGBatch", "__version__",
 ]

@@ -16,6 +16,7 @@ import attrs
 import numpy as np
 
 from augframe.errors import ValidationError
+from augframe.judges import Independence, JudgeRef, assess
 from augframe.seeding import derive_seeds
 from augframe.signals import ECGBatch
 
@@ -117,14 +118,26 @@ class GenerationRequest:
         )
 
 
+def _judge_refs(value: Any) -> tuple[JudgeRef, ...] | None:
+    if value is None:
+        return None
+    return tuple(v if isinstance(v, JudgeRef) else JudgeRef.from_dict(v) for v in value)
+
+
 @attrs.frozen
 class GeneratorInfo:
-    """Who made a candidate: plugin name, distribution version, weights hash and settings."""
+    """Who made a candidate: plugin name, distribution version, weights hash and settings.
+
+    ``trained_against`` lists the classifiers the generator's training optimised against (e.g. a
+    flip loss); ``()`` means none, ``None`` means the generator does not know (then no judge can be
+    shown to be independent of it).
+    """
 
     name: str
     version: str = "0"
     checkpoint_sha256: str | None = None
     params: Mapping[str, Any] = attrs.field(factory=dict)
+    trained_against: tuple[JudgeRef, ...] | None = attrs.field(default=None, converter=_judge_refs)
 
     def to_dict(self) -> dict[str, Any]:
         return attrs.asdict(self)
@@ -303,14 +316,42 @@ def _jsonable(_inst: Any, _field: Any, value: Any) -> Any:
     return value
 
 
-@attrs.frozen
+@attrs.frozen(eq=False)
+class ExternalSet:
+    """Real ECGs from another database, for testing only (never trained on).
+
+    ``one_class`` names the class of every ECG in a one-class database (e.g. an AF-only Holter set):
+    such a set can only report sensitivity or specificity for that class, never a pooled AUROC.
+    """
+
+    name: str
+    batch: ECGBatch
+    one_class: str | None = None
+
+
+@attrs.frozen(eq=False)
 class EvalContext:
-    """Run-level settings every evaluator gets: where to keep resumable state, seed, device."""
+    """Run-level settings and data every evaluator gets.
+
+    ``train`` is the run's training split (the side the generator's sources came from; evaluators
+    that train classifiers draw from it), ``external`` the external test sets, and
+    ``dependent_judges`` the classifiers used in generator training or filtering, with
+    ``provenance_known`` False when the generator did not say what it trained against (see
+    :mod:`augframe.judges`).
+    """
 
     seed: int = 0
     device: str = "cpu"
     workdir: Path | None = None
     progress: bool = False
+    train: ECGBatch | None = None
+    external: tuple[ExternalSet, ...] = attrs.field(default=(), converter=tuple)
+    dependent_judges: tuple[JudgeRef, ...] = attrs.field(default=(), converter=tuple)
+    provenance_known: bool = True
+
+    def independence(self, judge: JudgeRef) -> Independence:
+        """Is ``judge`` independent of this run's generator training and filter chain?"""
+        return assess(judge, self.dependent_judges, self.provenance_known)
 
 
 @runtime_checkable
