@@ -8,7 +8,6 @@ same length and its R peak at the same index.
 from __future__ import annotations
 
 import numpy as np
-from scipy import signal as sps
 
 from augframe.beats import detect_r_peaks  # noqa: F401  (re-exported: the beat cutter's detector)
 from augframe.errors import ValidationError
