@@ -101,12 +101,23 @@ class FilterChain:
     def names(self) -> tuple[str, ...]:
         return tuple(link.name for link in self.links)
 
-    def score(self, candidates: ECGBatch, sources: ECGBatch | None = None) -> ChainResult:
-        """Score ``candidates`` with every filter; an empty chain accepts everything with score 1."""
+    def score(self, candidates: ECGBatch, sources: ECGBatch | None = None,
+              refused: Sequence[str] | None = None) -> ChainResult:
+        """Score ``candidates`` with every filter; an empty chain accepts everything with score 1.
+
+        ``refused`` (``Candidates.refused``) adds a first verdict named "generator" that rejects the
+        samples the generator itself refused, with its reason.
+        """
         n = len(candidates)
         accept = np.ones(n, dtype=bool)
         scores = np.ones(n, dtype=np.float64)
         results = []
+        if refused is not None and any(refused):
+            ok = np.array([not r for r in refused], dtype=bool)
+            results.append(FilterResult("generator", ok.astype(np.float64), ok,
+                                        reasons=tuple((r,) if r else () for r in refused)))
+            accept &= ok
+            scores = np.minimum(scores, ok.astype(np.float64))
         for link in self.links:
             res = link.filter.score(candidates, sources)
             if not isinstance(res, FilterResult) or len(res) != n:

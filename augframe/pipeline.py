@@ -314,7 +314,7 @@ def _make_and_score(chunk: list[WorkItem], recipe: Recipe, generator: Any, chain
     if not batch.class_names:
         batch = attrs.evolve(batch, class_names=names)
     cands = attrs.evolve(cands, batch=batch)
-    return cands, sources, chain.score(batch, sources)
+    return cands, sources, chain.score(batch, sources, refused=cands.refused)
 
 
 def completion_mask(spec: Mapping[str, Any], sources: ECGBatch, seeds: np.ndarray) -> np.ndarray:

@@ -145,18 +145,27 @@ class GeneratorInfo:
 
 @attrs.frozen(eq=False)
 class Candidates:
-    """Generated ECGs with per-sample provenance; ``batch.labels`` are the requested labels."""
+    """Generated ECGs with per-sample provenance; ``batch.labels`` are the requested labels.
+
+    ``refused[i]`` (non-empty) is the generator's own reason why sample i is not what was asked for
+    (e.g. "fewer than two beats in the source: not re-timed"); the filter chain rejects it.
+    """
 
     batch: ECGBatch
     seeds: np.ndarray = attrs.field(converter=_int64)
     info: GeneratorInfo
     source_ids: tuple[str | None, ...] | None = None
+    refused: tuple[str, ...] | None = None
 
     def __attrs_post_init__(self) -> None:
         if len(self.seeds) != len(self.batch):
             raise ValidationError(f"Candidates.seeds has {len(self.seeds)} entries for {len(self.batch)} ECGs")
         if self.source_ids is not None and len(self.source_ids) != len(self.batch):
             raise ValidationError("Candidates.source_ids must have one entry per ECG")
+        if self.refused is not None:
+            object.__setattr__(self, "refused", tuple(str(r) for r in self.refused))
+            if len(self.refused) != len(self.batch):
+                raise ValidationError("Candidates.refused must have one entry per ECG ('' = not refused)")
 
     def __len__(self) -> int:
         return len(self.batch)
@@ -168,6 +177,7 @@ class Candidates:
             batch=self.batch.select(idx),
             seeds=self.seeds[idx],
             source_ids=None if self.source_ids is None else tuple(self.source_ids[i] for i in idx),
+            refused=None if self.refused is None else tuple(self.refused[i] for i in idx),
         )
 
 

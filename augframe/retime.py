@@ -1,0 +1,249 @@
+"""Re-time an ECG's beats to another recording's rhythm, keeping each QRS complex intact.
+
+AF is a rhythm diagnosis: a "sinus" ECG made from an AF recording must have sinus beat timing, and an
+"AF" ECG made from a sinus recording must be irregularly irregular. :func:`retime` moves the source's
+beats to the R-peak times of a reference recording of the target class (a real rhythm, so its
+variability is physiological, not a jittered metronome), with a piecewise-linear time warp:
+
+* the QRS complex (``pre_s`` before to ``post_s`` after each R peak) is copied at unit speed;
+* the ST-T segment is scaled by sqrt(RR_target / RR_source) (Bazett's QT-RR relation);
+* the remaining T-P segment absorbs the rest of the timing change.
+
+Output beat j takes source beat c_j, visiting the source's beat intervals in order and wrapping to
+the first interval when the reference has more beats than the source. At a wrap the signal jumps;
+the jump is removed by a linear ramp over the preceding T-P segment (baseline). The QRS mask
+(1 on kept complexes, raised-cosine edges) tells a generator which samples are the patient's own.
+
+:class:`RhythmBank` keeps the R-peak times of real windows per class (from the training side), so a
+generator can draw a target-class rhythm by seed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import attrs
+import numpy as np
+
+from augframe.beats import detect_r_peaks
+from augframe.errors import ValidationError
+from augframe.seeding import numpy_rng
+
+
+@attrs.frozen
+class RetimeConfig:
+    """Zone widths of the warp, in seconds."""
+
+    pre_s: float = 0.06     # QRS kept from R - pre_s ...
+    post_s: float = 0.06    # ... to R + post_s
+    taper_s: float = 0.02   # raised-cosine edge of the QRS mask
+    max_st_s: float = 0.40  # R to T end is at most this (and 0.45 RR)
+
+    def __attrs_post_init__(self) -> None:
+        for name in ("pre_s", "post_s", "max_st_s"):
+            if not getattr(self, name) > 0:
+                raise ValidationError(f"RetimeConfig.{name}={getattr(self, name)} must be positive")
+        if self.taper_s < 0:
+            raise ValidationError(f"RetimeConfig.taper_s={self.taper_s} must be >= 0")
+
+
+def _interval_map(t0: float, t1: float, s0: float, s1: float, pre: float, post: float, st_max: float
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Knots (output, source) from just after beat t0's QRS to just before beat t1's QRS."""
+    rr_t, rr_s = t1 - t0, s1 - s0
+    e_s = min(st_max, 0.45 * rr_s)
+    e_t = e_s * np.sqrt(rr_t / rr_s)
+    e_t = min(e_t, max(post, rr_t - pre - 1.0) - 1e-3)  # leave a T-P segment of at least one sample
+    e_s = max(e_s, post + 1e-3)
+    e_t = max(e_t, post + 1e-3)
+    return (np.array([t0 + post, t0 + e_t, t1 - pre]),
+            np.array([s0 + post, s0 + e_s, s1 - pre]))
+
+
+def extend_beats(tgt: np.ndarray, n: int, pre: float, post: float) -> np.ndarray:
+    """Target beats plus virtual beats at the median RR before 0 and after ``n``, so every output
+    sample lies between two beats (edges then follow the target rhythm, not the source's)."""
+    tgt = np.asarray(tgt, dtype=np.float64)
+    rr = float(np.median(np.diff(tgt))) if len(tgt) > 1 else 0.8 * n / 10.0
+    rr = max(rr, pre + post + 2.0)
+    head = tgt[0] - rr * np.arange(int(np.ceil((tgt[0] + post) / rr)) + 1, 0, -1)
+    tail = tgt[-1] + rr * np.arange(1, int(np.ceil((n + pre - tgt[-1]) / rr)) + 2)
+    return np.concatenate([head, tgt, tail])
+
+
+def _row_source_times(src: np.ndarray, tgt: np.ndarray, n: int, fs: float, cfg: RetimeConfig
+                      ) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """Source time of every output sample, and (T-P start, jump index) of each wrap."""
+    pre, post, st_max = cfg.pre_s * fs, cfg.post_s * fs, cfg.max_st_s * fs
+    src = src.astype(np.float64)
+    tgt = extend_beats(tgt, n, pre, post)
+    n_int = len(src) - 1
+    first = int(np.searchsorted(tgt, 0.0))  # the first real-window beat takes source interval 0
+    choice = (np.arange(len(tgt)) - first) % n_int
+    out_t, src_t, jumps = [], [], []
+    for j in range(len(tgt)):
+        c = choice[j]
+        out_t += [tgt[j] - pre, tgt[j] + post]
+        src_t += [src[c] - pre, src[c] + post]
+        if j + 1 < len(tgt):
+            ko, ks = _interval_map(tgt[j], tgt[j + 1], src[c], src[c + 1], pre, post, st_max)
+            out_t += list(ko[1:])
+            src_t += list(ks[1:])
+            if choice[j + 1] != c + 1:  # wrap: the next beat comes from elsewhere in the source
+                jumps.append((int(np.ceil(ko[1])), int(np.ceil(tgt[j + 1] - pre))))
+    return _piecewise(np.asarray(out_t), np.asarray(src_t), n), jumps
+
+
+def _piecewise(out_t: np.ndarray, src_t: np.ndarray, n: int) -> np.ndarray:
+    """Evaluate the knot map at every output sample; each wrap starts a new monotone piece."""
+    grid = np.arange(n, dtype=np.float64)
+    u = np.empty(n)
+    # split knots into monotone pieces at the wraps (knot pairs whose source time goes backwards)
+    cut = np.flatnonzero(np.diff(src_t) < 0) + 1
+    bounds = [0, *cut.tolist(), len(out_t)]
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        lo = 0 if a == 0 else min(max(int(np.ceil(out_t[a])), 0), n)
+        hi = n if b == len(out_t) else min(max(int(np.ceil(out_t[b])), 0), n)
+        if hi > lo:
+            u[lo:hi] = np.interp(grid[lo:hi], out_t[a:b], src_t[a:b])
+    return u
+
+
+def qrs_mask(peaks: Sequence[np.ndarray], n: int, fs: float, cfg: RetimeConfig = RetimeConfig()) -> np.ndarray:
+    """``[N, n]`` float mask: 1 on each kept QRS (R - pre_s .. R + post_s), raised-cosine edges."""
+    grid = np.arange(n, dtype=np.float64)
+    out = np.zeros((len(peaks), n), dtype=np.float32)
+    pre, post, tap = cfg.pre_s * fs, cfg.post_s * fs, max(cfg.taper_s * fs, 1e-9)
+    for i, p in enumerate(peaks):
+        if len(p) == 0:
+            continue
+        d = grid[None, :] - np.asarray(p, dtype=np.float64)[:, None]  # [beats, n]
+        outside = np.maximum(np.maximum(-pre - d, d - post), 0.0)     # distance outside the kept zone
+        w = np.where(outside <= 0, 1.0, np.where(outside < tap, 0.5 * (1 + np.cos(np.pi * outside / tap)), 0.0))
+        out[i] = w.max(axis=0)
+    return out
+
+
+def retime(x: np.ndarray, source_peaks: Sequence[np.ndarray], target_peaks: Sequence[np.ndarray], fs: float,
+           cfg: RetimeConfig = RetimeConfig()) -> tuple[np.ndarray, np.ndarray]:
+    """Re-time each row of ``x`` ``[N, L]`` (or ``[N, leads, L]``) from its peaks to the target peaks.
+
+    Returns the re-timed signals (same shape) and a ``[N, L]`` bool array ``retimed``: False where a
+    row had fewer than two source beats or no target beat, which are returned unchanged (the caller
+    decides what to do with them; nothing is re-timed silently half-way).
+    """
+    x = np.asarray(x, dtype=np.float32)
+    squeeze = x.ndim == 2
+    xs = x[:, None, :] if squeeze else x
+    if xs.ndim != 3:
+        raise ValidationError(f"retime needs [N, L] or [N, leads, L] signals, got shape {x.shape}")
+    if len(source_peaks) != len(xs) or len(target_peaks) != len(xs):
+        raise ValidationError(f"retime: {len(xs)} signals but {len(source_peaks)} source and "
+                              f"{len(target_peaks)} target peak lists")
+    n = xs.shape[-1]
+    out = xs.copy()
+    done = np.zeros(len(xs), dtype=bool)
+    grid = np.arange(n, dtype=np.float64)
+    for i, (sp, tp) in enumerate(zip(source_peaks, target_peaks)):
+        sp = np.asarray(sp, dtype=np.int64)
+        tp = np.asarray(tp, dtype=np.int64)
+        tp = tp[(tp >= 0) & (tp < n)]
+        if len(sp) < 2 or len(tp) < 1:
+            continue
+        u, jumps = _row_source_times(sp, tp, n, fs, cfg)
+        u = np.clip(u, 0, n - 1)
+        for lead in range(xs.shape[1]):
+            row = np.interp(u, grid, xs[i, lead].astype(np.float64))
+            for start, at in jumps:  # ramp the level step at each wrap away over the T-P segment before it
+                start = max(start, 0)
+                if 2 <= at < n and start < at:
+                    step = row[at] - row[at - 1] - (row[at - 1] - row[at - 2])
+                    row[start:at] += np.linspace(0.0, step, at - start)
+            out[i, lead] = row.astype(np.float32)
+        done[i] = True
+    return (out[:, 0, :] if squeeze else out), done
+
+
+@attrs.frozen(eq=False)
+class RhythmBank:
+    """R-peak times of real windows, per class: the rhythms a generator can transplant.
+
+    ``peaks`` is flat, ``offsets[i]:offsets[i + 1]`` are window i's peaks (sample indices at ``fs`` in
+    windows of ``n_samples``); ``labels[i]`` its class index.
+    """
+
+    peaks: np.ndarray = attrs.field(converter=lambda a: np.asarray(a, dtype=np.int64))
+    offsets: np.ndarray = attrs.field(converter=lambda a: np.asarray(a, dtype=np.int64))
+    labels: np.ndarray = attrs.field(converter=lambda a: np.asarray(a, dtype=np.int64))
+    fs: float = 250.0
+    n_samples: int = 2500
+
+    def __attrs_post_init__(self) -> None:
+        if len(self.offsets) != len(self.labels) + 1 or (len(self.offsets) and self.offsets[-1] != len(self.peaks)):
+            raise ValidationError("RhythmBank: offsets must have one entry more than labels and end at len(peaks)")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def window(self, i: int) -> np.ndarray:
+        return self.peaks[self.offsets[i]:self.offsets[i + 1]]
+
+    @classmethod
+    def from_signals(cls, x: np.ndarray, labels: np.ndarray, fs: float, *, per_class: int = 256, seed: int = 0,
+                     min_beats: int = 3) -> RhythmBank:
+        """Peaks of up to ``per_class`` windows of each class (seeded choice), first lead."""
+        x = np.asarray(x)
+        x = x[:, 0, :] if x.ndim == 3 else x
+        labels = np.asarray(labels, dtype=np.int64)
+        rng = numpy_rng(seed, 0x7B)
+        chosen = np.concatenate([rng.permutation(np.flatnonzero(labels == c))[: 4 * per_class]
+                                 for c in np.unique(labels)]).astype(np.int64)
+        peaks = detect_r_peaks(x[chosen], fs)
+        counts: dict[int, int] = {}
+        sel = []
+        for j, p in zip(chosen, peaks):
+            lab = int(labels[j])
+            if len(p) >= min_beats and counts.get(lab, 0) < per_class:
+                counts[lab] = counts.get(lab, 0) + 1
+                sel.append((lab, p))
+        if not sel:
+            raise ValidationError("RhythmBank: no window had enough detected beats; are these ECGs?")
+        lens = np.array([len(p) for _, p in sel], dtype=np.int64)
+        return cls(np.concatenate([p for _, p in sel]), np.concatenate([[0], np.cumsum(lens)]),
+                   np.array([lab for lab, _ in sel]), float(fs), int(x.shape[-1]))
+
+    @classmethod
+    def from_windows(cls, data: object, *, per_class: int = 256, seed: int = 0) -> RhythmBank:
+        """:meth:`from_signals` on a WindowDataset / ECGBatch, reading only the windows it may keep."""
+        from augframe.windows import as_windows, gather
+
+        ds = as_windows(data)
+        labels = np.asarray(ds.labels, dtype=np.int64)
+        rng = numpy_rng(seed, 0x7C)
+        idx = np.sort(np.concatenate([rng.permutation(np.flatnonzero(labels == c))[: 4 * per_class]
+                                      for c in np.unique(labels[labels >= 0])]).astype(np.int64))
+        return cls.from_signals(gather(ds, idx).numpy(), labels[idx], float(ds.fs), per_class=per_class, seed=seed)
+
+    def draw(self, labels: np.ndarray, seeds: np.ndarray, fs: float, n_samples: int) -> list[np.ndarray]:
+        """One stored rhythm of each requested class, chosen by the sample's seed, at ``fs``/``n_samples``."""
+        out = []
+        scale = fs / self.fs
+        for lab, seed in zip(np.asarray(labels), np.asarray(seeds)):
+            rows = np.flatnonzero(self.labels == int(lab))
+            if len(rows) == 0:
+                raise ValidationError(f"the rhythm bank has no window of class index {int(lab)}")
+            p = np.round(self.window(int(rows[int(seed) % len(rows)])) * scale).astype(np.int64)
+            out.append(p[(p >= 0) & (p < n_samples)])
+        return out
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return {"peaks": self.peaks, "offsets": self.offsets, "labels": self.labels,
+                "geometry": np.array([self.fs, float(self.n_samples)])}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> RhythmBank:
+        try:
+            fs, n = np.asarray(arrays["geometry"], dtype=np.float64).tolist()
+            return cls(arrays["peaks"], arrays["offsets"], arrays["labels"], float(fs), int(n))
+        except (KeyError, ValueError, TypeError) as exc:
+            raise ValidationError(f"rhythm bank arrays are incomplete or malformed ({exc}); re-save the model") from exc
