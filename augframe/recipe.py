@@ -37,12 +37,18 @@ MASK_TASKS: dict[str, tuple[str, ...]] = {  # generation.mask.task -> its keys
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
 
 
-def _field(default: Any = attrs.NOTHING, *, types: tuple[type, ...], doc: str = "", **kw: Any) -> Any:
-    """An attrs field that remembers which TOML types it accepts (for the strict parser)."""
+def _field(default: Any = attrs.NOTHING, *, types: tuple[type, ...], doc: str = "", table: type | None = None,
+           **kw: Any) -> Any:
+    """An attrs field that remembers which TOML types it accepts (for the strict parser).
+
+    ``table`` marks an array of tables nested in a table (``[[evaluation.external]]``): each entry
+    is parsed as that class.
+    """
+    metadata = {"types": types, "doc": doc, "table": table}
     if default is not attrs.NOTHING and isinstance(default, (dict, list)):
         factory = (dict if isinstance(default, dict) else list)
-        return attrs.field(factory=lambda: factory(default), metadata={"types": types, "doc": doc}, **kw)
-    return attrs.field(default=default, metadata={"types": types, "doc": doc}, **kw)
+        return attrs.field(factory=lambda: factory(default), metadata=metadata, **kw)
+    return attrs.field(default=default, metadata=metadata, **kw)
 
 
 def _tuple(v: Any) -> tuple[Any, ...] | None:
@@ -149,6 +155,35 @@ class EvaluatorSpec:
 
 
 @attrs.frozen
+class ExternalSpec:
+    """One ``[[evaluation.external]]`` entry: real ECGs from another database, for testing only."""
+
+    name: str = _field(types=(str,), doc="name of the set in results and reports (letters, digits, . _ -)")
+    source: str = _field(types=(str,), doc="source plugin name (e.g. 'wfdb-rhythm')")
+    params: dict[str, Any] = _field({}, types=(dict,), converter=_frozen_dict, doc="source parameters")
+    preprocessing: dict[str, Any] = _field({}, types=(dict,), converter=_frozen_dict,
+                                           doc="overrides of the run's [data.preprocessing] (not fs, window_s, "
+                                               "leads or normalise: the set must come out like the run's data)")
+    one_class: str | None = _field(None, types=(str,),
+                                   doc="class (from data.classes) of every ECG of a one-class database")
+    max_windows_per_record: int | None = _field(None, types=(int,),
+                                                doc="at most this many windows per record and class (seeded draw)")
+
+
+def _externals(v: Any) -> tuple[ExternalSpec, ...]:
+    return tuple(v or ())
+
+
+@attrs.frozen
+class EvaluationSpec:
+    """``[evaluation]``: settings of the evaluation stage as a whole."""
+
+    external: tuple[ExternalSpec, ...] = _field((), types=(list,), converter=_externals,
+                                                doc="external test sets, each an [[evaluation.external]] table",
+                                                table=ExternalSpec)
+
+
+@attrs.frozen
 class ReportSpec:
     """``[report]``: what the run writes at the end."""
 
@@ -168,6 +203,7 @@ class Recipe:
     mix: MixSpec = attrs.field(factory=MixSpec)
     generation: GenerationSpec = attrs.field(factory=GenerationSpec)
     evaluators: tuple[EvaluatorSpec, ...] = ()
+    evaluation: EvaluationSpec = attrs.field(factory=EvaluationSpec)
     report: ReportSpec = attrs.field(factory=ReportSpec)
     path: str | None = attrs.field(default=None, eq=False)
 
@@ -203,6 +239,7 @@ _TABLES: dict[str, tuple[type, bool]] = {  # key -> (class, is array of tables)
     "mix": (MixSpec, False),
     "generation": (GenerationSpec, False),
     "evaluators": (EvaluatorSpec, True),
+    "evaluation": (EvaluationSpec, False),
     "report": (ReportSpec, False),
 }
 _REQUIRED = ("data", "generator")
@@ -264,6 +301,8 @@ def _build(cls: type, table: Mapping[str, Any], path: str) -> Any:
         if value is None:
             continue
         ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
+        if not ok and fields[key].metadata.get("table") is not None:
+            raise RecipeError(f"{path}.{key} must be an array of tables: write each entry as [[{path}.{key}]]")
         if not ok:
             want = " or ".join(_TOML_TYPE_NAMES.get(t, t.__name__) for t in types)
             raise RecipeError(
@@ -272,6 +311,13 @@ def _build(cls: type, table: Mapping[str, Any], path: str) -> Any:
     missing = [n for n, f in fields.items() if f.default is attrs.NOTHING and n not in table]
     if missing:
         raise RecipeError(f"{path} is missing the required key {path}.{missing[0]}")
+    table = dict(table)
+    for key, value in table.items():
+        entry_cls = fields[key].metadata.get("table")
+        if entry_cls is not None and value is not None:
+            if not all(isinstance(v, dict) for v in value):
+                raise RecipeError(f"{path}.{key} must be an array of tables: write each entry as [[{path}.{key}]]")
+            table[key] = tuple(_build(entry_cls, v, f"{path}.{key}[{i}]") for i, v in enumerate(value))
     return cls(**table)
 
 
@@ -325,11 +371,41 @@ def _check_semantics(r: Recipe) -> None:
     for i, e in enumerate(r.evaluators):
         if e.max_samples is not None and e.max_samples < 1:
             raise RecipeError(f"evaluators[{i}].max_samples = {e.max_samples} must be at least 1")
+    _check_external(r)
     dev = r.run.device
     if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", dev):
         raise RecipeError(f"run.device = {dev!r}; use 'auto', 'cpu', 'cuda' or 'cuda:N'")
     if not _NAME_RE.match(r.run.name):
         raise RecipeError(f"run.name = {r.run.name!r} may only hold letters, digits, '.', '_' and '-'")
+
+
+#: [data.preprocessing] keys an external set takes from the run as they are, so it comes out like the run's data.
+EXTERNAL_FIXED = ("fs", "window_s", "leads", "normalise")
+
+
+def _check_external(r: Recipe) -> None:
+    seen: set[str] = set()
+    for i, x in enumerate(r.evaluation.external):
+        key = f"evaluation.external[{i}]"
+        if not _NAME_RE.match(x.name):
+            raise RecipeError(f"{key}.name = {x.name!r} may only hold letters, digits, '.', '_' and '-'")
+        if x.name in seen:
+            raise RecipeError(f"{key}.name = {x.name!r} is used twice; give each external set its own name")
+        seen.add(x.name)
+        if x.one_class is not None:
+            if not r.data.classes:
+                raise RecipeError(f"{key}.one_class = {x.one_class!r} needs data.classes to name the run's "
+                                  "classes, e.g. classes = [\"N\", \"A\"]")
+            if x.one_class not in r.data.classes:
+                raise RecipeError(f"{key}.one_class = {x.one_class!r} is not one of data.classes "
+                                  f"{list(r.data.classes)}{suggest(x.one_class, r.data.classes)}")
+        if x.max_windows_per_record is not None and x.max_windows_per_record < 1:
+            raise RecipeError(f"{key}.max_windows_per_record = {x.max_windows_per_record} must be at least 1")
+        for fixed in EXTERNAL_FIXED:
+            if fixed in x.preprocessing:
+                hint = "; choose the external signal with params.channel" if fixed == "leads" else ""
+                raise RecipeError(f"{key}.preprocessing.{fixed} cannot be overridden: an external set is read with "
+                                  f"the run's {fixed}{hint}")
 
 
 def _check_mask(mask: Mapping[str, Any]) -> None:
@@ -398,6 +474,8 @@ def check_plugins(recipe: Recipe, registry: Any) -> None:
     entries.append(("generator", "generator.name", recipe.generator.name, gen_params))
     entries += [("filter", f"filters[{i}].name", f.name, f.params) for i, f in enumerate(recipe.filters)]
     entries += [("evaluator", f"evaluators[{i}].name", e.name, e.params) for i, e in enumerate(recipe.evaluators)]
+    entries += [("source", f"evaluation.external[{i}].source", x.source, x.params)
+                for i, x in enumerate(recipe.evaluation.external)]
     for kind, key, name, params in entries:
         try:
             prov = registry.get(kind, name)
@@ -413,6 +491,11 @@ def check_plugins(recipe: Recipe, registry: Any) -> None:
             if recipe.generator.checkpoint is not None and bad == "checkpoint" and kind == "generator":
                 path = "generator.checkpoint"
             raise RecipeError(f"{path}: {exc}") from exc
+    if recipe.evaluation.external:
+        from augframe.data.external import external_config
+
+        for i, x in enumerate(recipe.evaluation.external):
+            external_config({}, x.preprocessing, where=f"evaluation.external[{i}].preprocessing")
 
 
 # --------------------------------------------------------------------------------------------
@@ -426,18 +509,31 @@ def _to_toml(d: Mapping[str, Any]) -> str:
         entries = d[key] if many else [d[key]]
         for entry in entries:
             lines.append(f"[[{key}]]" if many else f"[{key}]")
-            subtables = []
-            for k, v in entry.items():
-                if v is None:
-                    lines.append(f"# {k} = (not set)")
-                elif isinstance(v, dict):
-                    subtables.append((k, v))
-                else:
-                    lines.append(f"{k} = {_toml_value(v)}")
-            for k, v in subtables:
-                lines.append(f"{k} = {_toml_value(v)}")
+            nested = _table_lines(entry, lines)
             lines.append("")
+            for k, items in nested:
+                for item in items:
+                    lines.append(f"[[{key}.{k}]]")
+                    _table_lines(item, lines)
+                    lines.append("")
     return "\n".join(lines)
+
+
+def _table_lines(entry: Mapping[str, Any], lines: list[str]) -> list[tuple[str, list[Any]]]:
+    """Append one table's keys (inline tables last); return its non-empty nested arrays of tables."""
+    subtables, nested = [], []
+    for k, v in entry.items():
+        if v is None:
+            lines.append(f"# {k} = (not set)")
+        elif isinstance(v, dict):
+            subtables.append((k, v))
+        elif isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
+            nested.append((k, v))
+        else:
+            lines.append(f"{k} = {_toml_value(v)}")
+    for k, v in subtables:
+        lines.append(f"{k} = {_toml_value(v)}")
+    return nested
 
 
 def _toml_value(v: Any) -> str:
@@ -460,5 +556,6 @@ def _toml_key(k: str) -> str:
 
 __all__: Sequence[str] = (
     "Recipe", "RunSpec", "PluginsSpec", "DataSpec", "GeneratorSpec", "FilterSpec", "MixSpec", "GenerationSpec",
-    "EvaluatorSpec", "ReportSpec", "load", "loads", "parse", "check_plugins", "parse_direction",
+    "EvaluatorSpec", "ExternalSpec", "EvaluationSpec", "ReportSpec", "load", "loads", "parse", "check_plugins",
+    "parse_direction",
 )

@@ -42,6 +42,9 @@ _EXPORTS = {
     "Problem": "augframe.data.problems",
     "CinC2017Source": "augframe.data.cinc2017",
     "read_wfdb": "augframe.data.wfdb_io",
+    "WFDBRhythmSource": "augframe.data.rhythm_episodes",
+    "read_external": "augframe.data.external",
+    "load_external_sets": "augframe.data.external",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -25,12 +25,13 @@ log = logging.getLogger("augframe.data")
 
 
 def windows_from_source(source: Source, config: PreprocessConfig, classes: Sequence[str] | None, *,
-                        strict: bool = False) -> tuple[ECGBatch, BuildReport]:
+                        strict: bool = False, carry: Sequence[str] = ()) -> tuple[ECGBatch, BuildReport]:
     """All kept windows of ``source`` as an ECGBatch in mV, and the build report.
 
     Labels index ``classes`` (records of other labels are reported as ``excluded-class``); with
     ``classes=None`` the batch is unlabelled. Meta columns: ``record``, ``patient``, ``start_s``,
-    ``quality``.
+    ``quality``, plus one per ``carry`` key: that entry of each window's ``Record.meta`` (None
+    where a record lacks it), e.g. where a rhythm episode lies in its recording.
     """
     report = BuildReport()
     parts: list[RecordWindows] = []
@@ -71,6 +72,10 @@ def windows_from_source(source: Source, config: PreprocessConfig, classes: Seque
         "start_s": np.concatenate([p.start_s for p in parts]),
         "quality": np.concatenate([p.quality for p in parts]),
     }
+    for key in carry:
+        if key in meta:
+            raise DataError(f"carry key {key!r} would overwrite the meta column of that name; carry another key")
+        meta[key] = np.array([p.record.meta.get(key) for p in parts for _ in range(len(p.windows))], dtype=object)
     batch = ECGBatch(signals, config.fs, leads, labels=labels, class_names=tuple(classes or ()), ids=ids, meta=meta)
     return batch, report
 

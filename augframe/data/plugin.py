@@ -21,6 +21,8 @@ def augframe_register_sources(register: Any) -> None:
              description="MIMIC-IV-ECG: record_list + machine report labels")
     register("wfdb", lazy("augframe.data.wfdb_source.WFDBSource"),
              description="any WFDB records in a folder or list, labels from a CSV")
+    register("wfdb-rhythm", lazy("augframe.data.rhythm_episodes.WFDBRhythmSource"),
+             description="WFDB rhythm episodes ('+' annotations, (AFIB/(N ...) or one-class records")
     register("demo", lazy("augframe.data.demo.DemoSource"),
              description="the CinC 2017 N/A demo sample shipped with augframe (no download)")
     register("arrays", lazy("augframe.data.arrays.ArraySource"),

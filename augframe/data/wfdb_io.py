@@ -115,8 +115,13 @@ def _check_sizes(hea: Path, record_id: str) -> None:
 def read_wfdb(path: str | os.PathLike[str], *, record_id: str | None = None, label: str | None = None,
               statements: Mapping[str, float] | None = None, patient_id: str | None = None,
               meta: Mapping[str, Any] | None = None, single_lead_as: str | None = None,
-              channels: Sequence[int] | None = None, lead_aliases: Mapping[str, str] | None = None) -> Record:
-    """Read the WFDB record at ``path`` (without extension); failures raise RecordReadError."""
+              channels: Sequence[int] | None = None, lead_aliases: Mapping[str, str] | None = None,
+              samples: tuple[int, int] | None = None) -> Record:
+    """Read the WFDB record at ``path`` (without extension); failures raise RecordReadError.
+
+    ``samples`` = (first, end) reads only that part of the record (end exclusive, native samples),
+    e.g. one rhythm episode of a long Holter recording.
+    """
     import wfdb
 
     path = Path(path)
@@ -125,7 +130,8 @@ def read_wfdb(path: str | os.PathLike[str], *, record_id: str | None = None, lab
         raise RecordReadError(Problem(rid, "missing-file", f"{path.with_suffix('.hea').name} is missing"))
     _check_sizes(path.with_suffix(".hea"), rid)
     try:
-        rec = wfdb.rdrecord(str(path), channels=list(channels) if channels is not None else None)
+        span = {} if samples is None else {"sampfrom": int(samples[0]), "sampto": int(samples[1])}
+        rec = wfdb.rdrecord(str(path), channels=list(channels) if channels is not None else None, **span)
     except Exception as exc:  # wfdb raises many types on a bad header or signal file
         raise RecordReadError(Problem(rid, "unreadable", f"{type(exc).__name__}: {exc}")) from exc
     if getattr(rec, "p_signal", None) is None or rec.n_sig == 0 or rec.sig_len == 0:

@@ -196,7 +196,7 @@ def test_sources_register_through_the_plugin_hook(cinc2017_dir, tmp_path):
 
     reg = Registry()
     reg.register_module(plugin, name="sources")
-    assert reg.names("source") == ["arrays", "cinc2017", "demo", "mimic-iv-ecg", "ptbxl", "wfdb"]
+    assert reg.names("source") == ["arrays", "cinc2017", "demo", "mimic-iv-ecg", "ptbxl", "wfdb", "wfdb-rhythm"]
     src = reg.create("source", "cinc2017", {"root": str(cinc2017_dir), "classes": ["A"], "limit_per_class": 2})
     assert isinstance(src, Source) and len(list(src.records())) == 2
     a = CinC2017Source(cinc2017_dir, classes=("A",), limit_per_class=2, seed=0)
