@@ -231,7 +231,9 @@ class RhythmBank:
         for lab, seed in zip(np.asarray(labels), np.asarray(seeds)):
             rows = np.flatnonzero(self.labels == int(lab))
             if len(rows) == 0:
-                raise ValidationError(f"the rhythm bank has no window of class index {int(lab)}")
+                raise ValidationError(
+                    f"the rhythm bank has no window of class index {int(lab)} with enough beats; build it from "
+                    f"real windows of that class that are long enough to hold a rhythm (e.g. 10 s)")
             p = np.round(self.window(int(rows[int(seed) % len(rows)])) * scale).astype(np.int64)
             out.append(p[(p >= 0) & (p < n_samples)])
         return out

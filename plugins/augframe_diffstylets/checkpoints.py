@@ -16,16 +16,20 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import numpy as np
 import torch
 
 from augframe.checkpoint import load_into, load_torch_checkpoint, load_weights, save_weights, sha256_file
 from augframe.errors import CheckpointError
+from augframe.judges import JudgeRef
+from augframe.retime import RhythmBank
 from augframe_diffstylets.config import ModelConfig, from_mapping, to_dict
 from augframe_diffstylets.model import DiffStyleTS
 from augframe_diffstylets.normalise import Normaliser
 
 MODULES = ("content_encoder", "style_encoder", "unet")
 BANK = "style_bank"
+RHYTHM = "rhythm_bank"
 FORMAT = "diffstylets-1"
 
 
@@ -43,17 +47,26 @@ class Loaded:
     style_bank: tuple[torch.Tensor, torch.Tensor] | None
     sha256: str
     layout: str  # "augframe" or "reference"
+    rhythm_bank: RhythmBank | None = None
+    trained_against: tuple[JudgeRef, ...] | None = None  # None: not recorded (older checkpoints)
 
 
 def save(path: str | Path, model: DiffStyleTS, *, normaliser: Normaliser, class_names: tuple[str, ...],
          leads: tuple[str, ...], mode: str, units: str = "mV",
-         style_bank: tuple[torch.Tensor, torch.Tensor] | None = None,
-         extra: Mapping[str, Any] | None = None) -> str:
-    """Write ``model`` (+ style bank) and its config atomically; returns the file's SHA-256."""
+         style_bank: tuple[torch.Tensor, torch.Tensor] | None = None, rhythm_bank: RhythmBank | None = None,
+         trained_against: tuple[JudgeRef, ...] | None = None, extra: Mapping[str, Any] | None = None) -> str:
+    """Write ``model`` (+ style and rhythm banks) and its config atomically; returns the file's SHA-256.
+
+    ``trained_against`` records the judges the training optimised against (stage 2's flip loss), so
+    an evaluation can tell whether its judge is independent of this generator.
+    """
     state = {f"{name}.{k}": v for name in MODULES for k, v in getattr(model, name).state_dict().items()}
     if style_bank is not None:
         state[f"{BANK}.styles"] = style_bank[0].float()
         state[f"{BANK}.labels"] = style_bank[1].long()
+    if rhythm_bank is not None:
+        state.update({f"{RHYTHM}.{k}": torch.from_numpy(np.ascontiguousarray(v))
+                      for k, v in rhythm_bank.to_arrays().items()})
     config = {
         "format": FORMAT,
         "model": to_dict(model.cfg),
@@ -64,6 +77,8 @@ def save(path: str | Path, model: DiffStyleTS, *, normaliser: Normaliser, class_
         "mode": mode,
         **dict(extra or {}),
     }
+    if trained_against is not None:
+        config["trained_against"] = [j.to_dict() for j in trained_against]
     return save_weights(path, state, config)
 
 
@@ -82,10 +97,13 @@ def _load_ours(path: Path) -> Loaded:
                               f"(format {config.get('format')!r})")
     states: dict[str, dict[str, torch.Tensor]] = {n: {} for n in MODULES}
     bank: dict[str, torch.Tensor] = {}
+    rhythm: dict[str, Any] = {}
     for key, value in flat.items():
         prefix, _, rest = key.partition(".")
         if prefix == BANK:
             bank[rest] = value
+        elif prefix == RHYTHM:
+            rhythm[rest] = value.numpy()
         elif prefix in states:
             states[prefix][rest] = value
         else:
@@ -101,7 +119,19 @@ def _load_ours(path: Path) -> Loaded:
         style_bank=(bank["styles"], bank["labels"]) if bank else None,
         sha256=sha256_file(path),
         layout="augframe",
+        rhythm_bank=RhythmBank.from_arrays(rhythm) if rhythm else None,
+        trained_against=_judges(config.get("trained_against"), path),
     )
+
+
+def _judges(value: Any, path: Path) -> tuple[JudgeRef, ...] | None:
+    if value is None:
+        return None
+    try:
+        return tuple(JudgeRef.from_dict(v) for v in value)
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise CheckpointError(f"{str(path)!r}: config 'trained_against' is malformed ({exc}); "
+                              "it must be a list of {classifier, identity, role}") from exc
 
 
 def _load_reference(path: Path) -> Loaded:

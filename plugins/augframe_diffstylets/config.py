@@ -78,9 +78,21 @@ class ModelConfig:
         return self.num_classes
 
 
+#: Where a transfer's beat timing comes from: "reference" re-times the source to a real rhythm of the
+#: target class (augframe.retime), "source" keeps the source's beats (the reference implementation),
+#: "auto" = "reference" in improved mode, "source" in faithful mode.
+RHYTHMS = ("auto", "reference", "source")
+
+
 @attrs.frozen
 class SamplerConfig:
-    """SDEdit / DDIM settings (reference: strength 0.6, 50 steps, guidance 3, eta 0, Savitzky-Golay 11/3)."""
+    """SDEdit / DDIM settings (reference: strength 0.6, 50 steps, guidance 3, eta 0, Savitzky-Golay 11/3).
+
+    ``rhythm`` and ``keep_qrs`` are augframe's (improved mode): re-time a transfer to a target-class
+    rhythm first, and keep the source's QRS complexes (RePaint-style: the QRS samples are replaced by
+    the noised re-timed source at every step and copied into the result), so the diffusion model
+    redraws the atrial activity and T waves around the patient's own QRS complexes.
+    """
 
     strength: float = 0.6
     steps: int = attrs.field(default=50, validator=_positive)
@@ -90,8 +102,11 @@ class SamplerConfig:
     savgol_window: int = 11
     savgol_order: int = 3
     smooth: bool = True
+    rhythm: str = "auto"
+    keep_qrs: bool = True
 
     def __attrs_post_init__(self) -> None:
+        require_choice("sampler.rhythm", self.rhythm, RHYTHMS)
         if not 0.0 < self.strength <= 1.0:
             raise ValidationError(f"strength={self.strength} must lie in (0, 1]")
         if self.eta < 0:

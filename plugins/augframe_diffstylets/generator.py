@@ -16,8 +16,11 @@ import attrs
 import numpy as np
 import torch
 
+from augframe.beats import detect_r_peaks
 from augframe.errors import PluginError, ValidationError, require_choice
+from augframe.judges import JudgeRef, judge_ref
 from augframe.protocols import Candidates, GenerationRequest, GeneratorInfo
+from augframe.retime import RetimeConfig, RhythmBank, extend_beats, qrs_mask, retime
 from augframe.signals import ECGBatch
 from augframe.training import autocast, resolve_device
 from augframe.windows import as_windows
@@ -79,6 +82,9 @@ class DiffStyleTSGenerator:
         self.leads: tuple[str, ...] = ("II",)
         self.units = "mV"
         self.style_bank: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.rhythm_bank: RhythmBank | None = None
+        self.retime_cfg = RetimeConfig()
+        self.trained_against: tuple[JudgeRef, ...] | None = None  # None: unknown (older checkpoints)
         self.checkpoint_sha256: str | None = None
         self.checkpoint_layout: str | None = None
         self._bf16_unet: torch.nn.Module | None = None
@@ -97,7 +103,8 @@ class DiffStyleTSGenerator:
             "normaliser": self.normaliser.to_dict(), "class_names": list(self.class_names),
             "checkpoint_layout": self.checkpoint_layout,
         }
-        return GeneratorInfo(NAME, VERSION, self.checkpoint_sha256, json.loads(json.dumps(params)))
+        return GeneratorInfo(NAME, VERSION, self.checkpoint_sha256, json.loads(json.dumps(params)),
+                             trained_against=self.trained_against)
 
     @property
     def request_kinds(self) -> frozenset[str]:
@@ -115,6 +122,7 @@ class DiffStyleTSGenerator:
         self.leads = loaded.leads
         self.units = loaded.units
         self.style_bank = None if loaded.style_bank is None else tuple(t.to(self.device) for t in loaded.style_bank)
+        self.rhythm_bank, self.trained_against = loaded.rhythm_bank, loaded.trained_against
         self.checkpoint_sha256, self.checkpoint_layout = loaded.sha256, loaded.layout
 
     def save(self, path: str | Path) -> str:
@@ -122,7 +130,8 @@ class DiffStyleTSGenerator:
         model = self._need_model()
         sha = checkpoints.save(path, model, normaliser=self.normaliser, class_names=self.class_names,
                                leads=self.leads, mode=self.mode, units=self.units,
-                               style_bank=self.style_bank)
+                               style_bank=self.style_bank, rhythm_bank=self.rhythm_bank,
+                               trained_against=self.trained_against)
         self.checkpoint_sha256, self.checkpoint_layout = sha, "augframe"
         return sha
 
@@ -146,6 +155,8 @@ class DiffStyleTSGenerator:
         self.model = DiffStyleTS(cfg).to(self.device)
         self._drop_derived()
         judge, index = self._judge(data.class_names)
+        self.trained_against = () if judge is None else (
+            judge_ref(self.train_cfg.judge, self.train_cfg.judge_params, role="diffstylets stage 2 (flip loss)"),)
         workdir = Path(workdir) if workdir is not None else None
         trainer = Trainer(self.model, data, mode=self.mode, cfg=self.train_cfg, normaliser=self.normaliser,
                           device=self.device, seed=seed, workdir=workdir, judge=judge, judge_index=index,
@@ -155,6 +166,7 @@ class DiffStyleTSGenerator:
             trainer.ema.copy_to(self.model)
         self.model.eval()
         self.style_bank = self._styles_of(data, seed)
+        self.rhythm_bank = RhythmBank.from_windows(data, per_class=self.bank_per_class, seed=seed)
         result: dict[str, Any] = {"history": history, "epochs": trainer.epoch}
         if workdir is not None:
             result["checkpoint"] = str(workdir / CHECKPOINT_FILE)
@@ -207,9 +219,12 @@ class DiffStyleTSGenerator:
         return torch.cat(styles), torch.as_tensor(labels[idx], device=self.device)
 
     def set_style_bank(self, data: Any, seed: int = 0) -> None:
-        """Build the style bank (for style_source reference/prototype) from real labelled windows."""
+        """Build the banks of real labelled windows: styles (style_source reference/prototype) and
+        rhythms (sampler.rhythm = "reference"). Use training-side windows only."""
         self._need_model()
-        self.style_bank = self._styles_of(as_windows(data), seed)
+        data = as_windows(data)
+        self.style_bank = self._styles_of(data, seed)
+        self.rhythm_bank = RhythmBank.from_windows(data, per_class=self.bank_per_class, seed=seed)
 
     # ---- generation ----------------------------------------------------------------------------
     def generate(self, request: GenerationRequest) -> Candidates:
@@ -223,17 +238,53 @@ class DiffStyleTSGenerator:
         out_names = tuple(request.class_names) or self.class_names
         if request.kind == "transfer":
             x = self._sources_to_model(request.sources)
-            out = self._run_chunks(request, labels, sampler, x)
+            keep, refused = None, None
+            if self._rhythm(sampler) == "reference":
+                x, keep, refused = self._retime(x, labels, request.seeds, sampler.keep_qrs)
+            out = self._run_chunks(request, labels, sampler, x, keep)
             signals = self._model_to_sources(out, request.sources)
             src = request.sources
             batch = ECGBatch(signals, src.fs, src.leads, labels=out_labels, class_names=out_names,
                              ids=[f"{NAME}:{i}:{s}" for i, s in zip(src.ids, request.seeds)], units=src.units)
-            return Candidates(batch, request.seeds, self.info, source_ids=src.ids)
+            return Candidates(batch, request.seeds, self.info, source_ids=src.ids, refused=refused)
         out = self._run_chunks(request, labels, sampler, None)
         signals = self.normaliser.inverse(out).cpu().numpy()
         batch = ECGBatch(signals, model.cfg.fs, self.leads, labels=out_labels, class_names=out_names,
                          ids=[f"{NAME}:sample:{s}" for s in request.seeds], units=self.units)
         return Candidates(batch, request.seeds, self.info)
+
+    def _rhythm(self, sampler: SamplerConfig) -> str:
+        """The effective beat-timing source: faithful mode keeps the source's beats (reference parity)."""
+        if sampler.rhythm == "auto":
+            return "reference" if self.mode == "improved" else "source"
+        if sampler.rhythm == "reference" and self.mode == "faithful":
+            raise ValidationError("sampler.rhythm='reference' is an improved-mode feature; faithful mode reproduces "
+                                  "the reference implementation, which keeps the source's beat timing")
+        return sampler.rhythm
+
+    def _retime(self, x: torch.Tensor, labels: np.ndarray, seeds: np.ndarray, keep_qrs: bool
+                ) -> tuple[torch.Tensor, torch.Tensor | None, tuple[str, ...]]:
+        """Sources re-timed to target-class rhythms drawn by seed, the QRS keep mask, refusals.
+
+        Runs once per call on the host (R-peak detection and the warp are cheap numpy work next to
+        the sampler); the sampler itself stays batched on the device.
+        """
+        if self.rhythm_bank is None:
+            raise ValidationError(
+                "sampler.rhythm='reference' needs a rhythm bank of real target-class windows: fit() builds one, "
+                "or call set_style_bank(training windows); sampler.rhythm='source' keeps the source's beats")
+        cfg = self.model.cfg
+        xs = x.float().cpu().numpy()
+        targets = self.rhythm_bank.draw(labels, seeds, cfg.fs, cfg.signal_length)
+        out, done = retime(xs, detect_r_peaks(xs[:, 0], cfg.fs), targets, cfg.fs, self.retime_cfg)
+        keep = None
+        if keep_qrs:
+            pre, post = self.retime_cfg.pre_s * cfg.fs, self.retime_cfg.post_s * cfg.fs
+            beats = [extend_beats(t, cfg.signal_length, pre, post) if ok else np.zeros(0) for t, ok in zip(targets, done)]
+            keep = torch.from_numpy(qrs_mask(beats, cfg.signal_length, cfg.fs, self.retime_cfg)[:, None, :]).to(self.device)
+        refused = tuple("" if ok else "fewer than two beats detected in the source: its rhythm cannot be re-timed"
+                        for ok in done)
+        return torch.from_numpy(out).to(self.device), keep, refused
 
     def _sampler_for(self, options: Mapping[str, Any]) -> SamplerConfig:
         fields = {a.name for a in attrs.fields(SamplerConfig)}
@@ -350,7 +401,7 @@ class DiffStyleTSGenerator:
 
     @torch.inference_mode()
     def _run_chunks(self, request: GenerationRequest, labels: np.ndarray, sc: SamplerConfig,
-                    x_all: torch.Tensor | None) -> torch.Tensor:
+                    x_all: torch.Tensor | None, keep_all: torch.Tensor | None = None) -> torch.Tensor:
         model, cfg = self.model, self.model.cfg
         clamp = self.normaliser.clamp if self.mode == "improved" else sc.clamp
         outs = []
@@ -361,13 +412,14 @@ class DiffStyleTSGenerator:
             y = torch.as_tensor(labels[idx], device=self.device)
             seeds = request.seeds[idx]
             with autocast(self.device, enabled=use_autocast):
+                keep = None if keep_all is None else keep_all[idx[0]:idx[-1] + 1]
                 if x_all is not None:
                     x = x_all[idx[0]:idx[-1] + 1]
                     content, own = model.encode(x)
                     style = self._styles_for(request, idx, y, own)
                     out, _ = sdedit(unet, self.schedule, x, content.float(), style.float(), y, seeds,
                                     null_class=cfg.null_class, strength=sc.strength, steps=sc.steps,
-                                    guidance=sc.guidance, eta=sc.eta, clamp=clamp, mode=self.mode)
+                                    guidance=sc.guidance, eta=sc.eta, clamp=clamp, mode=self.mode, keep=keep)
                 else:
                     from augframe.seeding import randn
 
@@ -379,5 +431,7 @@ class DiffStyleTSGenerator:
             out = out.float()
             if sc.smooth:
                 out = savgol(out, sc.savgol_window, sc.savgol_order)
+                if keep is not None:  # the kept QRS complexes are the source's own samples, unsmoothed
+                    out = keep * x.float() + (1 - keep) * out
             outs.append(out)
         return torch.cat(outs) if outs else torch.zeros(0, cfg.in_channels, cfg.signal_length, device=self.device)

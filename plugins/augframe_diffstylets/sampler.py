@@ -85,12 +85,14 @@ def sdedit(unet: EpsModel, schedule: CosineSchedule, x0: torch.Tensor, content: 
            style: torch.Tensor, labels: torch.Tensor, seeds: Any, *, null_class: int, strength: float = 0.6,
            steps: int = 50, guidance: float = 3.0, eta: float = 0.0, clamp: float | None = 3.0,
            mode: str = "improved", noise: torch.Tensor | None = None, fused: bool = True,
-           record: bool = False) -> tuple[torch.Tensor, Trajectory]:
+           record: bool = False, keep: torch.Tensor | None = None) -> tuple[torch.Tensor, Trajectory]:
     """Counterfactuals of ``x0 [B, C, L]`` towards ``labels``; returns (x0 at t = 0, trajectory).
 
     ``mode='faithful'`` noises to int(T * strength) (one stride above the first evaluated step, as the
     reference); ``'improved'`` noises to the first evaluated timestep. ``noise`` overrides the seeded
-    initial draw (parity tests feed the reference's noise).
+    initial draw (parity tests feed the reference's noise). ``keep`` ``[B, 1 or C, L]`` in [0, 1] marks
+    samples of ``x0`` to keep (RePaint-style inpainting): after every step they are replaced by ``x0``
+    noised to the new level with the same initial noise, and the result takes them from ``x0``.
     """
     timesteps = sdedit_timesteps(strength, steps, schedule.T)
     t_noise = noise_level(strength, steps, mode, schedule.T)
@@ -107,6 +109,11 @@ def sdedit(unet: EpsModel, schedule: CosineSchedule, x0: torch.Tensor, content: 
             traj.eps_uncond.append(eps_c.detach().float().clone() if eps_u is None else eps_u.detach().float().clone())
         t_prev = timesteps[k + 1] if k + 1 < len(timesteps) else None
         x, out = ddim_step(schedule, x, eps.to(x.dtype), t, t_prev, clamp, eta, seeds, stream=k + 1)
+        if keep is not None and t_prev is not None:
+            known = schedule.q_sample(x0, torch.full((x0.shape[0],), t_prev, device=x0.device, dtype=torch.long), noise)
+            x = keep * known + (1 - keep) * x
+    if keep is not None:
+        out = keep * x0 + (1 - keep) * out
     return out, traj
 
 

@@ -62,7 +62,8 @@ def fitted(short_windows, tmp_path_factory):
     reg = Registry()
     reg.register_module(_JudgePlugin(), name="tiny-judge-plugin")
     gen = DiffStyleTSGenerator(mode="improved", device="cpu", model=TINY, train=FIT_TRAIN,
-                               sampler=dict(steps=4), registry=reg, bank_per_class=8)
+                               sampler=dict(steps=4, rhythm="source"), registry=reg, bank_per_class=8)
+    # 1 s windows carry no rhythm to transplant: re-timing is tested on 10 s windows (test_diffstylets_rhythm.py)
     workdir = tmp_path_factory.mktemp("fit")
     # oneDNN's per-call overhead dominates 8-channel convolutions; the native kernels are ~30 % faster here
     with torch.backends.mkldnn.flags(enabled=False):

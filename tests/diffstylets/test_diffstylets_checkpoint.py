@@ -104,7 +104,7 @@ def test_generator_from_our_checkpoint_gives_same_candidates(tmp_path):
                      mode="improved")
     src = ECGBatch(np.random.default_rng(0).normal(0, 0.2, (3, 1, 128)).astype(np.float32), 250.0, ("I",),
                    labels=[0, 1, 0], class_names=("N", "A"))
-    req = GenerationRequest.transfer(src, [1, 0, 1], seed=4, steps=4)
+    req = GenerationRequest.transfer(src, [1, 0, 1], seed=4, steps=4, rhythm="source")
     a = DiffStyleTSGenerator(checkpoint=str(path), device="cpu").generate(req)
     b = DiffStyleTSGenerator(checkpoint=str(path), device="cpu").generate(req)
     assert np.array_equal(a.batch.signals, b.batch.signals)

@@ -13,7 +13,7 @@ from augframe_diffstylets.generator import CHECKPOINT_FILE, DiffStyleTSGenerator
 
 from diffstylets_helpers import TINY
 
-SAMPLER = dict(steps=4)
+SAMPLER = dict(steps=4, rhythm="source")  # 1 s windows: no rhythm to re-time (see test_diffstylets_rhythm.py)
 
 
 def _request(windows, n=6, seed=5, **options):
