@@ -7,9 +7,9 @@ that rejects by a classifier keeps only what that classifier likes. The run know
 generator reports the judges it trained against (``GeneratorInfo.trained_against``) and filters
 report theirs (``Filter.judges``). An evaluator compares its own judge with them.
 
-A judge is identified by its registry name and the SHA-256 of its weights file (or, for a judge
-without a file, of its canonical parameters): the same architecture with other weights is another
-judge.
+A judge is identified by its registry name and the SHA-256 of its weights (the tensors, whatever the
+file format; for a judge without a file, of its canonical parameters): the same architecture with
+other weights is another judge.
 """
 
 from __future__ import annotations
@@ -46,21 +46,45 @@ class JudgeRef:
         return cls(str(d["classifier"]), str(d["identity"]), str(d.get("role", "")))
 
 
-def _file_sha256(path: Path) -> str:
+def _state_of(path: Path) -> Mapping[str, Any]:
+    """The tensors of a weights file: safetensors, or a torch file read with weights_only=True."""
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    from augframe.checkpoint import load_torch_checkpoint
+
+    payload = load_torch_checkpoint(path)
+    for key in ("model_state_dict", "state_dict"):
+        if isinstance(payload, Mapping) and isinstance(payload.get(key), Mapping):
+            return payload[key]
+    return payload if isinstance(payload, Mapping) else {}
+
+
+def weights_sha256(path: str | os.PathLike[str]) -> str:
+    """SHA-256 of a file's tensors (sorted names, values as float32 for floats), whatever the file format:
+    the same weights saved as .pt or .safetensors are the same judge."""
+    import torch
+
     h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
+    for name, value in sorted(_state_of(Path(path)).items()):
+        if not torch.is_tensor(value):
+            continue
+        t = value.detach().cpu()
+        t = t.float() if t.is_floating_point() else t
+        h.update(name.encode())
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.contiguous().numpy().tobytes())
     return h.hexdigest()
 
 
 def judge_identity(classifier: str, params: Mapping[str, Any] | None = None) -> str:
-    """``sha256:<hex>`` of the weights file the params name, else ``params:<hex>`` of the params."""
+    """``weights:<hex>`` of the weights file the params name, else ``params:<hex>`` of the params."""
     params = dict(params or {})
     for key in WEIGHT_PARAMS:
         value = params.get(key)
         if isinstance(value, (str, os.PathLike)) and Path(value).is_file():
-            return "sha256:" + _file_sha256(Path(value))
+            return "weights:" + weights_sha256(Path(value))
     blob = json.dumps({"classifier": classifier, "params": params}, sort_keys=True, default=str).encode()
     return "params:" + hashlib.sha256(blob).hexdigest()
 

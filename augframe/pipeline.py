@@ -35,9 +35,11 @@ import numpy as np
 
 from augframe import atomic
 from augframe.bank import Bank
+from augframe.data.external import load_external_sets
 from augframe.data.prepare import RunData
 from augframe.errors import DataError, PluginError, RecipeError, ValidationError
 from augframe.filterchain import ChainResult, FilterChain, chain_summary
+from augframe.judges import JudgeRef, judge_ref
 from augframe.plugins import Registry
 from augframe.protocols import EvalContext, EvaluationResult, GenerationRequest
 from augframe.recipe import RUN_CONTEXT, Recipe, check_plugins, parse_direction
@@ -368,7 +370,9 @@ def _manifest_row(item: WorkItem, cands: Any, res: ChainResult, i: int, sources:
         "source_label": None if sources is None else sources.class_names[int(sources.labels[i])],
         "target": cands.batch.class_names[int(cands.batch.labels[i])],
         "generator": {"name": info.name, "version": info.version, "checkpoint_sha256": info.checkpoint_sha256,
-                      "params": dict(info.params)},
+                      "params": dict(info.params),
+                      "trained_against": None if info.trained_against is None
+                      else [j.to_dict() for j in info.trained_against]},
         **res.sample_record(i),
     }
 
@@ -387,6 +391,14 @@ def evaluate_bank(recipe: Recipe, registry: Registry, data: RunData, bank_path: 
         raise DataError(f"the bank at {bank_path} is empty: nothing was accepted, so there is nothing to evaluate")
     real_ds = as_windows(data.test if data.test is not None else data.train)
     train = as_windows(data.train)
+    dependent, known = run_judges(recipe, bank)
+    external = load_external_sets(recipe, registry, run_data=data)
+    train_batch = gather(train, np.arange(len(train))) if data.test is not None else None
+    for ref in dependent:
+        log(f"[evaluate] judge used in this run's making: {ref.classifier} ({ref.role})")
+    if not known:
+        log("[evaluate] the generator does not declare which judges it trained against: no judge can be shown "
+            "to be independent")
     out: dict[str, Path] = {}
     for i, spec in enumerate(recipe.evaluators):
         ev = _create(registry, "evaluator", spec.name, spec.params, device)
@@ -397,7 +409,8 @@ def evaluate_bank(recipe: Recipe, registry: Registry, data: RunData, bank_path: 
         synthetic = _with_lineage(bank.batch(syn_idx), sources)
         real = gather(real_ds, real_idx)
         log(f"[evaluate] {spec.name}: {len(real)} real vs {len(synthetic)} synthetic")
-        ctx = EvalContext(seed=recipe.run.seed, device=device, workdir=eval_dir / spec.name, progress=progress)
+        ctx = EvalContext(seed=recipe.run.seed, device=device, workdir=eval_dir / spec.name, progress=progress,
+                          train=train_batch, external=external, dependent_judges=dependent, provenance_known=known)
         result = ev.evaluate(real, synthetic, sources=sources, context=ctx)
         if not isinstance(result, EvaluationResult):
             raise PluginError(f"evaluator {spec.name!r} returned {type(result).__name__}, not an EvaluationResult")
@@ -405,6 +418,33 @@ def evaluate_bank(recipe: Recipe, registry: Registry, data: RunData, bank_path: 
         atomic.write_text(path, result.to_json(indent=1))
         out[spec.name] = path
     return out
+
+
+def run_judges(recipe: Recipe, bank: Bank) -> tuple[tuple[JudgeRef, ...], bool]:
+    """Judges used in making the bank: what its generators trained against, and filters' judges.
+
+    A filter uses a judge when its parameters name a classifier (``judge`` or ``classifier``, with
+    ``judge_params`` / ``classifier_params``). Returns (judges, whether every generator declared its own).
+    """
+    refs: list[JudgeRef] = []
+    known = True
+    seen: set[str] = set()
+    for row in bank.rows(np.arange(len(bank))):
+        gen = row.get("generator") or {}
+        tag = json.dumps(gen.get("trained_against"), sort_keys=True)
+        if tag in seen:
+            continue
+        seen.add(tag)
+        if gen.get("trained_against") is None:
+            known = False
+        else:
+            refs += [JudgeRef.from_dict(d) for d in gen["trained_against"]]
+    for spec in recipe.filters:
+        for key in ("judge", "classifier"):
+            name = spec.params.get(key)
+            if isinstance(name, str):
+                refs.append(judge_ref(name, spec.params.get(f"{key}_params", {}), role=f"filter {spec.name}"))
+    return tuple(dict.fromkeys(refs)), known
 
 
 def _with_lineage(synthetic: ECGBatch, sources: ECGBatch | None) -> ECGBatch:

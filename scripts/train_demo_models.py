@@ -162,10 +162,36 @@ def cmd_ship(args: argparse.Namespace) -> None:
     print(f"shipped {judge_dir / JUDGE_FILE} and {gen_dir / GEN_FILE}")
 
 
+def cmd_banks(args: argparse.Namespace) -> None:
+    """Rebuild the shipped generator's banks from the training split (style vectors and, new, the rhythm
+    bank of R-peak times that improved-mode re-timing draws from) and record the judge its stage 2
+    trained against. The weights are unchanged."""
+    from augframe.judges import JudgeRef
+    from augframe.plugins import Registry
+    from augframe.signals import ECGBatch
+
+    d = _load(args.out)
+    tr = d["split"] == "train"
+    data = ECGBatch(d["x"][tr], 250.0, ("I",), labels=d["y"][tr], class_names=("N", "A"), units="mV")
+    path = REPO / "plugins/augframe_diffstylets/pretrained" / GEN_FILE
+    gen = Registry.discover().create("generator", "diffstylets", {"checkpoint": str(path), "device": "cpu"})
+    gen.set_style_bank(data, seed=args.seed)
+    judge = REPO / "plugins/augframe_afib/pretrained" / JUDGE_FILE
+    from augframe.judges import judge_identity
+
+    # stage 2 trained against the first part of this judge; the shipped judge continued from those
+    # weights, so it is the same judge for independence purposes
+    gen.trained_against = (JudgeRef("afib-reslstm", judge_identity("afib-reslstm", {"checkpoint": str(judge)}),
+                                    "diffstylets stage 2 (flip loss) used this judge's first training part"),)
+    sha = gen.save(path)
+    print(json.dumps({"checkpoint": str(path), "sha256": sha, "rhythms": len(gen.rhythm_bank),
+                      "per_class": np.bincount(gen.rhythm_bank.labels).tolist()}))
+
+
 def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(1)
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("command", choices=["data", "judge", "generator", "ship"])
+    p.add_argument("command", choices=["data", "judge", "generator", "ship", "banks"])
     p.add_argument("--out", type=Path, required=True, help="work directory (windows, weights, logs)")
     p.add_argument("--cinc", default="../shared/data/cinc2017", help="CinC 2017 training folder")
     p.add_argument("--seed", type=int, default=7)
@@ -181,7 +207,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=5e-4)
     args = p.parse_args(argv)
-    {"data": cmd_data, "judge": cmd_judge, "generator": cmd_generator, "ship": cmd_ship}[args.command](args)
+    {"data": cmd_data, "judge": cmd_judge, "generator": cmd_generator, "ship": cmd_ship,
+     "banks": cmd_banks}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,13 @@ result carries and follows two conventions in ``details`` that evaluators may us
 * ``details["headline"]``: a list of ``{"label", "value", "status", "note"}`` cards shown first
   (status "good", "bad", "warn" or "neutral");
 * ``details["distributions"]``: ``{quantity: [values]}`` or ``{quantity: {set name: [values]}}``,
-  drawn as (overlaid) histograms.
+  drawn as (overlaid) histograms;
+* ``details["section"]``: "utility", "rhythm", "similarity" or "other": the page shows results in that
+  order (what users ask first: does it help training, is the rhythm right, does it look right).
+
+A headline card may carry ``"judge"``: an :class:`augframe.judges.Independence` dict. A card whose judge
+is not shown to be independent of the generator and the filter chain is never a headline: it is moved
+below the headline, labelled, and never coloured as a success.
 """
 
 from __future__ import annotations
@@ -136,6 +142,30 @@ def render_cards(cards: Sequence[Mapping[str, Any]]) -> str:
     return f"<div class='cards'>{''.join(out)}</div>" if out else ""
 
 
+SECTIONS = ("utility", "rhythm", "similarity", "other")
+
+
+def section_order(results: Sequence[EvaluationResult]) -> list[EvaluationResult]:
+    """Results ordered utility -> rhythm -> similarity -> other (stable within a section)."""
+    def rank(r: EvaluationResult) -> int:
+        sec = (r.details or {}).get("section", "other")
+        return SECTIONS.index(sec) if sec in SECTIONS else len(SECTIONS) - 1
+    return sorted(results, key=rank)
+
+
+def split_by_independence(cards: Sequence[Mapping[str, Any]]) -> tuple[list[Mapping[str, Any]], list[dict[str, Any]]]:
+    """(headline cards, demoted cards): a judge-based card is a headline only if its judge is independent."""
+    shown, demoted = [], []
+    for c in cards:
+        judge = c.get("judge")
+        if judge is None or judge.get("independent") is True:
+            shown.append(c)
+        else:
+            label = judge.get("label", "independence unknown")
+            demoted.append(dict(c, status="neutral", label=f"{c.get('label', '')} ({label})"))
+    return shown, demoted
+
+
 def render_distributions(dists: Mapping[str, Any], labels: Mapping[str, str] | None = None) -> str:
     figs = []
     for name, series in dists.items():
@@ -158,7 +188,11 @@ def render_result(result: EvaluationResult) -> str:
         parts.append(f"<div class='scale'>Scale: {esc(result.scale)}</div>")
     if d.get("summary"):
         parts.append(f"<p>{esc(d['summary'])}</p>")
-    parts.append(render_cards(d.get("headline", ())))
+    shown, demoted = split_by_independence(d.get("headline", ()))
+    parts.append(render_cards(shown))
+    if demoted:
+        parts.append("<div class='notes'><b>Not evidence: figures from a judge that is not shown to be independent "
+                     "of the generator and the filters</b></div>" + render_cards(demoted))
     for key, table in result.tables.items():
         parts.append(render_table(table, key.replace("_", " ").capitalize()))
     if result.figures:

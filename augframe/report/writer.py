@@ -16,7 +16,7 @@ import numpy as np
 from augframe.atomic import write_text
 from augframe.errors import ValidationError
 from augframe.protocols import EvaluationResult
-from augframe.report.html import esc, render_figure, render_page
+from augframe.report.html import esc, render_figure, render_page, section_order
 from augframe.report.svg import ecg_strips
 from augframe.signals import ECGBatch
 
@@ -100,7 +100,7 @@ def write_report(
     class_text: Mapping[str, str] | None = None,
 ) -> Path:
     """Write ``report.html`` and ``report.json`` into ``out_dir``; returns the HTML path."""
-    results = list(results)
+    results = section_order(list(results))
     for r in results:
         if not isinstance(r, EvaluationResult):
             raise ValidationError(f"write_report takes EvaluationResult objects; got {type(r).__name__}")

@@ -22,6 +22,7 @@ from scipy import stats
 
 from augframe.errors import ValidationError
 from augframe.plugins import Registry
+from augframe.judges import Independence, judge_ref
 from augframe.protocols import EvalContext, EvaluationResult, Table
 from augframe.seeding import numpy_rng
 from augframe.signals import ECGBatch
@@ -145,6 +146,7 @@ class FidelityEvaluator:
             details={"distributions": {k: {n: np.asarray(v, float).tolist() for n, v in d.items()}
                                        for k, d in dists.items()},
                      "distribution_labels": labels, "headline": headline, "title": "Signal fidelity",
+                     "section": "similarity",
                      "seed": seed},
             scale=(f"{len(real)} real / {len(synthetic)} synthetic ECGs, {real.n_samples / real.fs:g} s at "
                    f"{real.fs:g} Hz, judge {self.judge} {self.judge_params or ''}, {time.perf_counter() - t0:.0f} s"),
@@ -237,6 +239,10 @@ class FidelityEvaluator:
                               f"frozen; accuracy on {len(held)} held-out real ECGs {acc:.3f}")
         if judge_note:
             notes.append(judge_note)
+        ind = context.independence(judge_ref(self.judge, self.judge_params, role="evaluation"))
+        metrics["judge.independent"] = float("nan") if ind.independent is None else float(ind.independent)
+        notes.append(f"judge {self.judge}: {ind.label} ({ind.reason})")
+        recall = self._real_recall(model, real, eval_idx, names, device)
         rng = numpy_rng(seed, 0xE3B)
         r_idx = eval_idx if len(eval_idx) <= self.max_embed else rng.choice(eval_idx, self.max_embed, replace=False)
         s_idx = np.arange(len(synthetic))
@@ -273,14 +279,38 @@ class FidelityEvaluator:
                 for c, cname in enumerate(names):
                     m = mask & (target == c)
                     if m.any():
-                        metrics[f"judge.flip_rate.to_{cname}"] = float(np.mean(pred[m] == c))
-                        rows.append([f"flip rate to {cname}", metrics[f"judge.flip_rate.to_{cname}"],
-                                     f"{int(m.sum())} ECGs"])
-                headline.append({"label": "Judge flip rate", "value": f"{100 * flip:.1f}%",
-                                 "status": "good" if flip >= 0.8 else ("warn" if flip >= 0.5 else "bad"),
-                                 "note": "synthetic ECGs the frozen judge puts in their requested class"})
+                        to_c = float(np.mean(pred[m] == c))
+                        metrics[f"judge.flip_rate.to_{cname}"] = to_c
+                        rows.append([f"flip rate to {cname}", to_c, f"{int(m.sum())} ECGs; the judge calls "
+                                     f"{100 * recall.get(cname, float('nan')):.1f}% of real {cname} ECGs {cname}"])
+                        headline.append(judge_card(f"Flip rate to {cname}", to_c, recall.get(cname), cname,
+                                                   int(m.sum()), self.judge, ind))
         tables["judge"] = Table(["measure", "value", "basis"], rows,
                                 caption=f"On the frozen judge's embeddings ({e_real.shape[1]}-d: pooled ResNet + "
                                         "attention features for afib-reslstm). Lower distance = closer.")
-        headline.append({"label": "Frechet distance (embeddings)", "value": f"{fd:.3g}", "status": "neutral",
-                         "note": f"real-vs-real halves: {fd_rr:.3g}"})
+        headline.append({"label": "Frechet distance (judge embeddings)", "value": f"{fd:.3g}", "status": "neutral",
+                         "note": f"real-vs-real halves: {fd_rr:.3g}; judge {self.judge}", "judge": ind.to_dict()})
+        for cname, r in recall.items():
+            metrics[f"judge.real_recall.{cname}"] = r
+
+    @staticmethod
+    def _real_recall(model: Any, real: ECGBatch, idx: np.ndarray, names: tuple[str, ...], device: str
+                     ) -> dict[str, float]:
+        """The judge's own accuracy on real ECGs of each class (what a flip rate must be read against)."""
+        if real.labels is None or real.labels.ndim != 1 or not len(idx):
+            return {}
+        pred = predict_proba(model, real.numpy()[idx], device=device).argmax(1)
+        y = real.labels[idx]
+        return {c: float(np.mean(pred[y == k] == k)) for k, c in enumerate(names) if (y == k).any()}
+
+
+def judge_card(label: str, rate: float, real_rate: float | None, cname: str, n: int, judge: str,
+               ind: Independence) -> dict[str, Any]:
+    """A flip-rate card: read against the judge's accuracy on real ECGs of that class, never green
+    unless the judge is independent of the generator and the filters."""
+    real_txt = "–" if real_rate is None else f"{100 * real_rate:.1f}%"
+    good = ind.independent is True and rate >= 0.8 and (real_rate is None or rate <= real_rate + 0.1)
+    status = ("good" if good else "warn") if ind.independent is True else "neutral"
+    return {"label": label, "value": f"{100 * rate:.1f}%", "status": status,
+            "note": f"{n} ECGs; judge {judge} calls {real_txt} of real {cname} ECGs {cname}; {ind.label}",
+            "judge": ind.to_dict()}
