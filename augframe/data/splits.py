@@ -37,9 +37,16 @@ class FoldIndices:
     test: np.ndarray
 
 
+#: Fold number of a group that is in no part of any fold (e.g. the records a shipped model trained on).
+EXCLUDED = -1
+
+
 @attrs.frozen
 class Split:
-    """Fold number of every group (patient or record), with how it was made."""
+    """Fold number of every group (patient or record), with how it was made.
+
+    A group whose fold is :data:`EXCLUDED` (-1) is left out of training, validation and test alike.
+    """
 
     k: int
     seed: int
@@ -62,9 +69,9 @@ class Split:
         if not 0 <= i < self.k:
             raise ValidationError(f"fold {i} is outside 0..{self.k - 1}")
         f = self.folds_of(groups)
-        val_fold = (i + 1) % self.k if val else -1
-        return FoldIndices(train=np.flatnonzero((f != i) & (f != val_fold)),
-                           val=np.flatnonzero(f == val_fold), test=np.flatnonzero(f == i))
+        is_val = (f == (i + 1) % self.k) if val else np.zeros(len(f), dtype=bool)
+        return FoldIndices(train=np.flatnonzero((f != i) & ~is_val & (f != EXCLUDED)),
+                           val=np.flatnonzero(is_val), test=np.flatnonzero(f == i))
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": SPLIT_FORMAT, "k": self.k, "seed": self.seed, "by": self.by,

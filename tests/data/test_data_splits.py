@@ -66,3 +66,16 @@ def test_bad_arguments():
     split = make_split(groups, labels, k=2)
     with pytest.raises(ValidationError, match="fold 2"):
         split.fold(2, groups)
+
+
+def test_excluded_groups_are_in_no_part_of_any_fold():
+    from augframe.data.splits import EXCLUDED, Split
+
+    sp = Split(k=2, seed=0, by="record", group_fold={"a": 0, "b": 1, "c": EXCLUDED, "d": 1})
+    groups = np.array(["a", "b", "c", "d", "c", "a"])
+    for val in (False, True):
+        f = sp.fold(0, groups, val=val)
+        used = np.concatenate([f.train, f.val, f.test])
+        assert not np.isin([2, 4], used).any()
+    f = sp.fold(0, groups, val=False)
+    assert f.test.tolist() == [0, 5] and f.train.tolist() == [1, 3] and len(f.val) == 0
