@@ -409,15 +409,24 @@ def evaluate_bank(recipe: Recipe, registry: Registry, data: RunData, bank_path: 
         synthetic = _with_lineage(bank.batch(syn_idx), sources)
         real = gather(real_ds, real_idx)
         log(f"[evaluate] {spec.name}: {len(real)} real vs {len(synthetic)} synthetic")
-        ctx = EvalContext(seed=recipe.run.seed, device=device, workdir=eval_dir / spec.name, progress=progress,
+        key = result_key(recipe, i)
+        ctx = EvalContext(seed=recipe.run.seed, device=device, workdir=eval_dir / key, progress=progress,
                           train=train_batch, external=external, dependent_judges=dependent, provenance_known=known)
         result = ev.evaluate(real, synthetic, sources=sources, context=ctx)
         if not isinstance(result, EvaluationResult):
             raise PluginError(f"evaluator {spec.name!r} returned {type(result).__name__}, not an EvaluationResult")
-        path = eval_dir / f"{spec.name}.json"
+        path = eval_dir / f"{key}.json"
         atomic.write_text(path, result.to_json(indent=1))
-        out[spec.name] = path
+        out[key] = path
     return out
+
+
+def result_key(recipe: Recipe, i: int) -> str:
+    """File name of evaluator i's result: its name, or ``name-<k>`` for the k-th repeat of a name
+    (two fidelity evaluators with different judges must not overwrite each other)."""
+    names = [e.name for e in recipe.evaluators]
+    k = names[:i].count(names[i])
+    return names[i] if k == 0 else f"{names[i]}-{k + 1}"
 
 
 def run_judges(recipe: Recipe, bank: Bank) -> tuple[tuple[JudgeRef, ...], bool]:

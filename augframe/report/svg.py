@@ -1,4 +1,4 @@
-"""Inline SVG figures with no external assets: ECG strips on paper grid, histograms, interval plots.
+"""Inline SVG figures with no external assets: ECG strips on paper grid, histograms, interval and line plots.
 
 ECG strips follow the standard paper: 25 mm/s and 10 mm/mV, fine 1 mm lines and bold 5 mm lines,
 a 1 mV calibration pulse at the left. Every function returns a :class:`augframe.protocols.Figure`
@@ -241,3 +241,106 @@ def interval_plot(rows: Sequence[tuple[str, float, float, float, bool]], *, marg
     svg = (f"<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 {width} {height}' width='{width}' "
            f"height='{height}' role='img'>{''.join(parts)}</svg>")
     return Figure("svg", svg, caption)
+
+
+def line_plot(panels: Sequence[Mapping[str, Any]], *, x: Sequence[float], x_labels: Sequence[str] | None = None,
+              xlabel: str = "", log_x: bool = False, columns: int = 2, caption: str = "",
+              y_clip: tuple[float, float] | None = None, panel_width: int = 380, panel_height: int = 250) -> Figure:
+    """Panels of lines over shared ``x`` values, each point with a +-error bar (e.g. mean +- SD over seeds).
+
+    Each panel is ``{'title': str, 'ylabel': str, 'series': {name: (means, errors)}}`` with one
+    value per ``x``; NaN means leaves a gap. A series name keeps its colour in every panel, and
+    one legend above the panels names them. ``log_x`` spaces the x values logarithmically;
+    ``y_clip`` keeps the y axis inside bounds a quantity cannot leave (e.g. (0, 1) for AUROC).
+    """
+    if not panels or not len(x):
+        raise ValueError("line_plot needs at least one panel and one x value")
+    xs = np.asarray(x, dtype=np.float64)
+    if log_x and np.any(xs <= 0):
+        raise ValueError("line_plot: log_x needs positive x values")
+    pos = np.log10(xs) if log_x else xs
+    lo_x, hi_x = float(pos.min()), float(pos.max())
+    if hi_x <= lo_x:
+        lo_x, hi_x = lo_x - 0.5, hi_x + 0.5
+    labels = list(x_labels) if x_labels is not None else [_num(v) for v in xs]
+    names = list(dict.fromkeys(n for p in panels for n in p["series"]))
+    colour = {n: PALETTE[i % len(PALETTE)] for i, n in enumerate(names)}
+    columns = max(1, min(columns, len(panels)))
+    width = columns * panel_width
+    parts, lx, ly = [], 10.0, 11
+    for name in names:  # legend items in reading order, wrapped at the figure width (~6.5 px per character)
+        item_w = 23 + 6.5 * len(str(name)) + 16
+        if lx > 10 and lx + item_w > width:
+            lx, ly = 10.0, ly + 18
+        parts.append(f"<line x1='{lx:.0f}' y1='{ly}' x2='{lx + 18:.0f}' y2='{ly}' stroke='{colour[name]}' "
+                     f"stroke-width='2.2'/><text x='{lx + 23:.0f}' y='{ly + 4}' {FONT} font-size='11' "
+                     f"fill='#222'>{_esc(name)}</text>")
+        lx += item_w
+    legend_h = ly + 11
+    rows = math.ceil(len(panels) / columns)
+    height = legend_h + rows * panel_height
+    for k, panel in enumerate(panels):
+        ox, oy = (k % columns) * panel_width, legend_h + (k // columns) * panel_height
+        parts.append(_line_panel(panel, pos, labels, (lo_x, hi_x), colour, ox, oy, panel_width, panel_height, xlabel,
+                                 y_clip))
+    svg = (f"<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 {width} {height}' width='{width}' "
+           f"height='{height}' role='img'>{''.join(parts)}</svg>")
+    return Figure("svg", svg, caption)
+
+
+def _line_panel(panel: Mapping[str, Any], pos: np.ndarray, labels: Sequence[str], x_range: tuple[float, float],
+                colour: Mapping[str, str], ox: float, oy: float, w: int, h: int, xlabel: str,
+                y_clip: tuple[float, float] | None) -> str:
+    ml, mr, mt, mb = 48, 14, 22, 38
+    pw, ph = w - ml - mr, h - mt - mb
+    series = {n: (np.asarray(m, dtype=np.float64), np.nan_to_num(np.asarray(e, dtype=np.float64)))
+              for n, (m, e) in panel["series"].items()}
+    ends = [v for m, e in series.values() for v in np.concatenate([m - e, m + e]) if np.isfinite(v)]
+    lo, hi = (min(ends), max(ends)) if ends else (0.0, 1.0)
+    pad = max((hi - lo) * 0.08, 0.01)
+    lo, hi = lo - pad, hi + pad
+    if y_clip is not None:
+        lo, hi = max(lo, y_clip[0]), min(hi, y_clip[1])
+        lo, hi = (lo, hi) if hi > lo else (y_clip[0], y_clip[1])
+    x0, x1 = x_range
+    span = (x1 - x0) or 1.0
+
+    def X(v: float) -> float:
+        return ox + ml + 8 + (v - x0) / span * (pw - 16)
+
+    def Y(v: float) -> float:
+        return oy + mt + (hi - v) / (hi - lo) * ph
+
+    parts = [f"<rect x='{ox + ml}' y='{oy + mt}' width='{pw}' height='{ph}' fill='#fbfbfd' stroke='#d8d8e0'/>",
+             f"<text x='{ox + ml + pw / 2:.1f}' y='{oy + 15}' {FONT} font-size='12' font-weight='600' "
+             f"text-anchor='middle' fill='#222'>{_esc(panel.get('title', ''))}</text>"]
+    ticks = _ticks(lo, hi)
+    step = ticks[1] - ticks[0] if len(ticks) > 1 else None
+    for t in ticks:
+        parts.append(f"<line x1='{ox + ml}' y1='{Y(t):.1f}' x2='{ox + ml + pw}' y2='{Y(t):.1f}' stroke='#ececf2'/>"
+                     f"<text x='{ox + ml - 4}' y='{Y(t) + 3.5:.1f}' {FONT} font-size='10' text-anchor='end' "
+                     f"fill='#333'>{_num(t, step)}</text>")
+    for p, label in zip(pos, labels):
+        parts.append(f"<text x='{X(p):.1f}' y='{oy + mt + ph + 14}' {FONT} font-size='10' text-anchor='middle' "
+                     f"fill='#333'>{_esc(label)}</text>")
+    parts.append(f"<text x='{ox + ml + pw / 2:.1f}' y='{oy + h - 6}' {FONT} font-size='11' text-anchor='middle' "
+                 f"fill='#222'>{_esc(xlabel)}</text>"
+                 f"<text x='{ox + 12}' y='{oy + mt + ph / 2:.1f}' {FONT} font-size='10' fill='#555' "
+                 f"text-anchor='middle' transform='rotate(-90 {ox + 12} {oy + mt + ph / 2:.1f})'>"
+                 f"{_esc(panel.get('ylabel', ''))}</text>")
+    for k, (name, (m, e)) in enumerate(series.items()):
+        c, ok = colour[name], np.isfinite(m)
+        dodge = 3.0 * (k - (len(series) - 1) / 2)  # keeps the error bars of equal x apart
+        for run in np.split(np.arange(len(m)), np.flatnonzero(~ok)):
+            run = run[ok[run]]
+            if len(run) > 1:
+                pts = " ".join(f"{X(pos[i]) + dodge:.1f},{Y(m[i]):.1f}" for i in run)
+                parts.append(f"<polyline points='{pts}' fill='none' stroke='{c}' stroke-width='1.8'/>")
+        for i in np.flatnonzero(ok):
+            xp = X(pos[i]) + dodge
+            if e[i] > 0:
+                parts.append(f"<path d='M{xp:.1f} {Y(m[i] - e[i]):.1f}V{Y(m[i] + e[i]):.1f}M{xp - 3:.1f} "
+                             f"{Y(m[i] - e[i]):.1f}h6M{xp - 3:.1f} {Y(m[i] + e[i]):.1f}h6' stroke='{c}' "
+                             "stroke-width='1.2' fill='none'/>")
+            parts.append(f"<circle cx='{xp:.1f}' cy='{Y(m[i]):.1f}' r='3' fill='{c}'/>")
+    return "".join(parts)

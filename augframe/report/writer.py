@@ -100,10 +100,11 @@ def write_report(
     class_text: Mapping[str, str] | None = None,
 ) -> Path:
     """Write ``report.html`` and ``report.json`` into ``out_dir``; returns the HTML path."""
-    results = section_order(list(results))
+    results = list(results)
     for r in results:
         if not isinstance(r, EvaluationResult):
             raise ValidationError(f"write_report takes EvaluationResult objects; got {type(r).__name__}")
+    results = section_order(results)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     full_meta = collect_meta(meta)
