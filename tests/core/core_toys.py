@@ -41,14 +41,17 @@ class PhaseShiftGenerator:
     invariant. ``fit`` learns per-class mean templates for 'sample' requests.
     """
 
-    def __init__(self, scale: float = 0.3, max_shift: int = 20, device: str = "cpu") -> None:
+    def __init__(self, scale: float = 0.3, max_shift: int = 20, device: str = "cpu",
+                 trained_against: list | None = None) -> None:
         self.scale, self.max_shift, self.device = scale, max_shift, device
+        self.trained_against = trained_against  # list of JudgeRef dicts, as a generator would record them
         self.templates: np.ndarray | None = None
         self.fit_calls = 0
 
     @property
     def info(self) -> GeneratorInfo:
-        return GeneratorInfo("phase-shift", "0.0.1", None, {"scale": self.scale, "max_shift": self.max_shift})
+        return GeneratorInfo("phase-shift", "0.0.1", None, {"scale": self.scale, "max_shift": self.max_shift},
+                             trained_against=self.trained_against)
 
     @property
     def request_kinds(self) -> frozenset[str]:
@@ -152,6 +155,32 @@ class MomentsEvaluator:
                                 scale=f"{len(real)} real / {len(synthetic)} synthetic")
 
 
+class JudgeProbeEvaluator:
+    """Reports whether its (named) judge is independent of the run, as a judge-based evaluator must."""
+
+    name = "judge-probe"
+
+    def __init__(self, judge: str = "j", judge_params: dict | None = None) -> None:
+        self.judge, self.judge_params = judge, dict(judge_params or {})
+
+    def evaluate(self, real, synthetic, *, sources=None, context=augframe.EvalContext()) -> EvaluationResult:
+        from augframe.judges import judge_ref
+
+        ind = context.independence(judge_ref(self.judge, self.judge_params))
+        card = {"label": "flip rate", "value": "99%", "status": "good", "judge": ind.to_dict()}
+        return EvaluationResult(self.name, {"independent": {True: 1.0, False: 0.0, None: -1.0}[ind.independent]},
+                                notes=(ind.reason,), details={"headline": [card], "section": "similarity",
+                                                              "n_external": len(context.external),
+                                                              "n_train": 0 if context.train is None else len(context.train)})
+
+
+class JudgedFilter(AlwaysFilter):
+    """Accepts everything, but says it judges with a classifier (the recipe convention)."""
+
+    def __init__(self, judge: str = "j", judge_params: dict | None = None) -> None:
+        super().__init__(name="judged")
+
+
 @augframe.hookimpl
 def augframe_register_sources(register):
     register("toy-source", ToySource, description="ECG-like test records")
@@ -166,11 +195,13 @@ def augframe_register_generators(register):
 def augframe_register_filters(register):
     register("amplitude", AmplitudeFilter, description="std ratio to the source")
     register("always", AlwaysFilter, description="accepts or rejects everything")
+    register("judged", JudgedFilter, description="accepts everything; names a judge classifier")
 
 
 @augframe.hookimpl
 def augframe_register_evaluators(register):
     register("moments", MomentsEvaluator, description="mean / std comparison")
+    register("judge-probe", JudgeProbeEvaluator, description="reports its judge's independence")
 
 
 def toy_registry():
