@@ -61,3 +61,40 @@ def tiny() -> dict:
 @pytest.fixture(scope="session")
 def standin():
     return standin_synthetic
+
+
+def gauss(t: np.ndarray, width: float) -> np.ndarray:
+    return np.exp(-0.5 * (t / width) ** 2)
+
+
+def ecg_train(rr: np.ndarray, rng: np.random.Generator, fs: float = 250.0, seconds: float = 10.0,
+              p_wave: bool = True, f_amp: float = 0.0) -> np.ndarray:
+    """A noisy ECG-like pulse train (mV): Q-R-S, T, optional P 170 ms before R, optional f waves."""
+    t = np.arange(int(seconds * fs)) / fs
+    beats = 0.35 + np.concatenate([[0.0], np.cumsum(rr)])
+    x = np.zeros_like(t)
+    for b in beats[beats < seconds - 0.1]:
+        d = t - b
+        x += -0.1 * gauss(d + 0.025, 0.008) + gauss(d, 0.01) - 0.25 * gauss(d - 0.025, 0.008)
+        x += 0.25 * gauss(d - 0.28, 0.04)
+        if p_wave:
+            x += 0.15 * gauss(d + 0.17, 0.02)
+    if f_amp:
+        x += f_amp * np.sin(2 * np.pi * rng.uniform(5, 8) * t + rng.uniform(0, 2 * np.pi))
+    return x + rng.normal(0, 0.01, len(t))
+
+
+def trains(n: int, regular: bool, seed: int, fs: float = 250.0) -> np.ndarray:
+    """``[n, 1, samples]``: regular sinus-like trains with P waves, or AF-like ones (random RR, f waves)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        rr = np.full(15, rng.uniform(0.7, 0.9)) if regular else rng.uniform(0.4, 1.1, 25)
+        out.append(ecg_train(rr, rng, fs, p_wave=regular, f_amp=0.0 if regular else 0.08))
+    return np.asarray(out, np.float32)[:, None, :]
+
+
+@pytest.fixture(scope="session")
+def pulse_trains():
+    """``pulse_trains(n, regular, seed, fs=250.0)``: ECG-like trains of known rhythm (see :func:`trains`)."""
+    return trains

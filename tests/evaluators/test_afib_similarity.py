@@ -8,7 +8,8 @@ from scipy import ndimage
 
 from augframe.errors import ValidationError
 
-from augframe_afib.rhythm import detect_r_peaks, rhythm_features
+from augframe_afib.detectors import detect
+from augframe_afib.rhythm import rhythm_features
 from augframe_afib.similarity import frechet_distance, mmd_rbf, pair_metrics, ssim_1d
 
 
@@ -59,7 +60,7 @@ def test_r_peak_detector_on_a_known_rhythm():
     beats = np.arange(0.3, 10, 60 / bpm)
     x = sum(np.exp(-0.5 * ((t - b) / 0.012) ** 2) for b in beats)  # narrow QRS-like spikes
     x = x + 0.15 * np.sin(2 * np.pi * 0.3 * t)  # baseline wander the band-pass must ignore
-    peaks = detect_r_peaks(x[None, None, :], fs)[0]
+    peaks = detect(x[None, None, :], fs, "bandpass")[0]
     assert len(peaks) == len(beats)
     feats = rhythm_features(x[None, None, :], fs)
     assert feats["heart_rate_bpm"][0] == pytest.approx(bpm, abs=0.5)
