@@ -13,6 +13,37 @@ from scipy import signal as sps
 from augframe.errors import ValidationError
 
 
+def qrs_energy(x: np.ndarray, fs: float) -> np.ndarray:
+    """QRS energy per sample of ``x`` [N, samples]: squared derivative of the 5-20 Hz band, 100 ms average."""
+    x = np.asarray(x, dtype=np.float64)
+    nyq = fs / 2.0
+    qrs = sps.sosfiltfilt(sps.butter(3, [5 / nyq, min(20 / nyq, 0.99)], btype="band", output="sos"), x, axis=-1)
+    energy = np.gradient(qrs, axis=-1) ** 2
+    win = max(1, int(0.1 * fs))
+    return sps.fftconvolve(energy, np.ones((1, win)) / win, mode="same", axes=-1)
+
+
+def unplaced_beats(x: np.ndarray, peaks: list[np.ndarray], fs: float, *, rel: float = 0.35,
+                   halfwidth_s: float = 0.12) -> np.ndarray:
+    """Rows of ``x`` [N, samples] with QRS-like energy away from every detected peak.
+
+    True where the QRS energy more than ``halfwidth_s`` from all of the row's peaks exceeds ``rel`` x the
+    median energy at the peaks: a beat the detector did not place (or fewer than two peaks at all).
+    A tool that moves beats (re-timing) must not move such a row: the unplaced beat would land anywhere.
+    """
+    energy = qrs_energy(x, fs)
+    half = int(round(halfwidth_s * fs))
+    out = np.ones(len(energy), dtype=bool)
+    for i, (e, p) in enumerate(zip(energy, peaks)):
+        if len(p) < 2:
+            continue
+        away = np.ones(len(e), dtype=bool)
+        for q in p:
+            away[max(0, q - half):q + half] = False
+        out[i] = bool(away.any()) and float(e[away].max()) > rel * float(np.median(e[p]))
+    return out
+
+
 def detect_r_peaks(x: np.ndarray, fs: float, min_rr_s: float = 0.25) -> list[np.ndarray]:
     """R-peak sample indices per row of ``x`` [N, samples] (one lead).
 
@@ -24,11 +55,8 @@ def detect_r_peaks(x: np.ndarray, fs: float, min_rr_s: float = 0.25) -> list[np.
     if x.ndim != 2:
         raise ValidationError(f"detect_r_peaks needs [N, samples], got shape {x.shape}")
     nyq = fs / 2.0
-    qrs = sps.sosfiltfilt(sps.butter(3, [5 / nyq, min(20 / nyq, 0.99)], btype="band", output="sos"), x, axis=-1)
     wide = sps.sosfiltfilt(sps.butter(2, [0.5 / nyq, min(40 / nyq, 0.99)], btype="band", output="sos"), x, axis=-1)
-    energy = np.gradient(qrs, axis=-1) ** 2
-    win = max(1, int(0.1 * fs))
-    energy = sps.fftconvolve(energy, np.ones((1, win)) / win, mode="same", axes=-1)
+    energy = qrs_energy(x, fs)
     half = max(1, int(0.06 * fs))
     out = []
     for e, w in zip(energy, wide):

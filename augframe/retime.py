@@ -25,7 +25,7 @@ from collections.abc import Sequence
 import attrs
 import numpy as np
 
-from augframe.beats import detect_r_peaks
+from augframe.beats import detect_r_peaks, unplaced_beats
 from augframe.errors import ValidationError
 from augframe.seeding import numpy_rng
 
@@ -164,6 +164,21 @@ def retime(x: np.ndarray, source_peaks: Sequence[np.ndarray], target_peaks: Sequ
     return (out[:, 0, :] if squeeze else out), done
 
 
+#: Why a source cannot be re-timed (the generator refuses it; the filter chain rejects the candidate).
+TOO_FEW_BEATS = "fewer than two beats detected in the source: its rhythm cannot be re-timed"
+UNPLACED_BEAT = "the source has QRS-like activity the beat detector did not place: re-timing would move it anywhere"
+
+
+def source_beats(x: np.ndarray, fs: float) -> tuple[list[np.ndarray], tuple[str, ...]]:
+    """R peaks of each source row (first lead) and, per row, why it cannot be re-timed ('' if it can)."""
+    x = np.asarray(x)
+    x = x[:, 0, :] if x.ndim == 3 else x
+    peaks = detect_r_peaks(x, fs)
+    unplaced = unplaced_beats(x, peaks, fs)
+    why = tuple(TOO_FEW_BEATS if len(p) < 2 else UNPLACED_BEAT if bad else "" for p, bad in zip(peaks, unplaced))
+    return peaks, why
+
+
 @attrs.frozen(eq=False)
 class RhythmBank:
     """R-peak times of real windows, per class: the rhythms a generator can transplant.
@@ -190,8 +205,13 @@ class RhythmBank:
 
     @classmethod
     def from_signals(cls, x: np.ndarray, labels: np.ndarray, fs: float, *, per_class: int = 256, seed: int = 0,
-                     min_beats: int = 3) -> RhythmBank:
-        """Peaks of up to ``per_class`` windows of each class (seeded choice), first lead."""
+                     min_beats: int = 3, trim: float = 0.1) -> RhythmBank:
+        """Peaks of up to ``per_class`` windows of each class (seeded choice), first lead.
+
+        Windows whose beats cannot all be placed are skipped, and so are the ``trim`` tails (each side) of
+        each class's RR-CV distribution: real labelled windows include noise and ectopic runs, and a
+        transplanted rhythm should be typical of its class, not its outliers (the rule knows no class).
+        """
         x = np.asarray(x)
         x = x[:, 0, :] if x.ndim == 3 else x
         labels = np.asarray(labels, dtype=np.int64)
@@ -199,11 +219,18 @@ class RhythmBank:
         chosen = np.concatenate([rng.permutation(np.flatnonzero(labels == c))[: 4 * per_class]
                                  for c in np.unique(labels)]).astype(np.int64)
         peaks = detect_r_peaks(x[chosen], fs)
+        ok = ~unplaced_beats(x[chosen], peaks, fs) & np.array([len(p) >= min_beats for p in peaks], dtype=bool)
+        cv = np.array([np.std(np.diff(p)) / np.mean(np.diff(p)) if len(p) >= 3 else np.nan for p in peaks])
+        for c in np.unique(labels[chosen]):
+            m = ok & (labels[chosen] == c)
+            if trim > 0 and m.sum() >= 10:
+                lo, hi = np.quantile(cv[m], [trim, 1 - trim])
+                ok &= ~m | ((cv >= lo) & (cv <= hi))
         counts: dict[int, int] = {}
         sel = []
-        for j, p in zip(chosen, peaks):
+        for j, p, good in zip(chosen, peaks, ok):
             lab = int(labels[j])
-            if len(p) >= min_beats and counts.get(lab, 0) < per_class:
+            if good and counts.get(lab, 0) < per_class:
                 counts[lab] = counts.get(lab, 0) + 1
                 sel.append((lab, p))
         if not sel:

@@ -16,11 +16,10 @@ import attrs
 import numpy as np
 import torch
 
-from augframe.beats import detect_r_peaks
 from augframe.errors import PluginError, ValidationError, require_choice
 from augframe.judges import JudgeRef, judge_ref
 from augframe.protocols import Candidates, GenerationRequest, GeneratorInfo
-from augframe.retime import RetimeConfig, RhythmBank, extend_beats, qrs_mask, retime
+from augframe.retime import TOO_FEW_BEATS, RetimeConfig, RhythmBank, extend_beats, qrs_mask, retime, source_beats
 from augframe.signals import ECGBatch
 from augframe.training import autocast, resolve_device
 from augframe.windows import as_windows
@@ -276,14 +275,14 @@ class DiffStyleTSGenerator:
         cfg = self.model.cfg
         xs = x.float().cpu().numpy()
         targets = self.rhythm_bank.draw(labels, seeds, cfg.fs, cfg.signal_length)
-        out, done = retime(xs, detect_r_peaks(xs[:, 0], cfg.fs), targets, cfg.fs, self.retime_cfg)
+        peaks, refused = source_beats(xs, cfg.fs)
+        out, done = retime(xs, peaks, targets, cfg.fs, self.retime_cfg)
+        refused = tuple(why or ("" if ok else TOO_FEW_BEATS) for why, ok in zip(refused, done))
         keep = None
         if keep_qrs:
             pre, post = self.retime_cfg.pre_s * cfg.fs, self.retime_cfg.post_s * cfg.fs
             beats = [extend_beats(t, cfg.signal_length, pre, post) if ok else np.zeros(0) for t, ok in zip(targets, done)]
             keep = torch.from_numpy(qrs_mask(beats, cfg.signal_length, cfg.fs, self.retime_cfg)[:, None, :]).to(self.device)
-        refused = tuple("" if ok else "fewer than two beats detected in the source: its rhythm cannot be re-timed"
-                        for ok in done)
         return torch.from_numpy(out).to(self.device), keep, refused
 
     def _sampler_for(self, options: Mapping[str, Any]) -> SamplerConfig:

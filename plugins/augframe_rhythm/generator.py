@@ -9,11 +9,10 @@ import attrs
 import numpy as np
 import torch
 
-from augframe.beats import detect_r_peaks
 from augframe.checkpoint import load_weights, save_weights
 from augframe.errors import CheckpointError, PluginError, ValidationError
 from augframe.protocols import Candidates, GenerationRequest, GeneratorInfo
-from augframe.retime import RetimeConfig, RhythmBank, retime
+from augframe.retime import TOO_FEW_BEATS, RetimeConfig, RhythmBank, retime, source_beats
 from augframe.signals import ECGBatch
 
 NAME = "rhythm-transplant"
@@ -30,11 +29,6 @@ def class_map(request_names: tuple[str, ...], bank_names: tuple[str, ...], label
     if missing:
         raise ValidationError(f"requested classes {missing} have no rhythm in the bank (classes {bank_names})")
     return np.array([bank_names.index(request_names[j]) for j in labels], dtype=np.int64)
-
-
-def refusals(done: np.ndarray) -> tuple[str, ...]:
-    return tuple("" if ok else "fewer than two beats detected in the source: its rhythm cannot be re-timed"
-                 for ok in done)
 
 
 class RhythmTransplantGenerator:
@@ -110,9 +104,10 @@ class RhythmTransplantGenerator:
             raise ValidationError("rhythm-transplant: a source contains NaN or Inf; clean it before generating")
         labels = class_map(tuple(request.class_names), self.class_names, request.labels)
         targets = bank.draw(labels, request.seeds, src.fs, src.n_samples)
-        peaks = detect_r_peaks(x[:, 0, :], src.fs)
+        peaks, refused = source_beats(x, src.fs)
         out, done = retime(x, peaks, targets, src.fs, self.config)
+        refused = tuple(why or ("" if ok else TOO_FEW_BEATS) for why, ok in zip(refused, done))
         names = tuple(request.class_names) or self.class_names
         batch = ECGBatch(out, src.fs, src.leads, labels=np.asarray(request.labels, dtype=np.int64), class_names=names,
                          ids=[f"{NAME}:{i}:{s}" for i, s in zip(src.ids, request.seeds)], units=src.units)
-        return Candidates(batch, request.seeds, self.info, source_ids=src.ids, refused=refusals(done))
+        return Candidates(batch, request.seeds, self.info, source_ids=src.ids, refused=refused)

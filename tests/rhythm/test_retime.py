@@ -123,3 +123,31 @@ def test_rhythm_bank_draws_real_rhythms_by_seed_and_round_trips():
     assert np.abs(half - a[2] / 2).max() <= 1
     with pytest.raises(ValidationError, match="class index 2"):
         bank.draw(np.array([2]), np.array([0]), FS, N)
+
+
+def test_a_beat_the_detector_missed_makes_the_source_unretimable():
+    from augframe.beats import unplaced_beats
+    from augframe.retime import UNPLACED_BEAT, source_beats
+
+    src = np.arange(90, N, 200)
+    x = pulse_ecg(src)[None]
+    assert not unplaced_beats(x, [src], FS)[0]
+    assert unplaced_beats(x, [np.delete(src, 4)], FS)[0]        # one complex left unplaced
+    peaks, why = source_beats(np.stack([x[0], np.zeros(N, np.float32)]), FS)
+    assert why[0] == "" and "fewer than two" in why[1]
+    small = x[0] + 0.6 * pulse_ecg(np.array([1190]), p_wave=False)   # an extra beat between two others
+    _, why = source_beats(small[None], FS)
+    assert why[0] in ("", UNPLACED_BEAT)  # placed (then it is a beat of the source) or refused, never moved blindly
+    if why[0] == "":
+        assert len(_[0]) == len(src) + 1
+
+
+def test_rhythm_bank_trims_the_tails_of_each_class():
+    regular = [pulse_ecg(np.arange(90, N, 200) + k) for k in range(18)]
+    odd = [pulse_ecg(irregular(s)) for s in range(2)]                # two outliers among the regular class
+    x = np.stack(regular + odd)
+    bank = RhythmBank.from_signals(x, np.zeros(len(x), int), FS, per_class=50, seed=0, trim=0.1)
+    cvs = [np.std(np.diff(bank.window(i))) / np.mean(np.diff(bank.window(i))) for i in range(len(bank))]
+    assert max(cvs) < 0.05 and len(bank) <= 18
+    untrimmed = RhythmBank.from_signals(x, np.zeros(len(x), int), FS, per_class=50, seed=0, trim=0.0)
+    assert len(untrimmed) == 20
