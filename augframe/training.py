@@ -2,7 +2,9 @@
 
 * :class:`EpochSampler` fixes the global sample order of each epoch from (seed, epoch) and hands
   each rank its slice of every global batch, so a run resumes exactly at any step, also with
-  another number of processes (same global batch).
+  another number of processes (same global batch). Given ``labels`` it draws class-balanced
+  batches (minority classes repeated, majority classes subsampled, anew each epoch).
+* :func:`warmup_cosine` is the learning-rate factor of a step: linear warm-up, cosine decay.
 * :class:`EMA` keeps an exponential moving average of parameters.
 * :func:`save_train_state` / :func:`load_train_state` write and read everything needed for an
   exact resume (modules, optimizers, EMA, RNG states, counters) atomically, loadable with
@@ -18,7 +20,7 @@ import json
 import math
 import os
 import sys
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +41,17 @@ class EpochSampler:
     """
 
     def __init__(self, n: int, batch_size: int, *, seed: int = 0, shuffle: bool = True,
-                 drop_last: bool = True, rank: int = 0, world_size: int = 1) -> None:
+                 drop_last: bool = True, rank: int = 0, world_size: int = 1,
+                 labels: Sequence[int] | np.ndarray | None = None) -> None:
         if batch_size < 1 or world_size < 1 or not 0 <= rank < world_size:
             raise ValidationError(f"EpochSampler: bad batch_size={batch_size}, rank={rank}, world_size={world_size}")
         self.n, self.batch_size, self.seed, self.shuffle = n, batch_size, seed, shuffle
         self.drop_last, self.rank, self.world_size = drop_last, rank, world_size
         self.epoch, self.start_step = 0, 0
+        self.labels = None if labels is None else np.asarray(labels)
+        if self.labels is not None and (self.labels.ndim != 1 or len(self.labels) != n):
+            raise ValidationError(f"EpochSampler: labels must be one class per sample ({n}); got shape "
+                                  f"{self.labels.shape}")
 
     @property
     def global_batch(self) -> int:
@@ -57,9 +64,32 @@ class EpochSampler:
         self.epoch, self.start_step = epoch, start_step
 
     def order(self) -> np.ndarray:
+        if self.labels is not None:
+            return self._balanced_order()
         if not self.shuffle:
             return np.arange(self.n)
         return numpy_rng(self.seed, 0x5A3, self.epoch).permutation(self.n)
+
+    def _balanced_order(self) -> np.ndarray:
+        """``n`` indices taking the classes in turn (position p holds class p mod K), so every
+        contiguous slice (a global batch, a rank's part of it) is balanced to within one sample.
+
+        Each class's indices come from back-to-back seeded permutations of that class: a minority
+        class repeats (each member once per cycle), a majority class gives a fresh random subset
+        every epoch. The class order of the turns is shuffled per epoch too.
+        """
+        assert self.labels is not None
+        rng = numpy_rng(self.seed, 0xBA1, self.epoch)
+        classes = np.unique(self.labels)
+        turn = rng.permutation(len(classes))
+        out = np.empty(self.n, dtype=np.int64)
+        for slot, c in enumerate(classes[turn]):
+            members = np.flatnonzero(self.labels == c)
+            need = len(range(slot, self.n, len(classes)))
+            cycles = -(-need // len(members))
+            draws = np.concatenate([rng.permutation(members) for _ in range(cycles)])[:need]
+            out[slot::len(classes)] = draws
+        return out
 
     def __iter__(self) -> Iterator[list[int]]:
         perm, gb = self.order(), self.global_batch
@@ -71,6 +101,23 @@ class EpochSampler:
 
     def __len__(self) -> int:
         return max(0, self.steps_per_epoch() - self.start_step)
+
+
+# ---- learning-rate schedule ---------------------------------------------------------------
+def warmup_cosine(step: int, total_steps: int, warmup_steps: int = 0, floor: float = 0.0) -> float:
+    """Learning-rate factor of optimiser step ``step`` (0-based): linear warm-up, then cosine decay.
+
+    The factor rises as (step + 1) / warmup_steps to 1, then follows a half cosine from 1 at the
+    end of the warm-up to ``floor`` at ``total_steps`` (and stays there). A pure function of the
+    step, so a resumed run follows the same schedule.
+    """
+    if total_steps < 1 or warmup_steps < 0 or not 0.0 <= floor <= 1.0:
+        raise ValidationError(f"warmup_cosine: total_steps={total_steps} must be >= 1, warmup_steps="
+                              f"{warmup_steps} >= 0 and floor={floor} in [0, 1]")
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    frac = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * frac))
 
 
 def _seed_worker(worker_id: int) -> None:

@@ -10,9 +10,14 @@ Two modes:
 * ``corrected`` (default): folds grouped by patient (record when no patient id is known), each
   fold's test part is an independent test set (so df = k - 1 is honest), validation is grouped
   too, synthetic ECGs whose source belongs to a test or validation patient are dropped (no
-  leakage through the generator's sources), every condition gets the same epoch budget and
-  patience, runs that end on the cap are flagged, and condition D = A's real ECGs with
-  torch-ecg's classical augmentation can be added (the baseline reviewers ask for).
+  leakage through the generator's sources), every condition gets the same step budget and
+  stopping rule (class-balanced batches, warm-up + cosine, early stopping on validation AUROC:
+  ``augframe_afib.fit``), runs that end on the cap are flagged, and condition D = A's real ECGs
+  with torch-ecg's classical augmentation can be added (the baseline reviewers ask for).
+
+``classifiers`` trains several registry classifiers (e.g. ``afib-reslstm`` and ``rr-features``) on
+the same folds and conditions; every table has a classifier column and every metric exists per
+classifier as ``<label>/<key>`` (the first classifier's also without the prefix).
 
 Statistics: TOST paired across folds on each comparison against A (margin +-2 pp, df = k - 1),
 plus per-sample paired tests on the test predictions (z-TOST with the paired variance, a seeded
@@ -41,7 +46,7 @@ from augframe_afib import tost
 from augframe_afib.fit import TrainSettings
 from augframe_afib.inputs import check_compatible, check_folds, fingerprint, groups_of, synthetic_groups
 from augframe_afib.metrics import METRICS, classification_metrics
-from augframe_afib.runs import build_classifier, settings_key, store_for, train_and_test
+from augframe_afib.runs import ClassifierSpec, build_classifier, classifier_specs, settings_key, store_for, train_and_test
 
 MODES = ("corrected", "faithful")
 CONDITION_TEXT = {
@@ -87,9 +92,12 @@ class ThreeWayEvaluator:
 
     def __init__(
         self, mode: str = "corrected", folds: int = 5, classifier: str = "afib-reslstm",
-        classifier_params: Mapping[str, Any] | None = None, max_epochs: int | None = None, patience: int = 10,
-        batch_size: int = 32, lr: float = 1e-3, weight_decay: float = 1e-4, grad_clip: float = 1.0,
-        max_steps_per_epoch: int | None = None, noise_sigma: float = 0.01, include_d: bool = False,
+        classifier_params: Mapping[str, Any] | None = None,
+        classifiers: Sequence[str | Mapping[str, Any]] | None = None, max_steps: int | None = None,
+        max_epochs: int | None = None, patience: int | None = None, batch_size: int | None = None,
+        lr: float | None = None, weight_decay: float | None = None, grad_clip: float | None = None,
+        max_steps_per_epoch: int | None = None, balance: str | None = None, monitor: str | None = None,
+        noise_sigma: float = 0.01, include_d: bool = False,
         augmenters: Sequence[str] = ("baseline_wander", "random_masking", "stretch_compress"),
         margin: float = tost.REFERENCE_MARGIN, alpha: float = 0.05, tost_metric: str = "accuracy",
         test_fraction: float = 0.15, val_fraction: float = 0.15, max_val: int = 5000, n_boot: int = 2000,
@@ -99,13 +107,13 @@ class ThreeWayEvaluator:
         if self.mode == "faithful" and include_d:
             raise ValidationError("condition D is part of the corrected protocol only; drop include_d or use mode='corrected'")
         self.folds = int(folds)
-        self.classifier = classifier
-        self.classifier_params = dict(classifier_params or {})
-        self.train_settings = TrainSettings(
-            max_epochs=max_epochs if max_epochs is not None else (40 if self.mode == "faithful" else 60),
-            patience=patience, batch_size=batch_size, lr=lr, weight_decay=weight_decay, grad_clip=grad_clip,
-            max_steps_per_epoch=max_steps_per_epoch,
-        )
+        self.specs = classifier_specs(classifier, classifier_params, classifiers)
+        given = {k: v for k, v in dict(
+            max_steps=max_steps, max_epochs=max_epochs, patience=patience, batch_size=batch_size, lr=lr,
+            weight_decay=weight_decay, grad_clip=grad_clip, max_steps_per_epoch=max_steps_per_epoch, balance=balance,
+            monitor=monitor).items() if v is not None}
+        # faithful: the reference's loop (40 epochs); corrected: the robust recipe's step budget
+        self.train_settings = TrainSettings.reference(**given) if self.mode == "faithful" else TrainSettings(**given)
         self.noise_sigma = float(noise_sigma)
         self.include_d = bool(include_d)
         self.augmenters = tuple(augmenters)
@@ -118,13 +126,18 @@ class ThreeWayEvaluator:
         self._registry = registry
 
     @property
+    def classifier(self) -> str:
+        """The primary (first) classifier's registry name."""
+        return self.specs[0].name
+
+    @property
     def conditions(self) -> tuple[str, ...]:
         return ("A", "B", "C", "D") if self.include_d else ("A", "B", "C")
 
     def settings(self) -> dict[str, Any]:
         return {
-            "mode": self.mode, "folds": self.folds, "classifier": self.classifier,
-            "classifier_params": self.classifier_params, "train": attrs.asdict(self.train_settings),
+            "mode": self.mode, "folds": self.folds, "classifiers": [c.settings() for c in self.specs],
+            "train": attrs.asdict(self.train_settings),
             "noise_sigma": self.noise_sigma, "include_d": self.include_d, "augmenters": list(self.augmenters),
             "test_fraction": self.test_fraction, "val_fraction": self.val_fraction, "max_val": self.max_val,
         }
@@ -239,9 +252,9 @@ class ThreeWayEvaluator:
         seed = int(context.seed)
         plans, notes = self.plan(real, synthetic, sources, seed)  # every input check happens here
         registry = self._registry or Registry.discover()
-        registry.get("classifier", self.classifier)  # unknown classifier: fail before training
+        for spec in self.specs:
+            registry.get("classifier", spec.name)  # unknown classifier: fail before training
         device = resolve_device(context.device)
-        names = real.class_names
         key = settings_key(self.settings(), fingerprint(real), fingerprint(synthetic), seed)
         store = store_for(context.workdir, self.name, key)
         xr, xs = real.numpy(), synthetic.numpy()
@@ -250,37 +263,47 @@ class ThreeWayEvaluator:
             from augframe_afib.classical import ClassicalAugment
 
             augment = ClassicalAugment(real.fs, self.augmenters)
-        records: dict[tuple[int, str], dict[str, Any]] = {}
-        probas: dict[tuple[int, str], np.ndarray] = {}
+        records: dict[tuple[str, int, str], dict[str, Any]] = {}
+        probas: dict[tuple[str, int, str], np.ndarray] = {}
         resumed = 0
         t0 = time.perf_counter()
         for plan in plans:
             for cond in self.conditions:
-                run = f"fold{plan.fold}_{cond}"
-                found = store.get(run)
-                if found is None:
-                    cp = plan.conditions[cond]
-                    x, y = self._materialise(xr, real.labels, xs, synthetic.labels, cp, seed, plan.fold)
-                    model = build_classifier(registry, self.classifier, self.classifier_params, class_names=names,
-                                             n_leads=real.n_leads, fs=real.fs, seed=seed + 1000 * plan.fold)
-                    rec, arrays = train_and_test(
-                        model, (x, y), (xr[plan.val], real.labels[plan.val]), {"test": xr[plan.test]},
-                        self.train_settings, seed=seed + 1000 * plan.fold, device=device,
-                        augment=augment if cp.augment else None, desc=run, show_progress=context.progress,
-                        state_path=store.state_path(run))
-                    rec["metrics"] = classification_metrics(real.labels[plan.test], arrays["proba_test"], self.positive)
-                    rec.update(fold=plan.fold, condition=cond, n_synthetic=plan.n_synthetic)
-                    arrays["test_index"] = plan.test
-                    store.put(run, rec, arrays)
-                    found = (rec, arrays)
-                else:
-                    resumed += 1
-                records[(plan.fold, cond)] = found[0]
-                probas[(plan.fold, cond)] = found[1]["proba_test"]
+                data = None
+                for spec in self.specs:
+                    run = f"{spec.label}.fold{plan.fold}_{cond}"
+                    found = store.get(run)
+                    if found is None:
+                        cp = plan.conditions[cond]
+                        if data is None:
+                            data = self._materialise(xr, real.labels, xs, synthetic.labels, cp, seed, plan.fold)
+                        found = self._run(registry, spec, real, data, plan, cond, augment if cp.augment else None,
+                                          seed, device, context.progress, store.state_path(run))
+                        store.put(run, *found)
+                    else:
+                        resumed += 1
+                    records[(spec.label, plan.fold, cond)] = found[0]
+                    probas[(spec.label, plan.fold, cond)] = found[1]["proba_test"]
         if resumed:
             notes.append(f"{resumed} of {len(records)} runs were loaded from an earlier, interrupted evaluation")
-        return self._summarise(real, plans, records, probas, notes, seed, time.perf_counter() - t0, key,
-                               context.workdir)
+        return self._summarise(real, plans, records, probas, notes, seed, time.perf_counter() - t0, key)
+
+    def _run(self, registry: Registry, spec: ClassifierSpec, real: ECGBatch, data: tuple[np.ndarray, np.ndarray],
+             plan: FoldPlan, cond: str, augment: Any, seed: int, device: str, show_progress: bool,
+             state_path: Path | None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """Train one classifier on one condition of one fold (same initial weights for every condition)."""
+        xr, yr = real.numpy(), real.labels
+        run_seed = seed + 1000 * plan.fold
+        model = build_classifier(registry, spec.name, spec.params, class_names=real.class_names,
+                                 n_leads=real.n_leads, fs=real.fs, seed=run_seed)
+        rec, arrays = train_and_test(model, data, (xr[plan.val], yr[plan.val]), {"test": xr[plan.test]},
+                                     self.train_settings, seed=run_seed, device=device, augment=augment,
+                                     desc=f"{spec.label}.fold{plan.fold}_{cond}", show_progress=show_progress,
+                                     state_path=state_path)
+        rec["metrics"] = classification_metrics(yr[plan.test], arrays["proba_test"], self.positive)
+        rec.update(fold=plan.fold, condition=cond, classifier=spec.label, n_synthetic=plan.n_synthetic)
+        arrays["test_index"] = plan.test
+        return rec, arrays
 
     def _materialise(self, xr: np.ndarray, yr: np.ndarray, xs: np.ndarray, ys: np.ndarray, cp: ConditionPlan,
                      seed: int, fold: int) -> tuple[np.ndarray, np.ndarray]:
@@ -294,75 +317,34 @@ class ThreeWayEvaluator:
 
     # ---- statistics and the result -----------------------------------------------------------
     def _summarise(self, real: ECGBatch, plans: list[FoldPlan], records: dict, probas: dict, notes: list[str],
-                   seed: int, seconds: float, key: str, workdir: Path | None) -> EvaluationResult:
-        conds, folds = self.conditions, [p.fold for p in plans]
-        per_fold_rows, metrics = [], {}
-        for f in folds:
-            for c in conds:
-                r = records[(f, c)]
-                m = r["metrics"]
-                per_fold_rows.append([f + 1, c, r["n_train"], *(_r(m[k]) for k in ("accuracy", "f1", "auroc",
-                                      "recall", "specificity")), r["best_epoch"], r["epochs_run"],
-                                      "yes" if r["hit_cap"] else ""])
-        summary_rows = []
-        for c in conds:
-            vals = {k: np.array([records[(f, c)]["metrics"][k] for f in folds]) for k in METRICS}
-            for k, v in vals.items():
-                metrics[f"{c}.{k}.mean"] = float(np.mean(v))
-                metrics[f"{c}.{k}.sd"] = float(np.std(v, ddof=1)) if len(v) > 1 else 0.0
-            capped = sum(records[(f, c)]["hit_cap"] for f in folds)
-            summary_rows.append([c, CONDITION_TEXT[c], *(_pm(vals[k]) for k in ("accuracy", "f1", "auroc", "recall",
-                                 "specificity")), f"{capped}/{len(folds)}"])
-            if capped:
-                notes.append(f"condition {c}: {capped} of {len(folds)} runs were still improving at the epoch cap "
-                             f"({self.train_settings.max_epochs}); raise max_epochs before trusting the comparison")
-        single = [(f, c) for f in folds for c in conds if len(np.unique(probas[(f, c)].argmax(1))) < 2]
-        one_class = [f"fold {f + 1} {c}" for f, c in single]
-        degenerate = {c for _, c in single}  # a comparison A - c is assessable only if neither side is
-        if one_class:
-            notes.append(f"{len(one_class)} run(s) predicted a single class for every test ECG ({', '.join(one_class)}): "
-                         "such classifiers are degenerate, and equal accuracies between them say nothing about the "
-                         "synthetic data; train longer or use a larger classifier")
-        tost_rows, intervals = [], []
-        details: dict[str, Any] = {"runs": {f"fold{f}_{c}": records[(f, c)] for f in folds for c in conds},
-                                   "resume_key": key, "seed": seed, "settings": self.settings()}
-        for c in conds[1:]:
-            verdict = (lambda res: NOT_ASSESSABLE) if {"A", c} & degenerate else (lambda res: res.verdict)
-            for metric in dict.fromkeys((self.tost_metric, "f1", "auroc")):
-                a = [records[(f, "A")]["metrics"][metric] for f in folds]
-                b = [records[(f, c)]["metrics"][metric] for f in folds]
-                if np.isnan(a).any() or np.isnan(b).any():
-                    continue
-                res = tost.tost_paired(a, b, self.margin, self.alpha)
-                _, t_p = tost.paired_ttest(a, b)
-                tag = f"tost.A_vs_{c}.{metric}"
-                metrics.update({f"{tag}.p": res.p, f"{tag}.mean_diff": res.mean_diff, f"{tag}.ci_low": res.ci[0],
-                                f"{tag}.ci_high": res.ci[1], f"{tag}.equivalent": float(res.equivalent),
-                                f"ttest.A_vs_{c}.{metric}.p": t_p})
-                tost_rows.append([f"A - {c}", metric, "folds (paired t)", _pp(res.mean_diff),
-                                  f"[{_pp(res.ci[0])}, {_pp(res.ci[1])}]", _p(res.p_lower), _p(res.p_upper),
-                                  _p(res.p), verdict(res)])
-                if metric == self.tost_metric:
-                    intervals.append((f"A - {c} ({metric}, folds)", res.mean_diff, res.ci[0], res.ci[1], res.equivalent))
-            ps = self._per_sample(real, plans, probas, c, seed)
-            for res in ps["tests"]:
-                tag = f"tost_samples.A_vs_{c}.{res.method.split()[0]}"
-                metrics.update({f"{tag}.p": res.p, f"{tag}.mean_diff": res.mean_diff})
-                tost_rows.append([f"A - {c}", "accuracy", f"{res.method}, n={res.n}", _pp(res.mean_diff),
-                                  f"[{_pp(res.ci[0])}, {_pp(res.ci[1])}]", _p(res.p_lower), _p(res.p_upper),
-                                  _p(res.p), verdict(res)])
-                intervals.append((f"A - {c} (accuracy, {res.method})", res.mean_diff, res.ci[0], res.ci[1],
-                                  res.equivalent))
-            mc = ps["mcnemar"]
-            metrics[f"mcnemar.A_vs_{c}.p"] = mc.p
-            details.setdefault("mcnemar", {})[f"A_vs_{c}"] = attrs.asdict(mc)
-        details["headline"] = self._headline(metrics, conds, len(folds), degenerate)
+                   seed: int, seconds: float, key: str) -> EvaluationResult:
+        several = len(self.specs) > 1
+        metrics: dict[str, float] = {}
+        summary_rows, per_fold_rows, tost_rows, intervals, headline = [], [], [], [], []
+        details: dict[str, Any] = {"runs": {}, "resume_key": key, "seed": seed, "settings": self.settings()}
+        for i, spec in enumerate(self.specs):
+            part = self._summarise_classifier(spec, real, plans, records, probas, seed)
+            for k, v in part["metrics"].items():
+                metrics[f"{spec.label}/{k}"] = v
+                if i == 0:
+                    metrics[k] = v
+            summary_rows += [[spec.label, *r] for r in part["summary"]]
+            per_fold_rows += [[spec.label, *r] for r in part["per_fold"]]
+            tost_rows += [[spec.label, *r] for r in part["equivalence"]]
+            tag = f"{spec.label}: " if several else ""
+            intervals += [(tag + iv[0], *iv[1:]) for iv in part["intervals"]]
+            headline += [dict(card, label=tag + card["label"]) for card in part["headline"]]
+            notes += [tag + n for n in part["notes"]]
+            details["runs"].update({f"{spec.label}.fold{f}_{c}": r for (lab, f, c), r in records.items()
+                                    if lab == spec.label})
+            details.setdefault("mcnemar", {})[spec.label] = part["mcnemar"]
+        details["headline"] = headline
         details["title"] = f"Real / synthetic / mixed training (three-way protocol, {self.mode})"
         n_syn = sorted({p.n_synthetic for p in plans})
-        scale = (f"{len(folds)} folds ({self.mode}), n = {'/'.join(map(str, n_syn))} synthetic and T = 3n per fold, "
-                 f"classifier {self.classifier} {self.classifier_params or ''}, at most "
-                 f"{self.train_settings.max_epochs} epochs (patience {self.train_settings.patience}), "
-                 f"{seconds:.0f} s")
+        scale = (f"{len(plans)} folds ({self.mode}), n = {'/'.join(map(str, n_syn))} synthetic and T = 3n per fold, "
+                 f"classifier{'s' if several else ''} "
+                 f"{', '.join(c.describe() for c in self.specs)}, "
+                 f"{self.train_settings.describe()}, {seconds:.0f} s")
         from augframe.report.svg import interval_plot
 
         figures = {}
@@ -374,18 +356,87 @@ class ThreeWayEvaluator:
         return EvaluationResult(
             name=self.name, metrics=metrics,
             tables={
-                "summary": Table(["condition", "training data", "accuracy", "F1", "AUROC", "sensitivity",
+                "summary": Table(["classifier", "condition", "training data", "accuracy", "F1", "AUROC", "sensitivity",
                                   "specificity", "runs at epoch cap"], summary_rows,
-                                 caption="Mean +- SD over folds, tested on real ECGs only."),
-                "equivalence": Table(["comparison", "metric", "test", "difference", "90% CI", "p (lower)",
-                                      "p (upper)", "p (TOST)", "verdict"], tost_rows,
+                                 caption="Mean +- SD over folds (percent), tested on real ECGs only."),
+                "equivalence": Table(["classifier", "comparison", "metric", "test", "difference", "90% CI",
+                                      "p (lower)", "p (upper)", "p (TOST)", "verdict"], tost_rows,
                                      caption=f"TOST equivalence, margin +-{100 * self.margin:g} percentage points, "
                                              f"alpha {self.alpha}."),
-                "per_fold": Table(["fold", "condition", "n train", "accuracy", "F1", "AUROC", "sensitivity",
-                                   "specificity", "best epoch", "epochs run", "at cap"], per_fold_rows),
+                "per_fold": Table(["classifier", "fold", "condition", "n train", "accuracy", "F1", "AUROC",
+                                   "sensitivity", "specificity", "best epoch", "epochs run", "at cap"], per_fold_rows),
             },
             figures=figures, notes=notes, scale=scale, details=details,
         )
+
+    def _summarise_classifier(self, spec: ClassifierSpec, real: ECGBatch, plans: list[FoldPlan], records: dict,
+                              probas: dict, seed: int) -> dict[str, Any]:
+        """Tables, metrics (unprefixed keys), TOST and headline cards of one classifier."""
+        conds, folds, lab = self.conditions, [p.fold for p in plans], spec.label
+        rec = {(f, c): records[(lab, f, c)] for f in folds for c in conds}
+        prob = {(f, c): probas[(lab, f, c)] for f in folds for c in conds}
+        metrics: dict[str, float] = {}
+        notes: list[str] = []
+        per_fold_rows = []
+        for f in folds:
+            for c in conds:
+                r, m = rec[(f, c)], rec[(f, c)]["metrics"]
+                per_fold_rows.append([f + 1, c, r["n_train"], *(_r(m[k]) for k in ("accuracy", "f1", "auroc",
+                                      "recall", "specificity")), r["best_epoch"], r["epochs_run"],
+                                      "yes" if r["hit_cap"] else ""])
+        summary_rows = []
+        for c in conds:
+            vals = {k: np.array([rec[(f, c)]["metrics"][k] for f in folds]) for k in METRICS}
+            for k, v in vals.items():
+                metrics[f"{c}.{k}.mean"] = float(np.mean(v))
+                metrics[f"{c}.{k}.sd"] = float(np.std(v, ddof=1)) if len(v) > 1 else 0.0
+            capped = sum(rec[(f, c)]["hit_cap"] for f in folds)
+            summary_rows.append([c, CONDITION_TEXT[c], *(_pm(vals[k]) for k in ("accuracy", "f1", "auroc", "recall",
+                                 "specificity")), f"{capped}/{len(folds)}"])
+            if capped:
+                notes.append(f"condition {c}: {capped} of {len(folds)} runs had their best validation score in the "
+                             "last epoch; a larger budget (max_steps) may still change them")
+        single = [(f, c) for f in folds for c in conds if len(np.unique(prob[(f, c)].argmax(1))) < 2]
+        degenerate = {c for _, c in single}  # a comparison A - c is assessable only if neither side is
+        if single:
+            notes.append(f"{len(single)} run(s) predicted a single class for every test ECG "
+                         f"({', '.join(f'fold {f + 1} {c}' for f, c in single)}): such classifiers are degenerate, "
+                         "and equal accuracies between them say nothing about the synthetic data; train longer or "
+                         "use a larger classifier")
+        tost_rows, intervals, mcnemar = [], [], {}
+        for c in conds[1:]:
+            verdict = (lambda res: NOT_ASSESSABLE) if {"A", c} & degenerate else (lambda res: res.verdict)
+            for metric in dict.fromkeys((self.tost_metric, "f1", "auroc")):
+                a = [rec[(f, "A")]["metrics"][metric] for f in folds]
+                b = [rec[(f, c)]["metrics"][metric] for f in folds]
+                if np.isnan(a).any() or np.isnan(b).any():
+                    continue
+                res = tost.tost_paired(a, b, self.margin, self.alpha)
+                _, t_p = tost.paired_ttest(a, b)
+                tag = f"tost.A_vs_{c}.{metric}"
+                metrics.update({f"{tag}.p": res.p, f"{tag}.mean_diff": res.mean_diff, f"{tag}.ci_low": res.ci[0],
+                                f"{tag}.ci_high": res.ci[1], f"{tag}.equivalent": float(res.equivalent),
+                                f"{tag}.sd_diff": float(np.std(np.subtract(a, b), ddof=1)) if len(a) > 1 else 0.0,
+                                f"ttest.A_vs_{c}.{metric}.p": t_p})
+                tost_rows.append([f"A - {c}", metric, "folds (paired t)", _pp(res.mean_diff),
+                                  f"[{_pp(res.ci[0])}, {_pp(res.ci[1])}]", _p(res.p_lower), _p(res.p_upper),
+                                  _p(res.p), verdict(res)])
+                if metric == self.tost_metric:
+                    intervals.append((f"A - {c} ({metric}, folds)", res.mean_diff, res.ci[0], res.ci[1], res.equivalent))
+            ps = self._per_sample(real, plans, prob, c, seed)
+            for res in ps["tests"]:
+                tag = f"tost_samples.A_vs_{c}.{res.method.split()[0]}"
+                metrics.update({f"{tag}.p": res.p, f"{tag}.mean_diff": res.mean_diff})
+                tost_rows.append([f"A - {c}", "accuracy", f"{res.method}, n={res.n}", _pp(res.mean_diff),
+                                  f"[{_pp(res.ci[0])}, {_pp(res.ci[1])}]", _p(res.p_lower), _p(res.p_upper),
+                                  _p(res.p), verdict(res)])
+                intervals.append((f"A - {c} (accuracy, {res.method})", res.mean_diff, res.ci[0], res.ci[1],
+                                  res.equivalent))
+            metrics[f"mcnemar.A_vs_{c}.p"] = ps["mcnemar"].p
+            mcnemar[f"A_vs_{c}"] = attrs.asdict(ps["mcnemar"])
+        return {"metrics": metrics, "summary": summary_rows, "per_fold": per_fold_rows, "equivalence": tost_rows,
+                "intervals": intervals, "notes": notes, "mcnemar": mcnemar,
+                "headline": self._headline(metrics, conds, len(folds), degenerate)}
 
     def _headline(self, metrics: dict, conds: tuple[str, ...], k: int, degenerate: set[str]) -> list[dict[str, Any]]:
         m = self.tost_metric
@@ -401,13 +452,15 @@ class ThreeWayEvaluator:
                 "label": f"{c} {CONDITION_TEXT[c]} vs A",
                 "value": NOT_ASSESSABLE if bad else ("equivalent" if eq else "not equivalent"),
                 "status": "warn" if bad else ("good" if eq else "bad"),
-                "note": (f"{m} {100 * metrics[f'{c}.{m}.mean']:.2f}%, difference A - {c} "
-                         f"{100 * metrics[f'{tag}.mean_diff']:+.2f} pp, TOST p = {metrics[f'{tag}.p']:.3g} "
+                "note": (f"{m} {100 * metrics[f'{c}.{m}.mean']:.2f}% (SD {100 * metrics[f'{c}.{m}.sd']:.2f} pp), "
+                         f"difference A - {c} {100 * metrics[f'{tag}.mean_diff']:+.2f} pp "
+                         f"(SD {100 * metrics[f'{tag}.sd_diff']:.2f} pp), TOST p = {metrics[f'{tag}.p']:.3g} "
                          f"(margin +-{100 * self.margin:g} pp)"),
             })
         return cards
 
     def _per_sample(self, real: ECGBatch, plans: list[FoldPlan], probas: dict, cond: str, seed: int) -> dict[str, Any]:
+        """``probas`` of one classifier, keyed (fold, condition)."""
         y = real.labels
         if self.mode == "faithful":  # shared test set: ensemble the fold models (as the reference's enhanced analysis)
             test = plans[0].test

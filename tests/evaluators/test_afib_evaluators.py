@@ -69,10 +69,10 @@ def test_tstr_trts_trtr(cinc_short, pair, registry, tmp_path, monkeypatch):
     ctx = EvalContext(seed=0, workdir=tmp_path)
     res = ev.evaluate(cinc_short, syn, context=ctx)
     rows = res.tables["tstr"].rows
-    assert [r[0] for r in rows] == ["TRTR", "TRTS", "TSTR"]
+    assert [r[1] for r in rows] == ["TRTR", "TRTS", "TSTR"]
     for k in ("trtr.f1", "trts.f1", "tstr.f1"):
         assert 0.0 <= res.metrics[k] <= 1.0
-    assert rows[1][4] == len(syn)  # TRTS tests on every synthetic ECG
+    assert rows[1][5] == len(syn)  # TRTS tests on every synthetic ECG
     assert any("left out of TSTR" in n for n in res.notes)  # synthetic made from real test patients
     monkeypatch.setattr(tstr_mod, "train_and_test", lambda *a, **k: (_ for _ in ()).throw(AssertionError("retrained")))
     np.testing.assert_equal(ev.evaluate(cinc_short, syn, context=ctx).metrics, res.metrics)

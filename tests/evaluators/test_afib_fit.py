@@ -49,7 +49,7 @@ def test_a_killed_fit_resumes_from_its_last_epoch(cinc_short, tmp_path, monkeypa
 
     whole = run()
     path = tmp_path / "run.train-state.pt"
-    real_eval, calls = fit_mod.evaluate_loss, []
+    real_eval, calls = fit_mod.validate, []
 
     def dies_in_epoch_3(*a, **k):
         calls.append(1)
@@ -57,13 +57,13 @@ def test_a_killed_fit_resumes_from_its_last_epoch(cinc_short, tmp_path, monkeypa
             raise KeyboardInterrupt("killed")
         return real_eval(*a, **k)
 
-    monkeypatch.setattr(fit_mod, "evaluate_loss", dies_in_epoch_3)
+    monkeypatch.setattr(fit_mod, "validate", dies_in_epoch_3)
     try:
         run(path)
     except KeyboardInterrupt:
         pass
     assert path.is_file()  # epochs 1-2 were saved
-    monkeypatch.setattr(fit_mod, "evaluate_loss", real_eval)
+    monkeypatch.setattr(fit_mod, "validate", real_eval)
     resumed = run(path)
     assert not path.exists()
     assert resumed.epochs_run == whole.epochs_run == 3 and resumed.history == whole.history

@@ -145,14 +145,14 @@ def test_three_way_runs_resumes_and_reports(data, registry, tmp_path, monkeypatc
     assert "3 folds (corrected)" in res.scale
     # degenerate classifiers (one class for every ECG) must never be called equivalent
     # (per comparison: A - X is not assessable when a run of A or of X is degenerate)
-    bad = {row[1] for row in res.tables["per_fold"].rows if (row[6], row[7]) in ((0.0, 1.0), (1.0, 0.0))}
+    bad = {row[2] for row in res.tables["per_fold"].rows if (row[7], row[8]) in ((0.0, 1.0), (1.0, 0.0))}
     assert bool(bad) == any("predicted a single class" in n for n in res.notes)
     for row in res.tables["equivalence"].rows:
-        assert (row[-1] == protocol.NOT_ASSESSABLE) == bool({"A", row[0][-1]} & bad), row
+        assert (row[-1] == protocol.NOT_ASSESSABLE) == bool({"A", row[1][-1]} & bad), row
     for card in res.details["headline"][1:]:
         assert (card["value"] == protocol.NOT_ASSESSABLE) == bool({"A", card["label"][0]} & bad), card
     json.loads(res.to_json())  # serialisable for the report
-    runs = sorted(p.name for p in tmp_path.rglob("fold*_*.json"))
+    runs = sorted(p.name for p in tmp_path.rglob("afib-reslstm.fold*_*.json"))
     assert len(runs) == 9
     # a second evaluation finds every run on disk and trains nothing
     _no_training(monkeypatch)
@@ -169,10 +169,10 @@ def test_three_way_runs_resumes_and_reports(data, registry, tmp_path, monkeypatc
         return real_train(*a, **k)
 
     monkeypatch.setattr(protocol, "train_and_test", counting)
-    victim = next(tmp_path.rglob("fold1_C.json"))
+    victim = next(tmp_path.rglob("afib-reslstm.fold1_C.json"))
     victim.unlink()
     resumed = ev.evaluate(real, syn, context=ctx)
-    assert calls == ["fold1_C"]
+    assert calls == ["afib-reslstm.fold1_C"]
     np.testing.assert_equal(resumed.metrics, res.metrics)  # every random step is seeded: the retrained run is identical
 
 
@@ -181,7 +181,7 @@ def test_condition_d_with_torch_ecg_crnn(data, registry, tmp_path):
     ev = registry.create("evaluator", "three-way", {
         "folds": 2, "classifier": "ecg-crnn", "include_d": True, **{**FAST, "classifier_params": {"width": 0.1}}})
     res = ev.evaluate(real, syn, context=EvalContext(seed=0, workdir=tmp_path))
-    assert [r[0] for r in res.tables["summary"].rows] == ["A", "B", "C", "D"]
+    assert [r[1] for r in res.tables["summary"].rows] == ["A", "B", "C", "D"]
     assert "tost.A_vs_D.accuracy.p" in res.metrics
     assert "ecg-crnn" in res.scale
 
@@ -192,7 +192,7 @@ def test_faithful_run_ensembles_folds_on_the_shared_test_set(data, registry):
     small = syn.select(np.arange(12))
     res = ev.evaluate(real, small, context=EvalContext(seed=1))
     n = len(ev.plan(real, small, None, seed=1)[0][0].test)
-    n_test = {r[2] for r in res.tables["equivalence"].rows if "samples" in r[2]}
+    n_test = {r[3] for r in res.tables["equivalence"].rows if "samples" in r[3]}
     # paired z and bootstrap, both on the one shared test set (fold models ensembled), not on every real ECG
     assert n_test == {f"paired z (samples), n={n}", f"bootstrap (samples), n={n}"} and n < len(real)
     assert "faithful" in res.scale and res.metrics["tost.A_vs_C.accuracy.p"] <= 1.0
