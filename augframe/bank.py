@@ -6,6 +6,7 @@ Layout of a bank directory::
     shard-000000.npy       float32 [n, leads, samples] of one append (written to a temp file, renamed)
     shard-000000.json      that append's manifest rows + sha256 of the .npy: the COMMIT POINT
     ...
+    plan.json              the generation plan the samples come from (see Bank.claim_plan)
     .lock                  flock'ed by the one process allowed to append
 
 An append writes the .npy first and the .json last, each through temp + fsync + rename, so a
@@ -40,6 +41,7 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
 BANK_META = "bank.json"
+PLAN_FILE = "plan.json"
 FORMAT = "augframe-bank-1"
 _SHARD_RE = re.compile(r"^shard-(\d{6})\.(npy|json)$")
 VERIFY_MODES = ("none", "lazy", "full")
@@ -417,6 +419,35 @@ class Bank:
         self._next_shard = index + 1
         return len(keep)
 
+    def claim_plan(self, plan: Mapping[str, Any]) -> None:
+        """Bind this bank to one generation plan (what decides every sample: seed, data, generator...).
+
+        The first writer records ``plan`` in ``plan.json``; a later writer must bring the same plan,
+        so a resumed run continues only the work it started and never mixes samples of two plans.
+        A different plan raises BankError naming every key that differs.
+        """
+        if not self.writable:
+            raise BankError(f"bank {str(self.path)!r} was opened read-only; open it with writable=True")
+        want = json.loads(json.dumps(plan, sort_keys=True, default=str))
+        path = self.path / PLAN_FILE
+        if not path.exists():
+            if len(self):
+                raise BankError(f"bank {str(self.path)!r} holds {len(self)} samples but no {PLAN_FILE}: the plan "
+                                "they come from is unknown; use a new bank directory (or delete this one)")
+            atomic.write_json(path, want)
+            return
+        have = self._read_json(path)
+        if have != want:
+            diffs = plan_differences(have, want)
+            raise BankError(f"bank {str(self.path)!r} was made by another plan ({'; '.join(diffs)}); a resume "
+                            "continues only the same plan: use a new output directory, or undo the change")
+
+    def _read_json(self, path: Path) -> Any:
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise BankError(f"{path} is unreadable ({exc}); the bank cannot be trusted") from exc
+
     def _check_batch(self, batch: ECGBatch, rows: Sequence[Mapping[str, Any]]) -> None:
         if not isinstance(batch, ECGBatch):
             raise BankError(f"Bank.append takes an ECGBatch, not {type(batch).__name__}")
@@ -543,6 +574,20 @@ class Bank:
         if self.meta["multilabel"]:
             return np.asarray(labels, dtype=np.float32).reshape(-1, len(self.class_names))
         return np.asarray(labels, dtype=np.int64).reshape(-1)
+
+
+def plan_differences(old: Any, new: Any, path: str = "") -> list[str]:
+    """'key: old -> new' for every leaf where two JSON-shaped plans differ (dotted key paths)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[str] = []
+        for k in sorted(set(old) | set(new)):
+            sub = f"{path}.{k}" if path else str(k)
+            if k not in old or k not in new:
+                out.append(f"{sub}: {old.get(k, '(absent)')!r} -> {new.get(k, '(absent)')!r}")
+            else:
+                out += plan_differences(old[k], new[k], sub)
+        return out
+    return [] if old == new else [f"{path or '(plan)'}: {old!r} -> {new!r}"]
 
 
 def _preadv(fd: int, buf: Any, offset: int) -> int:

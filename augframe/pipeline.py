@@ -104,7 +104,8 @@ def run(recipe: Recipe, *, registry: Registry | None = None, stages: Sequence[st
             [attrs.evolve(f, params=_with_device(registry, "filter", f.name, f.params, device, train=data.train))
              for f in recipe.filters], registry)
         with timer("generate"):
-            generation = generate_into_bank(recipe, generator, chain, train, bank_path, progress=show, log=log)
+            generation = generate_into_bank(recipe, generator, chain, train, bank_path, progress=show, log=log,
+                                            data_fingerprint=data.fingerprint)
         record["generation"] = generation
         atomic.write_json(out / "run.json", record)
 
@@ -204,8 +205,13 @@ def _source_rounds(tag: str, is_member: np.ndarray, target: int, recipe: Recipe,
 
 
 def generate_into_bank(recipe: Recipe, generator: Any, chain: FilterChain, train: Any, bank_path: Path, *,
-                       progress: bool = True, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Make, filter and bank candidates for every direction / label; resumes from what the bank holds."""
+                       progress: bool = True, log: Callable[[str], None] = print,
+                       data_fingerprint: str | None = None) -> dict[str, Any]:
+    """Make, filter and bank candidates for every direction / label; resumes from what the bank holds.
+
+    The bank is bound to the run's generation plan (:func:`generation_plan`): resuming into a bank
+    made by another plan (other seed, data, generator, options or filters) raises BankError.
+    """
     from tqdm.auto import tqdm as progress_bar
 
     g = recipe.generation
@@ -215,9 +221,14 @@ def generate_into_bank(recipe: Recipe, generator: Any, chain: FilterChain, train
                           f"{sorted(generator.request_kinds)}")
     bank = Bank.open_or_create(bank_path, fs=train.fs, leads=train.leads, n_samples=_n_samples(train),
                                class_names=train.class_names, units=_units(train))
+    try:
+        bank.claim_plan(generation_plan(recipe, data_fingerprint))
+    except BaseException:
+        bank.close()
+        raise
     stats: dict[str, Any] = {}
     state_path = bank_path.parent / "generation-state.json"
-    state = json.loads(state_path.read_text()) if state_path.is_file() else {}
+    state = _read_state(state_path, log)
     fingerprint = _plan_fingerprint(recipe)
     try:
         for tag, (count, rounds) in work_plan(recipe, train).items():
@@ -236,6 +247,36 @@ def generate_into_bank(recipe: Recipe, generator: Any, chain: FilterChain, train
     finally:
         bank.close()
     return {"kind": kind, "bank": str(bank_path), "per_target": stats}
+
+
+def _read_state(path: Path, log: Callable[[str], None]) -> dict[str, Any]:
+    """generation-state.json (which targets ran to their end); a damaged one is rebuilt from the bank.
+
+    The state only lets a finished target be skipped; the bank's keys say what is done, so an
+    unreadable state costs a re-check of each target, never a wrong result.
+    """
+    if not path.exists():
+        return {}
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        log(f"[generate] {path} is unreadable ({exc}); re-checking every target against the bank")
+        return {}
+    if not isinstance(state, dict) or not all(isinstance(v, dict) for v in state.values()):
+        log(f"[generate] {path} is not a table of targets; re-checking every target against the bank")
+        return {}
+    return state
+
+
+def generation_plan(recipe: Recipe, data_fingerprint: str | None) -> dict[str, Any]:
+    """Everything that decides which samples a bank holds: seed, data, generation request, generator
+    and filters. ``generation.count`` is left out (a larger count extends the same plan) and so is
+    ``generation.batch_size`` (it decides how candidates are grouped into calls, not which are made)."""
+    gen = attrs.asdict(recipe.generation)
+    for key in ("count", "batch_size"):
+        gen.pop(key)
+    return {"seed": recipe.run.seed, "data": data_fingerprint, "generation": gen,
+            "generator": attrs.asdict(recipe.generator), "filters": [attrs.asdict(f) for f in recipe.filters]}
 
 
 def _plan_fingerprint(recipe: Recipe) -> str:
