@@ -105,12 +105,13 @@ class Bank:
         if not meta_path.is_file():
             raise BankError(f"{str(p)!r} is not a synthetic bank (no {BANK_META}); create it with Bank.create")
         try:
-            meta = json.loads(meta_path.read_text())
-        except json.JSONDecodeError as exc:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
             raise BankError(f"{meta_path} is corrupt ({exc}); the bank cannot be read") from exc
-        if meta.get("format") != FORMAT:
-            raise BankError(f"{meta_path} has format {meta.get('format')!r}; this augframe reads {FORMAT!r}")
-        return cls(p, meta, writable=writable, verify=verify)
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            got = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+            raise BankError(f"{meta_path} has format {got!r}; this augframe reads {FORMAT!r}")
+        return cls(p, _checked_meta(meta, meta_path), writable=writable, verify=verify)
 
     @classmethod
     def open_or_create(cls, path: str | os.PathLike[str], *, fs: float, leads: Sequence[str], n_samples: int,
@@ -376,6 +377,13 @@ class Bank:
         if atomic.sha256_file(path) != shard["sha256"]:
             raise BankError(f"bank shard {path} does not match the sha256 in {shard['json']}: it was modified "
                             "or corrupted; delete both files to drop the shard, then resume the run")
+        try:
+            finite = bool(np.isfinite(np.load(path, mmap_mode="r", allow_pickle=False)).all())
+        except (OSError, ValueError, TypeError) as exc:
+            raise BankError(f"bank shard {path} cannot be read ({exc}); delete it and {shard['json']}") from exc
+        if not finite:
+            raise BankError(f"bank shard {path} holds NaN or Inf (Bank.append never writes them): it was "
+                            f"replaced by hand; delete it and {shard['json']}, then resume the run")
 
     def refresh(self) -> None:
         """Re-read the manifests (to see shards another process committed since this one opened)."""
@@ -456,6 +464,7 @@ class Bank:
         for i, r in enumerate(rows):
             if "key" not in r:
                 raise BankError(f"manifest row {i} has no 'key'; give every sample a unique key")
+            _check_key(r["key"], f"manifest row {i}")
         checks = (("fs", float(batch.fs), self.fs), ("leads", tuple(batch.leads), self.leads),
                   ("n_samples", batch.n_samples, self.n_samples), ("units", batch.units, self.units))
         for name, got, want in checks:
@@ -554,9 +563,15 @@ class Bank:
 
     def _read_manifest(self, path: Path) -> dict[str, Any]:
         try:
-            return json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:  # append writes atomically; only hand edits get here
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+            # append writes atomically; only hand edits get here
             raise BankError(f"bank manifest {path} is unreadable ({exc}); delete it and its .npy, then resume") from exc
+        problem = _manifest_problem(manifest, path.name)
+        if problem:
+            raise BankError(f"bank manifest {path} {problem}; it was not written by Bank.append: delete it and "
+                            "its .npy, then resume")
+        return manifest
 
     def _add_shard(self, manifest: dict[str, Any]) -> None:
         rows = manifest.pop("rows")
@@ -571,8 +586,17 @@ class Bank:
         self._offsets_list = self._offsets.tolist()
 
     def _label_array(self, labels: list[Any]) -> np.ndarray:
+        n_classes = len(self.class_names)
         if self.meta["multilabel"]:
-            return np.asarray(labels, dtype=np.float32).reshape(-1, len(self.class_names))
+            ok = all(isinstance(y, list) and len(y) == n_classes and all(_is_number(v) for v in y) for y in labels)
+            if not ok:
+                raise BankError(f"bank {str(self.path)!r}: a manifest label is not a multi-hot list of {n_classes} "
+                                "numbers; the bank was edited by hand")
+            return np.asarray(labels, dtype=np.float32).reshape(-1, n_classes)
+        bad = [y for y in labels if not (_is_number(y) and y == int(y) and 0 <= y < n_classes)]
+        if bad:
+            raise BankError(f"bank {str(self.path)!r}: manifest label {bad[0]!r} is not a class index in "
+                            f"0..{n_classes - 1}; the bank was edited by hand")
         return np.asarray(labels, dtype=np.int64).reshape(-1)
 
 
@@ -613,6 +637,60 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and bool(np.isfinite(v))
+
+
+def _check_key(key: Any, where: str) -> None:
+    """Keys are non-empty strings without NUL (numpy's string arrays drop trailing NULs)."""
+    if not isinstance(key, str) or not key or "\0" in key:
+        raise BankError(f"{where} has key {key!r}; a bank key is a non-empty string without NUL characters")
+
+
+def _manifest_problem(m: Any, name: str) -> str | None:
+    """What is wrong with a shard manifest's structure, or None."""
+    if not isinstance(m, dict):
+        return f"is a JSON {type(m).__name__}, not an object"
+    match = _SHARD_RE.match(name)
+    want_npy = _shard_name(int(match.group(1)), "npy") if match else None
+    if m.get("npy") != want_npy:  # never a path of the manifest's choosing (e.g. ../outside.npy)
+        return f"names the data file {m.get('npy')!r}; expected {want_npy!r}"
+    if not isinstance(m.get("sha256"), str):
+        return "has no sha256"
+    rows = m.get("rows")
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        return "has no list of rows"
+    if m.get("n") != len(rows) or isinstance(m.get("n"), bool):
+        return f"says n={m.get('n')!r} but holds {len(rows)} rows"
+    for i, r in enumerate(rows):
+        if "label" not in r:
+            return f"row {i} has no label"
+        try:
+            _check_key(r.get("key"), f"row {i}")
+        except BankError as exc:
+            return str(exc)
+    return None
+
+
+def _checked_meta(meta: dict[str, Any], path: Path) -> dict[str, Any]:
+    """bank.json's facts with their types checked (a hand-edited file gives BankError, not a crash)."""
+    try:
+        fs, leads, n, names = meta["fs"], meta["leads"], meta["n_samples"], meta["class_names"]
+        units, multilabel = meta["units"], meta["multilabel"]
+    except KeyError as exc:
+        raise BankError(f"{path} has no {exc.args[0]!r}; the bank cannot be read") from exc
+    ok = (_is_number(fs) and isinstance(n, int) and not isinstance(n, bool) and isinstance(units, str)
+          and isinstance(multilabel, bool) and isinstance(leads, list) and isinstance(names, list)
+          and all(isinstance(x, str) for x in leads + names) and leads and len(set(names)) == len(names))
+    if not ok:
+        raise BankError(f"{path} holds fs={fs!r}, leads={leads!r}, n_samples={n!r}, class_names={names!r}, "
+                        f"units={units!r}, multilabel={multilabel!r}: a value has the wrong type")
+    try:
+        return _make_meta(fs, leads, n, names, units, multilabel)
+    except ValidationError as exc:
+        raise BankError(f"{path}: {exc}") from exc
 
 
 def _make_meta(fs: float, leads: Sequence[str], n_samples: int, class_names: Sequence[str], units: str,
