@@ -73,9 +73,10 @@ def run(recipe: Recipe, *, registry: Registry | None = None, stages: Sequence[st
     from augframe.training import resolve_device
 
     device = resolve_device(recipe.run.device)
-    out = recipe.output_dir
-    out.mkdir(parents=True, exist_ok=True)
-    atomic.write_text(out / "recipe.toml", recipe.to_toml())
+    out = _output_dir(recipe)
+    resolved = recipe.to_toml()
+    if not (out / "recipe.toml").is_file() or (out / "recipe.toml").read_text(encoding="utf-8", errors="replace") != resolved:
+        atomic.write_text(out / "recipe.toml", resolved)  # unchanged: not rewritten (a finished run may be read-only)
     record: dict[str, Any] = {"recipe": recipe.run.name, "seed": recipe.run.seed, "device": device,
                               "versions": _versions(), "plugins": _plugin_table(registry), "timings_s": {}}
     timer = _Timer(record["timings_s"])
@@ -120,6 +121,18 @@ def run(recipe: Recipe, *, registry: Registry | None = None, stages: Sequence[st
             report_path = write_report(recipe, out, record, evaluations, log, data)
     atomic.write_json(out / "run.json", record)
     return RunResult(out, bank_path, generation, evaluations, report_path)
+
+
+def _output_dir(recipe: Recipe) -> Path:
+    """The run's folder, made if needed; a path that is a file or a device is refused by name."""
+    out = recipe.output_dir
+    if out.exists() and not out.is_dir():
+        raise RecipeError(f"run.output_dir = {str(out)!r} exists and is not a folder; give a folder path")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except FileExistsError as exc:
+        raise RecipeError(f"run.output_dir = {str(out)!r}: a parent of it is a file ({exc})") from exc
+    return out
 
 
 # --------------------------------------------------------------------------------------------

@@ -186,9 +186,12 @@ class Recipe:
         return _to_toml(self.to_dict())
 
     def evolve_run(self, **changes: Any) -> Recipe:
-        """The recipe with ``[run]`` keys overridden (as the CLI's --seed / --device / --output-dir do)."""
+        """The recipe with ``[run]`` keys overridden (as the CLI's --seed / --device / --output-dir do),
+        checked exactly like the file (an override cannot pass what the file could not)."""
         changes = {k: v for k, v in changes.items() if v is not None}
-        return attrs.evolve(self, run=_build(RunSpec, {**attrs.asdict(self.run), **changes}, "run"))
+        recipe = attrs.evolve(self, run=_build(RunSpec, {**attrs.asdict(self.run), **changes}, "run"))
+        _check_semantics(recipe)
+        return recipe
 
 
 # --------------------------------------------------------------------------------------------
@@ -211,21 +214,30 @@ _REQUIRED = ("data", "generator")
 def load(path: str | os.PathLike[str]) -> Recipe:
     """Read and validate a recipe file."""
     p = Path(path)
+    if p.is_dir():
+        raise RecipeError(f"recipe {str(p)!r} is a folder; give the path of a .toml recipe file")
     if not p.is_file():
-        raise RecipeError(f"recipe file {str(p)!r} does not exist; give the path of a .toml recipe")
+        what = "does not exist" if not p.exists() else "is not a regular file"
+        raise RecipeError(f"recipe file {str(p)!r} {what}; give the path of a .toml recipe")
     try:
-        raw = tomllib.loads(p.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise RecipeError(f"recipe {str(p)!r} is not valid TOML: {exc}") from exc
-    return attrs.evolve(parse(raw), path=str(p))
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise RecipeError(f"recipe {str(p)!r} is not UTF-8 text ({exc}); save it as UTF-8") from exc
+    return attrs.evolve(_parse_text(text, f"recipe {str(p)!r}"), path=str(p))
 
 
 def loads(text: str) -> Recipe:
     """Validate a recipe given as TOML text."""
+    return _parse_text(text, "recipe text")
+
+
+def _parse_text(text: str, what: str) -> Recipe:
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise RecipeError(f"recipe text is not valid TOML: {exc}") from exc
+        raise RecipeError(f"{what} is not valid TOML: {exc}") from exc
+    except RecursionError as exc:
+        raise RecipeError(f"{what} nests arrays or tables too deeply to be a recipe") from exc
     return parse(raw)
 
 
@@ -328,8 +340,36 @@ def _check_semantics(r: Recipe) -> None:
     dev = r.run.device
     if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", dev):
         raise RecipeError(f"run.device = {dev!r}; use 'auto', 'cpu', 'cuda' or 'cuda:N'")
-    if not _NAME_RE.match(r.run.name):
-        raise RecipeError(f"run.name = {r.run.name!r} may only hold letters, digits, '.', '_' and '-'")
+    if not 0 <= r.run.seed < 2**32:
+        raise RecipeError(f"run.seed = {r.run.seed} must be in 0..2**32-1 (seeds are unsigned 32-bit)")
+    if not _NAME_RE.fullmatch(r.run.name) or not r.run.name.strip("."):
+        raise RecipeError(f"run.name = {r.run.name!r} may only hold letters, digits, '.', '_' and '-' "
+                          "(and not only dots)")
+    _check_output_dir(r.run.output_dir, r.output_dir)
+    _check_data_tables(r.data)
+
+
+def _check_output_dir(raw: str, path: Path) -> None:
+    """A usable folder name: not empty, no NUL or line break, no component longer than 255 bytes."""
+    if not raw.strip():
+        raise RecipeError("run.output_dir is empty; give a folder, e.g. \"runs/{name}\"")
+    if any(c in str(path) for c in "\0\n\r"):
+        raise RecipeError(f"run.output_dir = {str(path)!r} holds a NUL or line-break character")
+    long = [part for part in path.parts if len(part.encode("utf-8", "surrogateescape")) > 255]
+    if long:
+        raise RecipeError(f"run.output_dir has a folder name of {len(long[0])} characters; the limit is 255 bytes")
+
+
+def _check_data_tables(data: DataSpec) -> None:
+    """data.preprocessing and data.split through the data layer's own parsers (the same code run uses)."""
+    from augframe.data.prepare import check_data_tables
+
+    try:
+        check_data_tables(data.preprocessing, data.split)
+    except RecipeError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise RecipeError(f"data.preprocessing / data.split: {exc}") from exc
 
 
 def _check_mask(mask: Mapping[str, Any]) -> None:
@@ -350,8 +390,8 @@ def _check_mask(mask: Mapping[str, Any]) -> None:
         return
     for key in keys:
         value = mask[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            raise RecipeError(f"generation.mask.{key} = {value!r} must be a positive number")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+            raise RecipeError(f"generation.mask.{key} = {value!r} must be a positive, finite number")
     if "fraction" in mask and not mask["fraction"] < 1:
         raise RecipeError(f"generation.mask.fraction = {mask['fraction']} must be below 1")
 
