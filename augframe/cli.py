@@ -119,7 +119,18 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=1))
         return 0
     if not rows:
-        print("no augframe plugins are installed (entry-point group 'augframe')")
+        import importlib.metadata as md
+        import os
+
+        from augframe.plugins import ENTRY_POINT_GROUP, ENV_ALLOW, ENV_BLOCK
+
+        installed = sorted(ep.name for ep in md.entry_points(group=ENTRY_POINT_GROUP))
+        narrowed = {k: os.environ[k] for k in (ENV_ALLOW, ENV_BLOCK) if os.environ.get(k)}
+        if installed and narrowed:
+            where = ", ".join(f"{k}={v!r}" for k, v in narrowed.items())
+            print(f"no plugin is loaded: {where} leaves none of the installed plugins ({', '.join(installed)})")
+        else:
+            print(f"no augframe plugins are installed (entry-point group {ENTRY_POINT_GROUP!r})")
         return 0
     width = max(len(r["name"]) for r in rows)
     vwidth = max(len(r["version"]) for r in rows)

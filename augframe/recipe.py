@@ -311,6 +311,12 @@ def _check_semantics(r: Recipe) -> None:
         for i, d in enumerate(g.directions):
             if not isinstance(d, str) or d.count("->") != 1 or not all(s.strip() for s in d.split("->")):
                 raise RecipeError(f"generation.directions[{i}] = {d!r} must read 'SOURCE->TARGET', e.g. 'N->A'")
+            src, dst = parse_direction(d)
+            if src == dst:
+                raise RecipeError(f"generation.directions[{i}] = {d!r} transfers a class to itself; name two classes")
+        tags = [parse_direction(d) for d in g.directions]
+        if len(set(tags)) != len(tags):
+            raise RecipeError(f"generation.directions {list(g.directions)} names a direction twice")
         if g.labels:
             raise RecipeError("generation.labels is for kind = 'sample'; use generation.directions for 'transfer'")
     elif g.kind == "sample":
@@ -334,6 +340,11 @@ def _check_semantics(r: Recipe) -> None:
     for i, f in enumerate(r.filters):
         if f.min_score is not None and not 0.0 <= f.min_score <= 1.0:
             raise RecipeError(f"filters[{i}].min_score = {f.min_score} must be in [0, 1]")
+    names = [e.name for e in r.evaluators]
+    if len(set(names)) != len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise RecipeError(f"evaluators: {dup!r} appears twice and both would write eval/{dup}.json; "
+                          "give each evaluator once")
     for i, e in enumerate(r.evaluators):
         if e.max_samples is not None and e.max_samples < 1:
             raise RecipeError(f"evaluators[{i}].max_samples = {e.max_samples} must be at least 1")
