@@ -96,3 +96,19 @@ def test_npz_arrays_are_exact_or_refused(tmp_path_factory, labels, dtype):
     for r, y, row in zip(recs, labels, x):
         assert float(y) == int(y) and r.label == (None if int(y) < 0 else ("N", "A")[int(y)])
         assert np.array_equal(r.signal[0], row.astype(np.float32))
+
+
+def test_a_killed_cache_build_leaves_no_partial_folder_forever(tmp_path):
+    from augframe.data.cache import _claim, remove_dead_partials
+
+    dead = tmp_path / ".k1.a.partial"
+    dead.mkdir()
+    (dead / ".building").write_text("")  # its builder was SIGKILLed: nobody holds the lock
+    live = tmp_path / ".k2.b.partial"
+    live.mkdir()
+    fd = _claim(live)  # a build in progress
+    try:
+        assert remove_dead_partials(tmp_path) == [dead]
+        assert not dead.exists() and live.exists()
+    finally:
+        os.close(fd)
