@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
-import math
 import sys
 import time
 import zlib
@@ -283,11 +282,11 @@ def _read_state(path: Path, log: Callable[[str], None]) -> dict[str, Any]:
 
 def generation_plan(recipe: Recipe, data_fingerprint: str | None) -> dict[str, Any]:
     """Everything that decides which samples a bank holds: seed, data, generation request, generator
-    and filters. ``generation.count`` is left out (a larger count extends the same plan) and so is
-    ``generation.batch_size`` (it decides how candidates are grouped into calls, not which are made)."""
+    and filters. ``generation.count`` is left out (a larger count extends the same plan);
+    ``generation.batch_size`` stays in: a generator's float results may depend on how candidates
+    are batched, and a resume must call it with the same batches."""
     gen = attrs.asdict(recipe.generation)
-    for key in ("count", "batch_size"):
-        gen.pop(key)
+    gen.pop("count")
     return {"seed": recipe.run.seed, "data": data_fingerprint, "generation": gen,
             "generator": attrs.asdict(recipe.generator), "filters": [attrs.asdict(f) for f in recipe.filters]}
 
@@ -301,35 +300,38 @@ def _plan_fingerprint(recipe: Recipe) -> str:
 
 def _generate_one(tag: str, count: int | None, rounds: list[list[WorkItem]], recipe: Recipe, generator: Any,
                   chain: FilterChain, train: Any, bank: Bank, show: bool, progress_bar: Any) -> dict[str, Any]:
+    """One direction / label, round by round, in fixed chunks of ``generation.batch_size``.
+
+    A chunk's members are a pure function of the plan (the round's items, less the units accepted
+    in an earlier round), never of what this process has done so far, so a resumed run calls the
+    generator with exactly the batches an uninterrupted run does: the bank is bit-identical even
+    for a generator whose float results depend on batch composition.
+    """
     g = recipe.generation
     prefix = f"{tag}:"
-    done = {k for k in bank.keys if k.startswith(prefix)}
+    tagged = [i for i, k in enumerate(bank.keys) if k.startswith(prefix)]
+    done = {r["key"]: int(r.get("attempt", 0)) for r in bank.rows(tagged)} if tagged else {}
     n_units = len(rounds[0]) if rounds else 0
     wanted = n_units if count is None else (count if g.kind == "sample" else min(count, n_units))
     accepted_before = len(done)
     results: list[ChainResult] = []
     total_items = sum(len(r) for r in rounds)
     bar = progress_bar(total=total_items, desc=f"generate {tag}", disable=None if show else True, leave=False)
-    made = accepted = 0
-    for items in rounds:
-        pending = [it for it in items if it.unit not in done]
-        start = 0
-        while start < len(pending) and len(done) < wanted:
-            # no more candidates than the remaining count needs at the acceptance seen so far
-            # (the outcome does not depend on this: each candidate's fate is fixed by its seed)
-            rate = accepted / made if made else 1.0
-            size = min(g.batch_size, max(1, math.ceil((wanted - len(done)) / max(rate, 0.1))))
-            chunk = pending[start:start + size]
-            start += len(chunk)
+    for attempt, items in enumerate(rounds):
+        pending = [it for it in items if done.get(it.unit, attempt) >= attempt]
+        for start in range(0, len(pending), g.batch_size):
+            if len(done) >= wanted:
+                break
+            chunk = pending[start:start + g.batch_size]
             cands, sources, res = _make_and_score(chunk, recipe, generator, chain, train)
             results.append(res)
-            made += len(chunk)
-            accepted += int(res.accept.sum())
-            order = np.flatnonzero(res.accept)[: wanted - len(done)]  # priority order: trim to the count
-            if len(order):
-                rows = [_manifest_row(chunk[i], cands, res, i, sources) for i in order]
-                bank.append(cands.batch.select(order), rows)
-                done.update(chunk[i].unit for i in order)
+            before = len(done) - sum(it.unit in done for it in chunk)  # a re-run chunk counts once
+            order = np.flatnonzero(res.accept)[: wanted - before]  # priority order: trim to the count
+            new = [i for i in order if chunk[i].unit not in done]
+            if new:
+                rows = [_manifest_row(chunk[i], cands, res, i, sources) for i in new]
+                bank.append(cands.batch.select(np.asarray(new)), rows)
+                done.update((chunk[i].unit, attempt) for i in new)
             bar.update(len(chunk))
         if len(done) >= wanted:
             break
