@@ -59,3 +59,13 @@ def test_exclude_sources_keeps_test_records_out(tmp_path):
     ds = AugmentedDataset(_base(), bank, 0.5, exclude_sources=["rec0", "rec1", "rec2", "rec3"])
     picked = {int(j) for e in range(5) for j in ds.plan(e)[1] if j >= 0}
     assert picked == {4, 5}  # only samples made from rec4 / rec5
+
+
+def test_a_permutation_test_without_permutations_is_refused():
+    from augframe.errors import ValidationError
+    from augframe_afib.similarity import mmd_rbf
+
+    a = np.random.default_rng(0).standard_normal((8, 3))
+    with pytest.raises(ValidationError, match="n_perm=0"):
+        mmd_rbf(a, a + 1, seed=0, n_perm=0)
+    assert 0 < mmd_rbf(a, a + 1, seed=0, n_perm=5)["mmd_p"] <= 1
