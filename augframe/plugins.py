@@ -229,10 +229,14 @@ def _intersect(a: frozenset[str] | None, b: frozenset[str] | None) -> frozenset[
     return a if b is None else a & b
 
 
-def check_params(prov: Provision, params: Mapping[str, Any], supplied: Iterable[str] = ()) -> None:
-    """Raise PluginError for a parameter the factory lacks or a required one not given.
+def check_params(prov: Provision, params: Mapping[str, Any], supplied: Iterable[str] = (),
+                 registry: Registry | None = None) -> None:
+    """Raise PluginError for a parameter the factory lacks, a required one not given, a value that
+    does not fit the parameter's annotation, or what the factory's own ``validate_params`` refuses.
 
     ``supplied`` names parameters the caller will provide itself (e.g. the pipeline's run context).
+    A factory checks nested tables (e.g. a ``sampler`` table's keys) without being built by defining
+    ``validate_params(params, registry)`` (a static method on a class), raising an AugframeError.
     """
     try:
         sig = inspect.signature(prov.factory)
@@ -256,6 +260,15 @@ def check_params(prov: Provision, params: Mapping[str, Any], supplied: Iterable[
                and p.name not in given]
     if missing:
         raise PluginError(f"{prov.kind} {prov.name!r} needs parameter(s) {missing}")
+    target = prov.factory.resolve() if isinstance(prov.factory, lazy) else prov.factory
+    validate = getattr(target, "validate_params", None)
+    if callable(validate):
+        from augframe.errors import AugframeError
+
+        try:
+            validate(dict(params), registry)
+        except AugframeError as exc:
+            raise PluginError(f"{prov.kind} {prov.name!r}: {exc}") from exc
 
 
 def _type_hints(factory: Any) -> dict[str, Any]:

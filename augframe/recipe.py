@@ -455,7 +455,7 @@ def check_plugins(recipe: Recipe, registry: Any) -> None:
         except PluginError as exc:
             raise RecipeError(f"{key} = {name!r}: {exc}") from exc
         try:
-            check_params(prov, params, supplied=RUN_CONTEXT.get(kind, ()))
+            check_params(prov, params, supplied=RUN_CONTEXT.get(kind, ()), registry=registry)
         except PluginError as exc:
             where = key.rsplit(".", 1)[0]
             m = re.search(r"no parameter '([^']+)'", str(exc))

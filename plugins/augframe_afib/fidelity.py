@@ -84,6 +84,18 @@ class FidelityEvaluator:
 
     name = "fidelity"
 
+    @staticmethod
+    def validate_params(params: Mapping[str, Any], registry: Any = None) -> None:
+        """judge_params against the judge's own factory (a typo there is named before the run)."""
+        from augframe.plugins import check_params
+
+        judge = params.get("judge", "afib-reslstm")
+        if judge is None or registry is None or not isinstance(params.get("judge_params", {}), Mapping):
+            return
+        check_params(registry.get("classifier", judge), params.get("judge_params") or {},
+                     supplied=("class_names", "seed", "in_channels", "n_leads", "fs")
+                     + (("checkpoint",) if params.get("judge_checkpoint") else ()), registry=registry)
+
     def __init__(
         self, judge: str | None = "afib-reslstm", judge_params: Mapping[str, Any] | None = None,
         judge_checkpoint: str | None = None, fit_judge: bool = True, judge_epochs: int = 20,

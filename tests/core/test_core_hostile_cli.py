@@ -180,3 +180,17 @@ def test_an_allow_list_that_matches_nothing_is_named(capsys, monkeypatch):
     assert main(["plugins"]) == 0
     out = capsys.readouterr().out
     assert "AUGFRAME_PLUGINS='nope'" in out and "are installed" not in out
+
+
+@pytest.mark.parametrize("where, table, named", [
+    ("generator", '[generator]\nname = "diffstylets"\nparams = { sampler = { stepz = 5 } }', "stepz"),
+    ("evaluator", '[[evaluators]]\nname = "fidelity"\nparams = { judge_params = { widht = 3 } }', "widht"),
+])
+def test_nested_parameter_typos_are_named_by_recipe_check(where, table, named):
+    """Nested tables are checked through the factory's validate_params, with the installed plugins."""
+    text = ('[data]\nsource = "cinc2017"\nparams = { root = "x" }\n'
+            '[generation]\ndirections = ["N->A"]\n')
+    text += table if where == "generator" else '[generator]\nname = "diffstylets"\n' + table
+    recipe = R.loads(text)
+    with pytest.raises(RecipeError, match=named):
+        R.check_plugins(recipe, Registry.discover())
