@@ -444,6 +444,15 @@ class Bank:
                                 "they come from is unknown; use a new bank directory (or delete this one)")
             atomic.write_json(path, want)
             return
+        self.check_plan(want)
+
+    def check_plan(self, plan: Mapping[str, Any]) -> None:
+        """Raise BankError naming the differing keys if ``plan.json`` records another plan than ``plan``
+        (read-only: what an evaluation of this bank under a recipe checks first)."""
+        path = self.path / PLAN_FILE
+        if not path.exists():
+            return
+        want = json.loads(json.dumps(plan, sort_keys=True, default=str))
         have = self._read_json(path)
         if have != want:
             diffs = plan_differences(have, want)

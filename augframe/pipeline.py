@@ -73,9 +73,6 @@ def run(recipe: Recipe, *, registry: Registry | None = None, stages: Sequence[st
 
     device = resolve_device(recipe.run.device)
     out = _output_dir(recipe)
-    resolved = recipe.to_toml()
-    if not (out / "recipe.toml").is_file() or (out / "recipe.toml").read_text(encoding="utf-8", errors="replace") != resolved:
-        atomic.write_text(out / "recipe.toml", resolved)  # unchanged: not rewritten (a finished run may be read-only)
     record: dict[str, Any] = {"recipe": recipe.run.name, "seed": recipe.run.seed, "device": device,
                               "versions": _versions(), "plugins": _plugin_table(registry), "timings_s": {}}
     timer = _Timer(record["timings_s"])
@@ -88,6 +85,10 @@ def run(recipe: Recipe, *, registry: Registry | None = None, stages: Sequence[st
                           "test": None if data.test is None else len(data.test), "fs": train.fs,
                           "leads": list(train.leads), "class_names": list(train.class_names), **dict(data.info)}
         log(f"[data] {len(train)} training windows, classes {list(train.class_names)}")
+    _check_existing_bank(out / "bank", generation_plan(recipe, data.fingerprint))
+    resolved = recipe.to_toml()  # written once the run is known to continue its own plan
+    if not (out / "recipe.toml").is_file() or (out / "recipe.toml").read_text(encoding="utf-8", errors="replace") != resolved:
+        atomic.write_text(out / "recipe.toml", resolved)  # unchanged: not rewritten (a finished run may be read-only)
 
     generator = None
     if "fit" in stages or "generate" in stages:
@@ -120,6 +121,16 @@ def run(recipe: Recipe, *, registry: Registry | None = None, stages: Sequence[st
             report_path = write_report(recipe, out, record, evaluations, log, data)
     atomic.write_json(out / "run.json", record)
     return RunResult(out, bank_path, generation, evaluations, report_path)
+
+
+def _check_existing_bank(bank_path: Path, plan: Mapping[str, Any]) -> None:
+    """A bank already in the output folder must come from this recipe's plan, for every stage."""
+    if (bank_path / "bank.json").exists():
+        bank = Bank.open(bank_path, verify="none")
+        try:
+            bank.check_plan(plan)
+        finally:
+            bank.close()
 
 
 def _output_dir(recipe: Recipe) -> Path:

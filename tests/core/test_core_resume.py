@@ -49,6 +49,9 @@ def test_a_changed_plan_is_refused_naming_the_keys(tmp_path, change, named):
     assert named in str(err.value)
     after = _snapshot(tmp_path / "run" / "bank")
     assert before[0] == after[0] and np.array_equal(before[1], after[1])  # nothing mixed in
+    assert R.load(tmp_path / "run" / "recipe.toml") == first  # the folder still describes its bank
+    with pytest.raises(BankError, match=named):  # nor is the old bank evaluated under the new recipe
+        pipeline.run(change(first), registry=toy_registry(), stages=("evaluate",), log=lambda m: None)
 
 
 def test_a_larger_count_extends_the_same_plan_and_batch_size_is_part_of_it(tmp_path):
