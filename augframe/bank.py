@@ -595,18 +595,24 @@ class Bank:
         self._offsets_list = self._offsets.tolist()
 
     def _label_array(self, labels: list[Any]) -> np.ndarray:
+        """Labels from manifest rows, checked in one vectorised pass (banks can hold millions)."""
         n_classes = len(self.class_names)
-        if self.meta["multilabel"]:
-            ok = all(isinstance(y, list) and len(y) == n_classes and all(_is_number(v) for v in y) for y in labels)
+        multilabel = bool(self.meta["multilabel"])
+        try:
+            arr = np.asarray(labels) if labels else np.zeros((0, n_classes) if multilabel else 0, dtype=np.int64)
+        except ValueError:  # ragged lists
+            arr = np.asarray([], dtype=object)
+        if multilabel:
+            ok = arr.dtype.kind in "iuf" and arr.ndim == 2 and arr.shape[1] == n_classes and bool(np.isfinite(arr).all())
             if not ok:
                 raise BankError(f"bank {str(self.path)!r}: a manifest label is not a multi-hot list of {n_classes} "
                                 "numbers; the bank was edited by hand")
-            return np.asarray(labels, dtype=np.float32).reshape(-1, n_classes)
-        bad = [y for y in labels if not (_is_number(y) and y == int(y) and 0 <= y < n_classes)]
-        if bad:
-            raise BankError(f"bank {str(self.path)!r}: manifest label {bad[0]!r} is not a class index in "
-                            f"0..{n_classes - 1}; the bank was edited by hand")
-        return np.asarray(labels, dtype=np.int64).reshape(-1)
+            return arr.astype(np.float32).reshape(-1, n_classes)
+        ok = arr.dtype.kind in "iu" and arr.ndim == 1 and (not len(arr) or (arr.min() >= 0 and arr.max() < n_classes))
+        if not ok:
+            raise BankError(f"bank {str(self.path)!r}: manifest labels must be class indices in 0..{n_classes - 1} "
+                            f"(found {arr.dtype} values); the bank was edited by hand")
+        return arr.astype(np.int64).reshape(-1)
 
 
 def plan_differences(old: Any, new: Any, path: str = "") -> list[str]:
