@@ -71,7 +71,7 @@ def load_weights(path: str | os.PathLike[str], device: str = "cpu") -> tuple[dic
         ) from exc
     if meta.get(FORMAT_KEY) != FORMAT or CONFIG_KEY not in meta:
         raise CheckpointError(f"checkpoint {str(path)!r} has no augframe config; it was not written by save_weights")
-    return state, json.loads(meta[CONFIG_KEY])
+    return state, _config(path, meta)
 
 
 def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -85,7 +85,20 @@ def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise CheckpointError(f"checkpoint {str(path)!r} is not a readable safetensors file ({exc})") from exc
     if CONFIG_KEY not in meta:
         raise CheckpointError(f"checkpoint {str(path)!r} has no augframe config")
-    return json.loads(meta[CONFIG_KEY])
+    return _config(path, meta)
+
+
+def _config(path: str | os.PathLike[str], meta: Mapping[str, str]) -> dict[str, Any]:
+    """The checkpoint's config: a JSON object, else CheckpointError (never a raw decode error)."""
+    try:
+        config = json.loads(meta[CONFIG_KEY])
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise CheckpointError(f"checkpoint {str(path)!r}: its {CONFIG_KEY} metadata is not JSON ({exc}); "
+                              "the file was edited or written by another tool: re-export it") from exc
+    if not isinstance(config, dict):
+        raise CheckpointError(f"checkpoint {str(path)!r}: its {CONFIG_KEY} metadata is a JSON "
+                              f"{type(config).__name__}, not an object; re-export it with save_weights")
+    return config
 
 
 def load_torch_checkpoint(path: str | os.PathLike[str]) -> Any:

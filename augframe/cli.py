@@ -1,8 +1,10 @@
 """The ``augframe`` command: plugins, recipe check, run, generate, evaluate.
 
-Every command takes ``--help``. Errors augframe raises on purpose (bad recipe, unknown plugin,
-inconsistent bank) print as one line ``augframe: error: ...`` with exit status 2; anything else is
-a bug and shows its traceback.
+Every command takes ``--help``. Exit status: 0 success; 2 a usage error (bad arguments, a recipe
+or plugin configuration that is wrong: RecipeError, PluginError, ValidationError); 1 a runtime
+failure (data, bank or checkpoint problems, and operating-system errors such as a full disk or a
+read-only folder). Both print one line ``augframe: error: ...`` on stderr; anything else is a bug
+and shows its traceback.
 """
 
 from __future__ import annotations
@@ -14,9 +16,12 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
-from augframe.errors import AugframeError
+from augframe.errors import AugframeError, PluginError, RecipeError, ValidationError
 
 EXIT_USAGE = 2
+EXIT_FAILURE = 1
+#: Errors that mean "the command or its recipe is wrong" (exit 2); other augframe errors exit 1.
+USAGE_ERRORS = (RecipeError, PluginError, ValidationError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -28,11 +33,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except AugframeError as exc:
-        print(f"augframe: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        print(f"augframe: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_USAGE if isinstance(exc, USAGE_ERRORS) else EXIT_FAILURE
+    except OSError as exc:  # ENOSPC, EFBIG, EROFS, EACCES...: the environment, not a bug
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        print(f"augframe: error: {exc.strerror or exc}{where}; free space or fix permissions, then re-run "
+              "the same command to resume", file=sys.stderr)
+        return EXIT_FAILURE
     except KeyboardInterrupt:  # pragma: no cover
         print("augframe: interrupted; re-run the same command to resume", file=sys.stderr)
         return 130
+
+
+def _one_line(exc: BaseException) -> str:
+    return " | ".join(line.strip() for line in str(exc).splitlines() if line.strip())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -105,7 +119,18 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=1))
         return 0
     if not rows:
-        print("no augframe plugins are installed (entry-point group 'augframe')")
+        import importlib.metadata as md
+        import os
+
+        from augframe.plugins import ENTRY_POINT_GROUP, ENV_ALLOW, ENV_BLOCK
+
+        installed = sorted(ep.name for ep in md.entry_points(group=ENTRY_POINT_GROUP))
+        narrowed = {k: os.environ[k] for k in (ENV_ALLOW, ENV_BLOCK) if os.environ.get(k)}
+        if installed and narrowed:
+            where = ", ".join(f"{k}={v!r}" for k, v in narrowed.items())
+            print(f"no plugin is loaded: {where} leaves none of the installed plugins ({', '.join(installed)})")
+        else:
+            print(f"no augframe plugins are installed (entry-point group {ENTRY_POINT_GROUP!r})")
         return 0
     width = max(len(r["name"]) for r in rows)
     vwidth = max(len(r["version"]) for r in rows)

@@ -229,10 +229,14 @@ def _intersect(a: frozenset[str] | None, b: frozenset[str] | None) -> frozenset[
     return a if b is None else a & b
 
 
-def check_params(prov: Provision, params: Mapping[str, Any], supplied: Iterable[str] = ()) -> None:
-    """Raise PluginError for a parameter the factory lacks or a required one not given.
+def check_params(prov: Provision, params: Mapping[str, Any], supplied: Iterable[str] = (),
+                 registry: Registry | None = None) -> None:
+    """Raise PluginError for a parameter the factory lacks, a required one not given, a value that
+    does not fit the parameter's annotation, or what the factory's own ``validate_params`` refuses.
 
     ``supplied`` names parameters the caller will provide itself (e.g. the pipeline's run context).
+    A factory checks nested tables (e.g. a ``sampler`` table's keys) without being built by defining
+    ``validate_params(params, registry)`` (a static method on a class), raising an AugframeError.
     """
     try:
         sig = inspect.signature(prov.factory)
@@ -245,11 +249,74 @@ def check_params(prov: Provision, params: Mapping[str, Any], supplied: Iterable[
     for key in params:
         if key not in accepted:
             raise PluginError(f"{prov.kind} {prov.name!r} has no parameter {key!r}{suggest(key, accepted)}")
+    hints = _type_hints(prov.factory)
+    for key, value in params.items():
+        hint = hints.get(key)
+        if hint is not None and not _fits(value, hint):
+            raise PluginError(f"{prov.kind} {prov.name!r} parameter {key!r} = {value!r} ({type(value).__name__}) "
+                              f"does not fit its declared type {_hint_name(hint)}")
     given = set(params) | set(supplied)
     missing = [p.name for p in ps if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
                and p.name not in given]
     if missing:
         raise PluginError(f"{prov.kind} {prov.name!r} needs parameter(s) {missing}")
+    target = prov.factory.resolve() if isinstance(prov.factory, lazy) else prov.factory
+    validate = getattr(target, "validate_params", None)
+    if callable(validate):
+        from augframe.errors import AugframeError
+
+        try:
+            validate(dict(params), registry)
+        except AugframeError as exc:
+            raise PluginError(f"{prov.kind} {prov.name!r}: {exc}") from exc
+
+
+def _type_hints(factory: Any) -> dict[str, Any]:
+    """The factory's resolved parameter annotations, or {} where they cannot be resolved."""
+    import typing
+
+    try:
+        target = factory.resolve() if isinstance(factory, lazy) else factory
+        fn = target.__init__ if isinstance(target, type) else target
+        return typing.get_type_hints(fn)
+    except Exception:  # annotations under TYPE_CHECKING, attrs-generated __init__...: no type check
+        return {}
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether a recipe (TOML) value fits an annotation; annotations it does not know always fit."""
+    import collections.abc as cabc
+    import os
+    import types
+    import typing
+
+    if hint is Any:
+        return True
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, a) for a in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    base = origin or hint
+    if isinstance(base, type) and issubclass(base, os.PathLike):
+        return isinstance(value, (str, os.PathLike))
+    if base in (dict, cabc.Mapping, cabc.MutableMapping):
+        return isinstance(value, cabc.Mapping)
+    if base in (list, tuple, cabc.Sequence):
+        return isinstance(value, (list, tuple))
+    return True
+
+
+def _hint_name(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
 
 
 def default_registry(allow: Iterable[str] | None = None, block: Iterable[str] | None = None) -> Registry:

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -85,6 +84,18 @@ class FidelityEvaluator:
 
     name = "fidelity"
 
+    @staticmethod
+    def validate_params(params: Mapping[str, Any], registry: Any = None) -> None:
+        """judge_params against the judge's own factory (a typo there is named before the run)."""
+        from augframe.plugins import check_params
+
+        judge = params.get("judge", "afib-reslstm")
+        if judge is None or registry is None or not isinstance(params.get("judge_params", {}), Mapping):
+            return
+        check_params(registry.get("classifier", judge), params.get("judge_params") or {},
+                     supplied=("class_names", "seed", "in_channels", "n_leads", "fs")
+                     + (("checkpoint",) if params.get("judge_checkpoint") else ()), registry=registry)
+
     def __init__(
         self, judge: str | None = "afib-reslstm", judge_params: Mapping[str, Any] | None = None,
         judge_checkpoint: str | None = None, fit_judge: bool = True, judge_epochs: int = 20,
@@ -105,7 +116,6 @@ class FidelityEvaluator:
                  context: EvalContext = EvalContext()) -> EvaluationResult:
         _check(real, synthetic)
         seed = int(context.seed)
-        t0 = time.perf_counter()
         metrics: dict[str, float] = {}
         tables: dict[str, Table] = {}
         dists: dict[str, Any] = {}
@@ -149,7 +159,7 @@ class FidelityEvaluator:
                      "section": "similarity",
                      "seed": seed},
             scale=(f"{len(real)} real / {len(synthetic)} synthetic ECGs, {real.n_samples / real.fs:g} s at "
-                   f"{real.fs:g} Hz, judge {self.judge} {self.judge_params or ''}, {time.perf_counter() - t0:.0f} s"),
+                   f"{real.fs:g} Hz, judge {self.judge} {self.judge_params or ''}"),  # no elapsed time: results are reproducible
         )
 
     # ---- rhythm ---------------------------------------------------------------------------------
