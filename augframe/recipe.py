@@ -386,11 +386,6 @@ def _check_semantics(r: Recipe) -> None:
     for i, f in enumerate(r.filters):
         if f.min_score is not None and not 0.0 <= f.min_score <= 1.0:
             raise RecipeError(f"filters[{i}].min_score = {f.min_score} must be in [0, 1]")
-    names = [e.name for e in r.evaluators]
-    if len(set(names)) != len(names):
-        dup = next(n for n in names if names.count(n) > 1)
-        raise RecipeError(f"evaluators: {dup!r} appears twice and both would write eval/{dup}.json; "
-                          "give each evaluator once")
     for i, e in enumerate(r.evaluators):
         if e.max_samples is not None and e.max_samples < 1:
             raise RecipeError(f"evaluators[{i}].max_samples = {e.max_samples} must be at least 1")

@@ -66,7 +66,6 @@ def test_a_changed_seed_on_the_cli_is_refused_not_mixed(tmp_path, capsys, toys):
     ("", [("params = { max_ratio = 1.3 }", "params = { max_ratoi = 1.3 }")], "max_ratoi"),
     ("", [('"N->A", "A->N"', '"N->N"')], "to itself"),
     ("", [('"N->A", "A->N"', '"N->A", "N -> A"')], "twice"),
-    ("", [("max_samples = 50", 'max_samples = 50\n[[evaluators]]\nname = "moments"')], "appears twice"),
 ])
 def test_recipe_check_refuses_what_run_refuses(tmp_path, capsys, toys, extra, replace, named):
     recipe = _write(tmp_path / "r.toml", tmp_path / "out", extra, replace)
