@@ -46,6 +46,18 @@ class JudgeRef:
         return cls(str(d["classifier"]), str(d["identity"]), str(d.get("role", "")))
 
 
+def _weights_file(value: str | os.PathLike[str]) -> Path | None:
+    """The file a weights parameter names (``pretrained:NAME`` or a path), None if there is none."""
+    from augframe.errors import CheckpointError
+    from augframe.paths import resolve
+
+    try:
+        path = resolve(value)
+    except CheckpointError:
+        return None
+    return path if path.is_file() else None
+
+
 def _file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -59,8 +71,10 @@ def judge_identity(classifier: str, params: Mapping[str, Any] | None = None) -> 
     params = dict(params or {})
     for key in WEIGHT_PARAMS:
         value = params.get(key)
-        if isinstance(value, (str, os.PathLike)) and Path(value).is_file():
-            return "sha256:" + _file_sha256(Path(value))
+        if isinstance(value, (str, os.PathLike)):
+            path = _weights_file(value)
+            if path is not None:
+                return "sha256:" + _file_sha256(path)
     blob = json.dumps({"classifier": classifier, "params": params}, sort_keys=True, default=str).encode()
     return "params:" + hashlib.sha256(blob).hexdigest()
 

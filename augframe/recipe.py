@@ -209,7 +209,7 @@ _REQUIRED = ("data", "generator")
 
 
 def load(path: str | os.PathLike[str]) -> Recipe:
-    """Read and validate a recipe file."""
+    """Read and validate a recipe file; relative input paths resolve against its folder (augframe.paths)."""
     p = Path(path)
     if not p.is_file():
         raise RecipeError(f"recipe file {str(p)!r} does not exist; give the path of a .toml recipe")
@@ -217,7 +217,9 @@ def load(path: str | os.PathLike[str]) -> Recipe:
         raw = tomllib.loads(p.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise RecipeError(f"recipe {str(p)!r} is not valid TOML: {exc}") from exc
-    return attrs.evolve(parse(raw), path=str(p))
+    from augframe import paths
+
+    return attrs.evolve(paths.anchor(parse(raw), p.parent), path=str(p))
 
 
 def loads(text: str) -> Recipe:

@@ -19,6 +19,7 @@ import attrs
 import torch
 
 from augframe.checkpoint import load_into, load_torch_checkpoint, load_weights, save_weights, sha256_file
+from augframe.paths import resolve
 from augframe.errors import CheckpointError
 from augframe_diffstylets.config import ModelConfig, from_mapping, to_dict
 from augframe_diffstylets.model import DiffStyleTS
@@ -68,8 +69,9 @@ def save(path: str | Path, model: DiffStyleTS, *, normaliser: Normaliser, class_
 
 
 def load(path: str | Path) -> Loaded:
-    """Read either layout (by suffix: ``.safetensors`` ours, anything else the reference's .pt)."""
-    path = Path(path)
+    """Read either layout (by suffix: ``.safetensors`` ours, anything else the reference's .pt);
+    ``pretrained:NAME`` names a shipped file (augframe.paths)."""
+    path = resolve(path)
     if path.suffix == ".safetensors":
         return _load_ours(path)
     return _load_reference(path)
