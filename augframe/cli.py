@@ -100,8 +100,10 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         rows.append({
             "name": info.name, "version": info.version, "module": info.module,
             "provides": [{"kind": k, "name": n, "description": descriptions.get((k, n), "")} for k, n in info.provides],
-            "error": info.error,
+            "error": info.error, "blocked": None,
         })
+    rows += [{"name": name, "version": "", "module": "", "provides": [], "error": None, "blocked": why}
+             for name, why in sorted(reg.skipped.items())]
     if args.json:
         print(json.dumps(rows, indent=1))
         return 0
@@ -112,7 +114,9 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     vwidth = max(len(r["version"]) for r in rows)
     for r in rows:
         head = f"{r['name']:<{width}}  {r['version']:<{vwidth}}"
-        if r["error"]:
+        if r["blocked"]:
+            print(f"{head}  BLOCKED: {r['blocked']}")
+        elif r["error"]:
             print(f"{head}  FAILED TO LOAD ({r['module']}): {r['error']}")
         elif not r["provides"]:
             print(f"{head}  (provides nothing)")
