@@ -29,7 +29,12 @@ WEIGHT_PARAMS = ("checkpoint", "weights", "path")
 
 @attrs.frozen
 class JudgeRef:
-    """A classifier used as a judge: registry name, weights identity, and where it was used."""
+    """A classifier used as a judge: registry name, weights identity, and where it was used.
+
+    Fields: ``classifier`` (its registry name, e.g. "afib-reslstm"); ``identity`` (:func:`judge_identity`:
+    ``sha256:<hex>`` of its weights file, or ``params:<hex>`` of its settings); ``role`` (where it was
+    used, e.g. "flip loss", "filter", "evaluator").
+    """
 
     classifier: str
     identity: str
