@@ -16,6 +16,7 @@ from typing import Any
 
 from augframe.atomic import sha256_file, write_bytes
 from augframe.errors import CheckpointError
+from augframe.paths import resolve
 
 __all__ = [
     "flatten", "unflatten", "save_weights", "load_weights", "read_config", "load_torch_checkpoint",
@@ -54,10 +55,10 @@ def save_weights(path: str | os.PathLike[str], state: Mapping[str, Any], config:
 
 
 def load_weights(path: str | os.PathLike[str], device: str = "cpu") -> tuple[dict[str, Any], dict[str, Any]]:
-    """Read (state, config) from a file written by :func:`save_weights`."""
+    """Read (state, config) from a file written by :func:`save_weights` (a path or ``pretrained:NAME``)."""
     from safetensors import safe_open
 
-    path = Path(path)
+    path = resolve(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist; check the path in the recipe")
     try:
@@ -78,6 +79,7 @@ def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The JSON config of a checkpoint without reading its tensors."""
     from safetensors import safe_open
 
+    path = resolve(path)
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
@@ -105,7 +107,7 @@ def load_torch_checkpoint(path: str | os.PathLike[str]) -> Any:
     """A ``torch.save`` file read safely (``weights_only=True``): tensors and plain containers only."""
     import torch
 
-    path = Path(path)
+    path = resolve(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist; check the path")
     try:

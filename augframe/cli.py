@@ -67,8 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("recipe", help="work with recipe files", description="Work with recipe files.")
     rsub = rp.add_subparsers(title="recipe commands", metavar="COMMAND")
     cp = rsub.add_parser("check", help="validate a recipe and print it resolved",
-                         description="Validate a recipe (keys, types, plugin names and parameters) and print "
-                                     "it with every default filled in.")
+                         description="Validate a recipe (keys, types, plugin names and parameters, that every "
+                                     "input path exists) and print it with every default filled in and "
+                                     "relative paths resolved against the recipe's folder.")
     cp.add_argument("file", help="recipe .toml file")
     cp.add_argument("--no-plugins", action="store_true",
                     help="check keys and types only, not plugin names (no plugin is loaded)")
@@ -113,8 +114,10 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         rows.append({
             "name": info.name, "version": info.version, "module": info.module,
             "provides": [{"kind": k, "name": n, "description": descriptions.get((k, n), "")} for k, n in info.provides],
-            "error": info.error,
+            "error": info.error, "blocked": None,
         })
+    rows += [{"name": name, "version": "", "module": "", "provides": [], "error": None, "blocked": why}
+             for name, why in sorted(reg.skipped.items())]
     if args.json:
         print(json.dumps(rows, indent=1))
         return 0
@@ -136,7 +139,9 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     vwidth = max(len(r["version"]) for r in rows)
     for r in rows:
         head = f"{r['name']:<{width}}  {r['version']:<{vwidth}}"
-        if r["error"]:
+        if r["blocked"]:
+            print(f"{head}  BLOCKED: {r['blocked']}")
+        elif r["error"]:
             print(f"{head}  FAILED TO LOAD ({r['module']}): {r['error']}")
         elif not r["provides"]:
             print(f"{head}  (provides nothing)")
@@ -153,7 +158,10 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 def cmd_recipe_check(args: argparse.Namespace) -> int:
     from augframe import recipe as recipe_mod
 
+    from augframe.paths import check_recipe_file
+
     recipe = recipe_mod.load(args.file)
+    check_recipe_file(args.file)
     if not args.no_plugins:
         from augframe.plugins import Registry
 
@@ -171,7 +179,10 @@ def cmd_stages(args: argparse.Namespace) -> int:
 
     from augframe import pipeline, recipe as recipe_mod
 
+    from augframe.paths import check_recipe_file
+
     recipe = recipe_mod.load(args.recipe)
+    check_recipe_file(args.recipe)
     recipe = recipe.evolve_run(output_dir=args.output_dir, seed=args.seed, device=args.device,
                                progress=False if args.no_progress else None)
     if getattr(args, "count", None) is not None:

@@ -249,6 +249,17 @@ class AugmentedDataset(_TorchDataset):
                 labels[r] = label if type(label) is int else int(label)
         return list(map(_make_item, zip(signals, labels, is_syn.tolist())))
 
+    @property
+    def labels(self) -> np.ndarray:
+        """Each item's class index (a copy): a synthetic item keeps the label of the item it replaces,
+        so these hold in every epoch (e.g. for a WeightedRandomSampler)."""
+        return self._base_labels.copy()
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """Names of the label indices: the base's when it has them, else the bank's."""
+        return tuple(getattr(self.base, "class_names", ()) or ()) or tuple(self.bank.class_names)
+
     def synthetic_share(self, epoch: int | None = None) -> float:
         return float(self.plan(epoch)[0].mean()) if len(self) else 0.0
 

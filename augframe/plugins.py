@@ -69,6 +69,7 @@ class Registry:
         self._provisions: dict[str, dict[str, Provision]] = {k: {} for k in KINDS}
         self._plugins: dict[str, PluginInfo] = {}
         self.load_errors: dict[str, str] = {}
+        self.skipped: dict[str, str] = {}  # installed plugins not loaded on purpose -> why
 
     # ---- discovery --------------------------------------------------------------------------
     @classmethod
@@ -84,9 +85,14 @@ class Registry:
         allowed = _intersect(env_allow, frozenset(allow) if allow is not None else None)
         blocked = (env_block or frozenset()) | frozenset(block or ())
         for ep in md.entry_points(group=ENTRY_POINT_GROUP):
-            if ep.name in blocked or (allowed is not None and ep.name not in allowed):
-                continue
-            reg._load_entry_point(ep)
+            if ep.name in blocked:
+                reg.skipped[ep.name] = f"blocked by {ENV_BLOCK}" if ep.name in (env_block or ()) \
+                    else "blocked by the recipe's [plugins] block"
+            elif allowed is not None and ep.name not in allowed:
+                reg.skipped[ep.name] = f"not allowed by {ENV_ALLOW}" if env_allow is not None and ep.name not in env_allow \
+                    else "not in the recipe's [plugins] allow"
+            else:
+                reg._load_entry_point(ep)
         return reg
 
     def _load_entry_point(self, ep: md.EntryPoint) -> None:
@@ -162,8 +168,12 @@ class Registry:
     def get(self, kind: str, name: str) -> Provision:
         table = self._table(kind)
         if name not in table:
+            if name in self.skipped:
+                raise PluginError(f"{kind} {name!r} is not available: plugin {name!r} is installed but "
+                                  f"{self.skipped[name]}; unblock it to use it")
             failed = "".join(f"\n  plugin {p!r} failed to load: {e}" for p, e in self.load_errors.items())
-            raise PluginError(f"no {kind} named {name!r}{suggest(name, table)}{failed}")
+            skipped = "".join(f"\n  plugin {p!r} was not loaded: {why}" for p, why in sorted(self.skipped.items()))
+            raise PluginError(f"no {kind} named {name!r}{suggest(name, table)}{failed}{skipped}")
         return table[name]
 
     def create(self, kind: str, name: str, params: Mapping[str, Any] | None = None) -> Any:

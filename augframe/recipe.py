@@ -249,7 +249,7 @@ _REQUIRED = ("data", "generator")
 
 
 def load(path: str | os.PathLike[str]) -> Recipe:
-    """Read and validate a recipe file."""
+    """Read and validate a recipe file; relative input paths resolve against its folder (augframe.paths)."""
     p = Path(path)
     if p.is_dir():
         raise RecipeError(f"recipe {str(p)!r} is a folder; give the path of a .toml recipe file")
@@ -260,7 +260,9 @@ def load(path: str | os.PathLike[str]) -> Recipe:
         text = p.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise RecipeError(f"recipe {str(p)!r} is not UTF-8 text ({exc}); save it as UTF-8") from exc
-    return attrs.evolve(_parse_text(text, f"recipe {str(p)!r}"), path=str(p))
+    from augframe import paths
+
+    return attrs.evolve(paths.anchor(_parse_text(text, f"recipe {str(p)!r}"), p.parent), path=str(p))
 
 
 def loads(text: str) -> Recipe:

@@ -102,11 +102,18 @@ class FidelityEvaluator:
         judge_patience: int = 5, judge_max_steps_per_epoch: int | None = None, max_embed: int = 1500,
         n_perm: int = 200, registry: Registry | None = None,
     ) -> None:
-        self.judge = judge
+        self.judge = judge or None  # "" (a recipe cannot write None) skips the judge-based measures
         self.judge_params = dict(judge_params or {})
         if judge_checkpoint is not None:
             self.judge_params["checkpoint"] = judge_checkpoint
         self.fit_judge = bool(fit_judge)
+        if self.judge is not None and self.fit_judge and not self.judge_params:
+            raise ValidationError(
+                f"fidelity: judge {self.judge!r} has no checkpoint and no judge_params, so it would be trained at "
+                "its default (full) width on the real ECGs (8.3 M parameters for afib-reslstm: slow on a CPU). "
+                "Say which judge: judge_params = { checkpoint = \"pretrained:afib-reslstm-w025-cinc2017\", width = 0.25, "
+                "depth = [1, 1, 1, 1] } (the shipped one), or judge_params = { width = 1.0 } to train one explicitly, "
+                "or judge = \"\" to skip the judge-based measures")
         self.judge_settings = TrainSettings(max_epochs=judge_epochs, patience=judge_patience,
                                             max_steps_per_epoch=judge_max_steps_per_epoch)
         self.max_embed, self.n_perm = int(max_embed), int(n_perm)

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from augframe.checkpoint import load_into, load_torch_checkpoint, load_weights, save_weights, sha256_file
+from augframe.paths import resolve
 from augframe.errors import CheckpointError
 from augframe.judges import JudgeRef
 from augframe.retime import RhythmBank
@@ -83,8 +84,9 @@ def save(path: str | Path, model: DiffStyleTS, *, normaliser: Normaliser, class_
 
 
 def load(path: str | Path) -> Loaded:
-    """Read either layout (by suffix: ``.safetensors`` ours, anything else the reference's .pt)."""
-    path = Path(path)
+    """Read either layout (by suffix: ``.safetensors`` ours, anything else the reference's .pt);
+    ``pretrained:NAME`` names a shipped file (augframe.paths)."""
+    path = resolve(path)
     if path.suffix == ".safetensors":
         return _load_ours(path)
     return _load_reference(path)
