@@ -178,7 +178,7 @@ def test_an_allow_list_that_matches_nothing_is_named(capsys, monkeypatch):
     monkeypatch.setenv("AUGFRAME_PLUGINS", "nope")
     assert main(["plugins"]) == 0
     out = capsys.readouterr().out
-    assert "AUGFRAME_PLUGINS='nope'" in out and "are installed" not in out
+    assert "BLOCKED: not allowed by AUGFRAME_PLUGINS" in out and "are installed" not in out
 
 
 @pytest.mark.parametrize("where, table, named", [
