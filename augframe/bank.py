@@ -6,6 +6,7 @@ Layout of a bank directory::
     shard-000000.npy       float32 [n, leads, samples] of one append (written to a temp file, renamed)
     shard-000000.json      that append's manifest rows + sha256 of the .npy: the COMMIT POINT
     ...
+    plan.json              the generation plan the samples come from (see Bank.claim_plan)
     .lock                  flock'ed by the one process allowed to append
 
 An append writes the .npy first and the .json last, each through temp + fsync + rename, so a
@@ -40,6 +41,7 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
 BANK_META = "bank.json"
+PLAN_FILE = "plan.json"
 FORMAT = "augframe-bank-1"
 _SHARD_RE = re.compile(r"^shard-(\d{6})\.(npy|json)$")
 VERIFY_MODES = ("none", "lazy", "full")
@@ -103,12 +105,13 @@ class Bank:
         if not meta_path.is_file():
             raise BankError(f"{str(p)!r} is not a synthetic bank (no {BANK_META}); create it with Bank.create")
         try:
-            meta = json.loads(meta_path.read_text())
-        except json.JSONDecodeError as exc:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
             raise BankError(f"{meta_path} is corrupt ({exc}); the bank cannot be read") from exc
-        if meta.get("format") != FORMAT:
-            raise BankError(f"{meta_path} has format {meta.get('format')!r}; this augframe reads {FORMAT!r}")
-        return cls(p, meta, writable=writable, verify=verify)
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            got = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+            raise BankError(f"{meta_path} has format {got!r}; this augframe reads {FORMAT!r}")
+        return cls(p, _checked_meta(meta, meta_path), writable=writable, verify=verify)
 
     @classmethod
     def open_or_create(cls, path: str | os.PathLike[str], *, fs: float, leads: Sequence[str], n_samples: int,
@@ -374,6 +377,13 @@ class Bank:
         if atomic.sha256_file(path) != shard["sha256"]:
             raise BankError(f"bank shard {path} does not match the sha256 in {shard['json']}: it was modified "
                             "or corrupted; delete both files to drop the shard, then resume the run")
+        try:
+            finite = bool(np.isfinite(np.load(path, mmap_mode="r", allow_pickle=False)).all())
+        except (OSError, ValueError, TypeError) as exc:
+            raise BankError(f"bank shard {path} cannot be read ({exc}); delete it and {shard['json']}") from exc
+        if not finite:
+            raise BankError(f"bank shard {path} holds NaN or Inf (Bank.append never writes them): it was "
+                            f"replaced by hand; delete it and {shard['json']}, then resume the run")
 
     def refresh(self) -> None:
         """Re-read the manifests (to see shards another process committed since this one opened)."""
@@ -417,6 +427,44 @@ class Bank:
         self._next_shard = index + 1
         return len(keep)
 
+    def claim_plan(self, plan: Mapping[str, Any]) -> None:
+        """Bind this bank to one generation plan (what decides every sample: seed, data, generator...).
+
+        The first writer records ``plan`` in ``plan.json``; a later writer must bring the same plan,
+        so a resumed run continues only the work it started and never mixes samples of two plans.
+        A different plan raises BankError naming every key that differs.
+        """
+        if not self.writable:
+            raise BankError(f"bank {str(self.path)!r} was opened read-only; open it with writable=True")
+        want = json.loads(json.dumps(plan, sort_keys=True, default=str))
+        path = self.path / PLAN_FILE
+        if not path.exists():
+            if len(self):
+                raise BankError(f"bank {str(self.path)!r} holds {len(self)} samples but no {PLAN_FILE}: the plan "
+                                "they come from is unknown; use a new bank directory (or delete this one)")
+            atomic.write_json(path, want)
+            return
+        self.check_plan(want)
+
+    def check_plan(self, plan: Mapping[str, Any]) -> None:
+        """Raise BankError naming the differing keys if ``plan.json`` records another plan than ``plan``
+        (read-only: what an evaluation of this bank under a recipe checks first)."""
+        path = self.path / PLAN_FILE
+        if not path.exists():
+            return
+        want = json.loads(json.dumps(plan, sort_keys=True, default=str))
+        have = self._read_json(path)
+        if have != want:
+            diffs = plan_differences(have, want)
+            raise BankError(f"bank {str(self.path)!r} was made by another plan ({'; '.join(diffs)}); a resume "
+                            "continues only the same plan: use a new output directory, or undo the change")
+
+    def _read_json(self, path: Path) -> Any:
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise BankError(f"{path} is unreadable ({exc}); the bank cannot be trusted") from exc
+
     def _check_batch(self, batch: ECGBatch, rows: Sequence[Mapping[str, Any]]) -> None:
         if not isinstance(batch, ECGBatch):
             raise BankError(f"Bank.append takes an ECGBatch, not {type(batch).__name__}")
@@ -425,6 +473,7 @@ class Bank:
         for i, r in enumerate(rows):
             if "key" not in r:
                 raise BankError(f"manifest row {i} has no 'key'; give every sample a unique key")
+            _check_key(r["key"], f"manifest row {i}")
         checks = (("fs", float(batch.fs), self.fs), ("leads", tuple(batch.leads), self.leads),
                   ("n_samples", batch.n_samples, self.n_samples), ("units", batch.units, self.units))
         for name, got, want in checks:
@@ -523,9 +572,15 @@ class Bank:
 
     def _read_manifest(self, path: Path) -> dict[str, Any]:
         try:
-            return json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:  # append writes atomically; only hand edits get here
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+            # append writes atomically; only hand edits get here
             raise BankError(f"bank manifest {path} is unreadable ({exc}); delete it and its .npy, then resume") from exc
+        problem = _manifest_problem(manifest, path.name)
+        if problem:
+            raise BankError(f"bank manifest {path} {problem}; it was not written by Bank.append: delete it and "
+                            "its .npy, then resume")
+        return manifest
 
     def _add_shard(self, manifest: dict[str, Any]) -> None:
         rows = manifest.pop("rows")
@@ -540,9 +595,38 @@ class Bank:
         self._offsets_list = self._offsets.tolist()
 
     def _label_array(self, labels: list[Any]) -> np.ndarray:
-        if self.meta["multilabel"]:
-            return np.asarray(labels, dtype=np.float32).reshape(-1, len(self.class_names))
-        return np.asarray(labels, dtype=np.int64).reshape(-1)
+        """Labels from manifest rows, checked in one vectorised pass (banks can hold millions)."""
+        n_classes = len(self.class_names)
+        multilabel = bool(self.meta["multilabel"])
+        try:
+            arr = np.asarray(labels) if labels else np.zeros((0, n_classes) if multilabel else 0, dtype=np.int64)
+        except ValueError:  # ragged lists
+            arr = np.asarray([], dtype=object)
+        if multilabel:
+            ok = arr.dtype.kind in "iuf" and arr.ndim == 2 and arr.shape[1] == n_classes and bool(np.isfinite(arr).all())
+            if not ok:
+                raise BankError(f"bank {str(self.path)!r}: a manifest label is not a multi-hot list of {n_classes} "
+                                "numbers; the bank was edited by hand")
+            return arr.astype(np.float32).reshape(-1, n_classes)
+        ok = arr.dtype.kind in "iu" and arr.ndim == 1 and (not len(arr) or (arr.min() >= 0 and arr.max() < n_classes))
+        if not ok:
+            raise BankError(f"bank {str(self.path)!r}: manifest labels must be class indices in 0..{n_classes - 1} "
+                            f"(found {arr.dtype} values); the bank was edited by hand")
+        return arr.astype(np.int64).reshape(-1)
+
+
+def plan_differences(old: Any, new: Any, path: str = "") -> list[str]:
+    """'key: old -> new' for every leaf where two JSON-shaped plans differ (dotted key paths)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[str] = []
+        for k in sorted(set(old) | set(new)):
+            sub = f"{path}.{k}" if path else str(k)
+            if k not in old or k not in new:
+                out.append(f"{sub}: {old.get(k, '(absent)')!r} -> {new.get(k, '(absent)')!r}")
+            else:
+                out += plan_differences(old[k], new[k], sub)
+        return out
+    return [] if old == new else [f"{path or '(plan)'}: {old!r} -> {new!r}"]
 
 
 def _preadv(fd: int, buf: Any, offset: int) -> int:
@@ -568,6 +652,60 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and bool(np.isfinite(v))
+
+
+def _check_key(key: Any, where: str) -> None:
+    """Keys are non-empty strings without NUL (numpy's string arrays drop trailing NULs)."""
+    if not isinstance(key, str) or not key or "\0" in key:
+        raise BankError(f"{where} has key {key!r}; a bank key is a non-empty string without NUL characters")
+
+
+def _manifest_problem(m: Any, name: str) -> str | None:
+    """What is wrong with a shard manifest's structure, or None."""
+    if not isinstance(m, dict):
+        return f"is a JSON {type(m).__name__}, not an object"
+    match = _SHARD_RE.match(name)
+    want_npy = _shard_name(int(match.group(1)), "npy") if match else None
+    if m.get("npy") != want_npy:  # never a path of the manifest's choosing (e.g. ../outside.npy)
+        return f"names the data file {m.get('npy')!r}; expected {want_npy!r}"
+    if not isinstance(m.get("sha256"), str):
+        return "has no sha256"
+    rows = m.get("rows")
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        return "has no list of rows"
+    if m.get("n") != len(rows) or isinstance(m.get("n"), bool):
+        return f"says n={m.get('n')!r} but holds {len(rows)} rows"
+    for i, r in enumerate(rows):
+        if "label" not in r:
+            return f"row {i} has no label"
+        try:
+            _check_key(r.get("key"), f"row {i}")
+        except BankError as exc:
+            return str(exc)
+    return None
+
+
+def _checked_meta(meta: dict[str, Any], path: Path) -> dict[str, Any]:
+    """bank.json's facts with their types checked (a hand-edited file gives BankError, not a crash)."""
+    try:
+        fs, leads, n, names = meta["fs"], meta["leads"], meta["n_samples"], meta["class_names"]
+        units, multilabel = meta["units"], meta["multilabel"]
+    except KeyError as exc:
+        raise BankError(f"{path} has no {exc.args[0]!r}; the bank cannot be read") from exc
+    ok = (_is_number(fs) and isinstance(n, int) and not isinstance(n, bool) and isinstance(units, str)
+          and isinstance(multilabel, bool) and isinstance(leads, list) and isinstance(names, list)
+          and all(isinstance(x, str) for x in leads + names) and leads and len(set(names)) == len(names))
+    if not ok:
+        raise BankError(f"{path} holds fs={fs!r}, leads={leads!r}, n_samples={n!r}, class_names={names!r}, "
+                        f"units={units!r}, multilabel={multilabel!r}: a value has the wrong type")
+    try:
+        return _make_meta(fs, leads, n, names, units, multilabel)
+    except ValidationError as exc:
+        raise BankError(f"{path}: {exc}") from exc
 
 
 def _make_meta(fs: float, leads: Sequence[str], n_samples: int, class_names: Sequence[str], units: str,

@@ -16,6 +16,7 @@ from typing import Any
 
 from augframe.atomic import sha256_file, write_bytes
 from augframe.errors import CheckpointError
+from augframe.paths import resolve
 
 __all__ = [
     "flatten", "unflatten", "save_weights", "load_weights", "read_config", "load_torch_checkpoint",
@@ -54,10 +55,10 @@ def save_weights(path: str | os.PathLike[str], state: Mapping[str, Any], config:
 
 
 def load_weights(path: str | os.PathLike[str], device: str = "cpu") -> tuple[dict[str, Any], dict[str, Any]]:
-    """Read (state, config) from a file written by :func:`save_weights`."""
+    """Read (state, config) from a file written by :func:`save_weights` (a path or ``pretrained:NAME``)."""
     from safetensors import safe_open
 
-    path = Path(path)
+    path = resolve(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist; check the path in the recipe")
     try:
@@ -71,13 +72,14 @@ def load_weights(path: str | os.PathLike[str], device: str = "cpu") -> tuple[dic
         ) from exc
     if meta.get(FORMAT_KEY) != FORMAT or CONFIG_KEY not in meta:
         raise CheckpointError(f"checkpoint {str(path)!r} has no augframe config; it was not written by save_weights")
-    return state, json.loads(meta[CONFIG_KEY])
+    return state, _config(path, meta)
 
 
 def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The JSON config of a checkpoint without reading its tensors."""
     from safetensors import safe_open
 
+    path = resolve(path)
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
@@ -85,14 +87,27 @@ def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise CheckpointError(f"checkpoint {str(path)!r} is not a readable safetensors file ({exc})") from exc
     if CONFIG_KEY not in meta:
         raise CheckpointError(f"checkpoint {str(path)!r} has no augframe config")
-    return json.loads(meta[CONFIG_KEY])
+    return _config(path, meta)
+
+
+def _config(path: str | os.PathLike[str], meta: Mapping[str, str]) -> dict[str, Any]:
+    """The checkpoint's config: a JSON object, else CheckpointError (never a raw decode error)."""
+    try:
+        config = json.loads(meta[CONFIG_KEY])
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise CheckpointError(f"checkpoint {str(path)!r}: its {CONFIG_KEY} metadata is not JSON ({exc}); "
+                              "the file was edited or written by another tool: re-export it") from exc
+    if not isinstance(config, dict):
+        raise CheckpointError(f"checkpoint {str(path)!r}: its {CONFIG_KEY} metadata is a JSON "
+                              f"{type(config).__name__}, not an object; re-export it with save_weights")
+    return config
 
 
 def load_torch_checkpoint(path: str | os.PathLike[str]) -> Any:
     """A ``torch.save`` file read safely (``weights_only=True``): tensors and plain containers only."""
     import torch
 
-    path = Path(path)
+    path = resolve(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist; check the path")
     try:

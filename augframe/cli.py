@@ -1,8 +1,10 @@
 """The ``augframe`` command: plugins, recipe check, run, generate, evaluate.
 
-Every command takes ``--help``. Errors augframe raises on purpose (bad recipe, unknown plugin,
-inconsistent bank) print as one line ``augframe: error: ...`` with exit status 2; anything else is
-a bug and shows its traceback.
+Every command takes ``--help``. Exit status: 0 success; 2 a usage error (bad arguments, a recipe
+or plugin configuration that is wrong: RecipeError, PluginError, ValidationError); 1 a runtime
+failure (data, bank or checkpoint problems, and operating-system errors such as a full disk or a
+read-only folder). Both print one line ``augframe: error: ...`` on stderr; anything else is a bug
+and shows its traceback.
 """
 
 from __future__ import annotations
@@ -14,9 +16,12 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
-from augframe.errors import AugframeError
+from augframe.errors import AugframeError, PluginError, RecipeError, ValidationError
 
 EXIT_USAGE = 2
+EXIT_FAILURE = 1
+#: Errors that mean "the command or its recipe is wrong" (exit 2); other augframe errors exit 1.
+USAGE_ERRORS = (RecipeError, PluginError, ValidationError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -28,11 +33,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except AugframeError as exc:
-        print(f"augframe: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        print(f"augframe: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_USAGE if isinstance(exc, USAGE_ERRORS) else EXIT_FAILURE
+    except OSError as exc:  # ENOSPC, EFBIG, EROFS, EACCES...: the environment, not a bug
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        print(f"augframe: error: {exc.strerror or exc}{where}; free space or fix permissions, then re-run "
+              "the same command to resume", file=sys.stderr)
+        return EXIT_FAILURE
     except KeyboardInterrupt:  # pragma: no cover
         print("augframe: interrupted; re-run the same command to resume", file=sys.stderr)
         return 130
+
+
+def _one_line(exc: BaseException) -> str:
+    return " | ".join(line.strip() for line in str(exc).splitlines() if line.strip())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,8 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("recipe", help="work with recipe files", description="Work with recipe files.")
     rsub = rp.add_subparsers(title="recipe commands", metavar="COMMAND")
     cp = rsub.add_parser("check", help="validate a recipe and print it resolved",
-                         description="Validate a recipe (keys, types, plugin names and parameters) and print "
-                                     "it with every default filled in.")
+                         description="Validate a recipe (keys, types, plugin names and parameters, that every "
+                                     "input path exists) and print it with every default filled in and "
+                                     "relative paths resolved against the recipe's folder.")
     cp.add_argument("file", help="recipe .toml file")
     cp.add_argument("--no-plugins", action="store_true",
                     help="check keys and types only, not plugin names (no plugin is loaded)")
@@ -99,19 +114,25 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         rows.append({
             "name": info.name, "version": info.version, "module": info.module,
             "provides": [{"kind": k, "name": n, "description": descriptions.get((k, n), "")} for k, n in info.provides],
-            "error": info.error,
+            "error": info.error, "blocked": None,
         })
+    rows += [{"name": name, "version": "", "module": "", "provides": [], "error": None, "blocked": why}
+             for name, why in sorted(reg.skipped.items())]
     if args.json:
         print(json.dumps(rows, indent=1))
         return 0
-    if not rows:
-        print("no augframe plugins are installed (entry-point group 'augframe')")
+    if not rows:  # blocked plugins are rows (BLOCKED: why), so this means none is installed
+        from augframe.plugins import ENTRY_POINT_GROUP
+
+        print(f"no augframe plugins are installed (entry-point group {ENTRY_POINT_GROUP!r})")
         return 0
     width = max(len(r["name"]) for r in rows)
     vwidth = max(len(r["version"]) for r in rows)
     for r in rows:
         head = f"{r['name']:<{width}}  {r['version']:<{vwidth}}"
-        if r["error"]:
+        if r["blocked"]:
+            print(f"{head}  BLOCKED: {r['blocked']}")
+        elif r["error"]:
             print(f"{head}  FAILED TO LOAD ({r['module']}): {r['error']}")
         elif not r["provides"]:
             print(f"{head}  (provides nothing)")
@@ -128,7 +149,10 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 def cmd_recipe_check(args: argparse.Namespace) -> int:
     from augframe import recipe as recipe_mod
 
+    from augframe.paths import check_recipe_file
+
     recipe = recipe_mod.load(args.file)
+    check_recipe_file(args.file)
     if not args.no_plugins:
         from augframe.plugins import Registry
 
@@ -146,7 +170,10 @@ def cmd_stages(args: argparse.Namespace) -> int:
 
     from augframe import pipeline, recipe as recipe_mod
 
+    from augframe.paths import check_recipe_file
+
     recipe = recipe_mod.load(args.recipe)
+    check_recipe_file(args.recipe)
     recipe = recipe.evolve_run(output_dir=args.output_dir, seed=args.seed, device=args.device,
                                progress=False if args.no_progress else None)
     if getattr(args, "count", None) is not None:

@@ -25,11 +25,18 @@ hashes, so the item sequence is identical under any ``num_workers`` and across r
 
 Call :meth:`set_epoch` before each epoch (as with ``DistributedSampler``). DataLoader workers see
 the epoch set before the loader's iterator is created, so use ``persistent_workers=False`` (the
-default) or index with ``(epoch, i)`` pairs from your own sampler.
+default) or index with ``(epoch, i)`` pairs from your own sampler. A process that serves more
+than one epoch's worth of items without a new epoch (set_epoch never called, or persistent
+workers that never see it) warns once, since it would repeat the same plan every epoch.
+
+``exclude_sources`` keeps synthetic ECGs made from the given source ids (e.g. the test split's
+records) out of training: those bank samples are never picked.
 """
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Iterable
 from functools import partial
 from typing import Any, NamedTuple
 
@@ -38,6 +45,7 @@ import numpy as np
 from augframe.bank import Bank
 from augframe.errors import BankError, ValidationError
 from augframe.seeding import derive_seeds, numpy_rng
+from augframe.signals import ECGBatch
 
 try:
     import torch as _torch
@@ -104,14 +112,20 @@ class AugmentedDataset(_TorchDataset):
         seed: fixes the plan of every epoch.
         missing_classes: ``'error'`` (default) if a base class has no bank sample while ratio > 0;
             ``'real'`` keeps that class's items real (the share then holds over the other classes).
+        exclude_sources: source ids whose synthetic ECGs must not enter training (e.g. the ids of
+            the test split); bank samples made from them are never picked.
     """
 
     def __init__(self, base: Any, bank: Bank | str, ratio: float, seed: int = 0, *,
-                 missing_classes: str = "error") -> None:
+                 missing_classes: str = "error", exclude_sources: Iterable[str] = ()) -> None:
         if not 0.0 <= float(ratio) < 1.0:
             raise ValidationError(f"AugmentedDataset ratio={ratio} must be in [0, 1), e.g. 0.33")
         if missing_classes not in ("error", "real"):
             raise ValidationError(f"AugmentedDataset missing_classes={missing_classes!r}; use 'error' or 'real'")
+        if isinstance(base, ECGBatch):  # the pipeline's own split: items through ArrayWindows
+            from augframe.windows import as_windows
+
+            base = as_windows(base)
         self.base = base
         self.bank = bank if isinstance(bank, Bank) else Bank.open(bank)
         self.bank.prepare_reads()  # once, here: workers inherit the checked shards instead of re-hashing
@@ -130,7 +144,11 @@ class AugmentedDataset(_TorchDataset):
         self._base_labels = labels.astype(np.int64)
         self._label_list = self._base_labels.tolist()
         self._bank_class = self._bank_class_of_base_labels()
-        self._by_class = {c: np.flatnonzero(self.bank.labels == c) for c in np.unique(self.bank.labels)}
+        usable = self._usable(exclude_sources)
+        self._by_class = {c: np.flatnonzero((self.bank.labels == c) & usable) for c in np.unique(self.bank.labels)}
+        self._served = 0
+        self._n_items = len(self._base_labels)
+        self._warned = False
         self._strata = self._make_strata(missing_classes)
         self._base_getitems = getattr(base, "__getitems__", None)
         self._plan_epoch: int | None = None
@@ -141,6 +159,7 @@ class AugmentedDataset(_TorchDataset):
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch and compute its plan here, so DataLoader workers forked next inherit it."""
         self.epoch = int(epoch)
+        self._served = 0
         self.plan(self.epoch)
 
     def plan(self, epoch: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -180,6 +199,9 @@ class AugmentedDataset(_TorchDataset):
             epoch, i = (int(v) for v in index)
         else:
             epoch, i = self.epoch, int(index)
+            self._served += 1
+            if self._served > self._n_items:
+                self._count(0)
         if self._plan_epoch != epoch:
             self.plan(epoch)
         if self._pick_list is None:
@@ -208,6 +230,7 @@ class AugmentedDataset(_TorchDataset):
                 pick[sel] = self.plan(e)[1][pos[sel]]
         else:  # numpy indexing raises IndexError out of range and counts negative indices from the end, as [] does
             pos = np.asarray(indices, dtype=np.int64)
+            self._count(len(pos))
             pick = self.plan(self.epoch)[1][pos]
         is_syn = pick >= 0
         signals: list[Any] = [None] * len(pos)
@@ -226,11 +249,44 @@ class AugmentedDataset(_TorchDataset):
                 labels[r] = label if type(label) is int else int(label)
         return list(map(_make_item, zip(signals, labels, is_syn.tolist())))
 
+    @property
+    def labels(self) -> np.ndarray:
+        """Each item's class index (a copy): a synthetic item keeps the label of the item it replaces,
+        so these hold in every epoch (e.g. for a WeightedRandomSampler)."""
+        return self._base_labels.copy()
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """Names of the label indices: the base's when it has them, else the bank's."""
+        return tuple(getattr(self.base, "class_names", ()) or ()) or tuple(self.bank.class_names)
+
     def synthetic_share(self, epoch: int | None = None) -> float:
         return float(self.plan(epoch)[0].mean()) if len(self) else 0.0
 
+    def _count(self, n: int) -> None:
+        """Warn once when this process serves a second epoch's worth of items under the same epoch."""
+        self._served += n
+        if self._served > self._n_items and not self._warned and self.ratio > 0:
+            self._warned = True
+            warnings.warn(
+                f"AugmentedDataset served more than {len(self._base_labels)} items (one epoch) with epoch "
+                f"{self.epoch}'s plan: call set_epoch(e) before each epoch; DataLoader workers with "
+                "persistent_workers=True never see it (use persistent_workers=False or (epoch, i) indices)",
+                RuntimeWarning, stacklevel=3)
+
     # ---- checks --------------------------------------------------------------------------------
+    def _usable(self, exclude_sources: Iterable[str]) -> np.ndarray:
+        """Bank samples that may be picked: all but those made from an excluded source."""
+        excluded = {str(s) for s in exclude_sources}
+        if not excluded:
+            return np.ones(len(self.bank), dtype=bool)
+        return np.array([r.get("source_id") not in excluded for r in self.bank.rows()], dtype=bool)
+
     def _check_layout(self) -> None:
+        units = getattr(self.base, "units", None) or getattr(getattr(self.base, "batch", None), "units", None)
+        if units is not None and str(units) != self.bank.units:
+            raise BankError(f"base dataset is in units {units!r} but the bank holds {self.bank.units!r}; mixing "
+                            "them would train on two scales: generate the bank from the same preprocessing")
         for field in ("fs", "leads"):
             have = getattr(self.base, field, None)
             if have is None:

@@ -29,7 +29,12 @@ WEIGHT_PARAMS = ("checkpoint", "weights", "path")
 
 @attrs.frozen
 class JudgeRef:
-    """A classifier used as a judge: registry name, weights identity, and where it was used."""
+    """A classifier used as a judge: registry name, weights identity, and where it was used.
+
+    Fields: ``classifier`` (its registry name, e.g. "afib-reslstm"); ``identity`` (:func:`judge_identity`:
+    ``sha256:<hex>`` of its weights file, or ``params:<hex>`` of its settings); ``role`` (where it was
+    used, e.g. "flip loss", "filter", "evaluator").
+    """
 
     classifier: str
     identity: str
@@ -44,6 +49,18 @@ class JudgeRef:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> JudgeRef:
         return cls(str(d["classifier"]), str(d["identity"]), str(d.get("role", "")))
+
+
+def _weights_file(value: str | os.PathLike[str]) -> Path | None:
+    """The file a weights parameter names (``pretrained:NAME`` or a path), None if there is none."""
+    from augframe.errors import CheckpointError
+    from augframe.paths import resolve
+
+    try:
+        path = resolve(value)
+    except CheckpointError:
+        return None
+    return path if path.is_file() else None
 
 
 def _state_of(path: Path) -> Mapping[str, Any]:
@@ -83,8 +100,10 @@ def judge_identity(classifier: str, params: Mapping[str, Any] | None = None) -> 
     params = dict(params or {})
     for key in WEIGHT_PARAMS:
         value = params.get(key)
-        if isinstance(value, (str, os.PathLike)) and Path(value).is_file():
-            return "weights:" + weights_sha256(Path(value))
+        if isinstance(value, (str, os.PathLike)):
+            path = _weights_file(value)
+            if path is not None:
+                return "weights:" + weights_sha256(path)
     blob = json.dumps({"classifier": classifier, "params": params}, sort_keys=True, default=str).encode()
     return "params:" + hashlib.sha256(blob).hexdigest()
 

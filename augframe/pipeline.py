@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
-import math
 import sys
 import time
 import zlib
@@ -75,9 +74,7 @@ def run(recipe: Recipe, *, registry: Registry | None = None, stages: Sequence[st
     from augframe.training import resolve_device
 
     device = resolve_device(recipe.run.device)
-    out = recipe.output_dir
-    out.mkdir(parents=True, exist_ok=True)
-    atomic.write_text(out / "recipe.toml", recipe.to_toml())
+    out = _output_dir(recipe)
     record: dict[str, Any] = {"recipe": recipe.run.name, "seed": recipe.run.seed, "device": device,
                               "versions": _versions(), "plugins": _plugin_table(registry), "timings_s": {}}
     timer = _Timer(record["timings_s"])
@@ -90,6 +87,10 @@ def run(recipe: Recipe, *, registry: Registry | None = None, stages: Sequence[st
                           "test": None if data.test is None else len(data.test), "fs": train.fs,
                           "leads": list(train.leads), "class_names": list(train.class_names), **dict(data.info)}
         log(f"[data] {len(train)} training windows, classes {list(train.class_names)}")
+    _check_existing_bank(out / "bank", generation_plan(recipe, data.fingerprint))
+    resolved = recipe.to_toml()  # written once the run is known to continue its own plan
+    if not (out / "recipe.toml").is_file() or (out / "recipe.toml").read_text(encoding="utf-8", errors="replace") != resolved:
+        atomic.write_text(out / "recipe.toml", resolved)  # unchanged: not rewritten (a finished run may be read-only)
 
     generator = None
     if "fit" in stages or "generate" in stages:
@@ -106,7 +107,8 @@ def run(recipe: Recipe, *, registry: Registry | None = None, stages: Sequence[st
             [attrs.evolve(f, params=_with_device(registry, "filter", f.name, f.params, device, train=data.train))
              for f in recipe.filters], registry)
         with timer("generate"):
-            generation = generate_into_bank(recipe, generator, chain, train, bank_path, progress=show, log=log)
+            generation = generate_into_bank(recipe, generator, chain, train, bank_path, progress=show, log=log,
+                                            data_fingerprint=data.fingerprint)
         record["generation"] = generation
         atomic.write_json(out / "run.json", record)
 
@@ -121,6 +123,28 @@ def run(recipe: Recipe, *, registry: Registry | None = None, stages: Sequence[st
             report_path = write_report(recipe, out, record, evaluations, log, data)
     atomic.write_json(out / "run.json", record)
     return RunResult(out, bank_path, generation, evaluations, report_path)
+
+
+def _check_existing_bank(bank_path: Path, plan: Mapping[str, Any]) -> None:
+    """A bank already in the output folder must come from this recipe's plan, for every stage."""
+    if (bank_path / "bank.json").exists():
+        bank = Bank.open(bank_path, verify="none")
+        try:
+            bank.check_plan(plan)
+        finally:
+            bank.close()
+
+
+def _output_dir(recipe: Recipe) -> Path:
+    """The run's folder, made if needed; a path that is a file or a device is refused by name."""
+    out = recipe.output_dir
+    if out.exists() and not out.is_dir():
+        raise RecipeError(f"run.output_dir = {str(out)!r} exists and is not a folder; give a folder path")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except FileExistsError as exc:
+        raise RecipeError(f"run.output_dir = {str(out)!r}: a parent of it is a file ({exc})") from exc
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -206,8 +230,13 @@ def _source_rounds(tag: str, is_member: np.ndarray, target: int, recipe: Recipe,
 
 
 def generate_into_bank(recipe: Recipe, generator: Any, chain: FilterChain, train: Any, bank_path: Path, *,
-                       progress: bool = True, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Make, filter and bank candidates for every direction / label; resumes from what the bank holds."""
+                       progress: bool = True, log: Callable[[str], None] = print,
+                       data_fingerprint: str | None = None) -> dict[str, Any]:
+    """Make, filter and bank candidates for every direction / label; resumes from what the bank holds.
+
+    The bank is bound to the run's generation plan (:func:`generation_plan`): resuming into a bank
+    made by another plan (other seed, data, generator, options or filters) raises BankError.
+    """
     from tqdm.auto import tqdm as progress_bar
 
     g = recipe.generation
@@ -217,9 +246,14 @@ def generate_into_bank(recipe: Recipe, generator: Any, chain: FilterChain, train
                           f"{sorted(generator.request_kinds)}")
     bank = Bank.open_or_create(bank_path, fs=train.fs, leads=train.leads, n_samples=_n_samples(train),
                                class_names=train.class_names, units=_units(train))
+    try:
+        bank.claim_plan(generation_plan(recipe, data_fingerprint))
+    except BaseException:
+        bank.close()
+        raise
     stats: dict[str, Any] = {}
     state_path = bank_path.parent / "generation-state.json"
-    state = json.loads(state_path.read_text()) if state_path.is_file() else {}
+    state = _read_state(state_path, log)
     fingerprint = _plan_fingerprint(recipe)
     try:
         for tag, (count, rounds) in work_plan(recipe, train).items():
@@ -240,6 +274,36 @@ def generate_into_bank(recipe: Recipe, generator: Any, chain: FilterChain, train
     return {"kind": kind, "bank": str(bank_path), "per_target": stats}
 
 
+def _read_state(path: Path, log: Callable[[str], None]) -> dict[str, Any]:
+    """generation-state.json (which targets ran to their end); a damaged one is rebuilt from the bank.
+
+    The state only lets a finished target be skipped; the bank's keys say what is done, so an
+    unreadable state costs a re-check of each target, never a wrong result.
+    """
+    if not path.exists():
+        return {}
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        log(f"[generate] {path} is unreadable ({exc}); re-checking every target against the bank")
+        return {}
+    if not isinstance(state, dict) or not all(isinstance(v, dict) for v in state.values()):
+        log(f"[generate] {path} is not a table of targets; re-checking every target against the bank")
+        return {}
+    return state
+
+
+def generation_plan(recipe: Recipe, data_fingerprint: str | None) -> dict[str, Any]:
+    """Everything that decides which samples a bank holds: seed, data, generation request, generator
+    and filters. ``generation.count`` is left out (a larger count extends the same plan);
+    ``generation.batch_size`` stays in: a generator's float results may depend on how candidates
+    are batched, and a resume must call it with the same batches."""
+    gen = attrs.asdict(recipe.generation)
+    gen.pop("count")
+    return {"seed": recipe.run.seed, "data": data_fingerprint, "generation": gen,
+            "generator": attrs.asdict(recipe.generator), "filters": [attrs.asdict(f) for f in recipe.filters]}
+
+
 def _plan_fingerprint(recipe: Recipe) -> str:
     """What decides a generation plan's outcome: seed, generation, generator and filter specs."""
     spec = {"seed": recipe.run.seed, "generation": attrs.asdict(recipe.generation),
@@ -249,35 +313,38 @@ def _plan_fingerprint(recipe: Recipe) -> str:
 
 def _generate_one(tag: str, count: int | None, rounds: list[list[WorkItem]], recipe: Recipe, generator: Any,
                   chain: FilterChain, train: Any, bank: Bank, show: bool, progress_bar: Any) -> dict[str, Any]:
+    """One direction / label, round by round, in fixed chunks of ``generation.batch_size``.
+
+    A chunk's members are a pure function of the plan (the round's items, less the units accepted
+    in an earlier round), never of what this process has done so far, so a resumed run calls the
+    generator with exactly the batches an uninterrupted run does: the bank is bit-identical even
+    for a generator whose float results depend on batch composition.
+    """
     g = recipe.generation
     prefix = f"{tag}:"
-    done = {k for k in bank.keys if k.startswith(prefix)}
+    tagged = [i for i, k in enumerate(bank.keys) if k.startswith(prefix)]
+    done = {r["key"]: int(r.get("attempt", 0)) for r in bank.rows(tagged)} if tagged else {}
     n_units = len(rounds[0]) if rounds else 0
     wanted = n_units if count is None else (count if g.kind == "sample" else min(count, n_units))
     accepted_before = len(done)
     results: list[ChainResult] = []
     total_items = sum(len(r) for r in rounds)
     bar = progress_bar(total=total_items, desc=f"generate {tag}", disable=None if show else True, leave=False)
-    made = accepted = 0
-    for items in rounds:
-        pending = [it for it in items if it.unit not in done]
-        start = 0
-        while start < len(pending) and len(done) < wanted:
-            # no more candidates than the remaining count needs at the acceptance seen so far
-            # (the outcome does not depend on this: each candidate's fate is fixed by its seed)
-            rate = accepted / made if made else 1.0
-            size = min(g.batch_size, max(1, math.ceil((wanted - len(done)) / max(rate, 0.1))))
-            chunk = pending[start:start + size]
-            start += len(chunk)
+    for attempt, items in enumerate(rounds):
+        pending = [it for it in items if done.get(it.unit, attempt) >= attempt]
+        for start in range(0, len(pending), g.batch_size):
+            if len(done) >= wanted:
+                break
+            chunk = pending[start:start + g.batch_size]
             cands, sources, res = _make_and_score(chunk, recipe, generator, chain, train)
             results.append(res)
-            made += len(chunk)
-            accepted += int(res.accept.sum())
-            order = np.flatnonzero(res.accept)[: wanted - len(done)]  # priority order: trim to the count
-            if len(order):
-                rows = [_manifest_row(chunk[i], cands, res, i, sources) for i in order]
-                bank.append(cands.batch.select(order), rows)
-                done.update(chunk[i].unit for i in order)
+            before = len(done) - sum(it.unit in done for it in chunk)  # a re-run chunk counts once
+            order = np.flatnonzero(res.accept)[: wanted - before]  # priority order: trim to the count
+            new = [i for i in order if chunk[i].unit not in done]
+            if new:
+                rows = [_manifest_row(chunk[i], cands, res, i, sources) for i in new]
+                bank.append(cands.batch.select(np.asarray(new)), rows)
+                done.update((chunk[i].unit, attempt) for i in new)
             bar.update(len(chunk))
         if len(done) >= wanted:
             break

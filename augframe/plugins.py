@@ -69,6 +69,7 @@ class Registry:
         self._provisions: dict[str, dict[str, Provision]] = {k: {} for k in KINDS}
         self._plugins: dict[str, PluginInfo] = {}
         self.load_errors: dict[str, str] = {}
+        self.skipped: dict[str, str] = {}  # installed plugins not loaded on purpose -> why
 
     # ---- discovery --------------------------------------------------------------------------
     @classmethod
@@ -84,9 +85,14 @@ class Registry:
         allowed = _intersect(env_allow, frozenset(allow) if allow is not None else None)
         blocked = (env_block or frozenset()) | frozenset(block or ())
         for ep in md.entry_points(group=ENTRY_POINT_GROUP):
-            if ep.name in blocked or (allowed is not None and ep.name not in allowed):
-                continue
-            reg._load_entry_point(ep)
+            if ep.name in blocked:
+                reg.skipped[ep.name] = f"blocked by {ENV_BLOCK}" if ep.name in (env_block or ()) \
+                    else "blocked by the recipe's [plugins] block"
+            elif allowed is not None and ep.name not in allowed:
+                reg.skipped[ep.name] = f"not allowed by {ENV_ALLOW}" if env_allow is not None and ep.name not in env_allow \
+                    else "not in the recipe's [plugins] allow"
+            else:
+                reg._load_entry_point(ep)
         return reg
 
     def _load_entry_point(self, ep: md.EntryPoint) -> None:
@@ -162,8 +168,12 @@ class Registry:
     def get(self, kind: str, name: str) -> Provision:
         table = self._table(kind)
         if name not in table:
+            if name in self.skipped:
+                raise PluginError(f"{kind} {name!r} is not available: plugin {name!r} is installed but "
+                                  f"{self.skipped[name]}; unblock it to use it")
             failed = "".join(f"\n  plugin {p!r} failed to load: {e}" for p, e in self.load_errors.items())
-            raise PluginError(f"no {kind} named {name!r}{suggest(name, table)}{failed}")
+            skipped = "".join(f"\n  plugin {p!r} was not loaded: {why}" for p, why in sorted(self.skipped.items()))
+            raise PluginError(f"no {kind} named {name!r}{suggest(name, table)}{failed}{skipped}")
         return table[name]
 
     def create(self, kind: str, name: str, params: Mapping[str, Any] | None = None) -> Any:
@@ -229,10 +239,14 @@ def _intersect(a: frozenset[str] | None, b: frozenset[str] | None) -> frozenset[
     return a if b is None else a & b
 
 
-def check_params(prov: Provision, params: Mapping[str, Any], supplied: Iterable[str] = ()) -> None:
-    """Raise PluginError for a parameter the factory lacks or a required one not given.
+def check_params(prov: Provision, params: Mapping[str, Any], supplied: Iterable[str] = (),
+                 registry: Registry | None = None) -> None:
+    """Raise PluginError for a parameter the factory lacks, a required one not given, a value that
+    does not fit the parameter's annotation, or what the factory's own ``validate_params`` refuses.
 
     ``supplied`` names parameters the caller will provide itself (e.g. the pipeline's run context).
+    A factory checks nested tables (e.g. a ``sampler`` table's keys) without being built by defining
+    ``validate_params(params, registry)`` (a static method on a class), raising an AugframeError.
     """
     try:
         sig = inspect.signature(prov.factory)
@@ -245,11 +259,74 @@ def check_params(prov: Provision, params: Mapping[str, Any], supplied: Iterable[
     for key in params:
         if key not in accepted:
             raise PluginError(f"{prov.kind} {prov.name!r} has no parameter {key!r}{suggest(key, accepted)}")
+    hints = _type_hints(prov.factory)
+    for key, value in params.items():
+        hint = hints.get(key)
+        if hint is not None and not _fits(value, hint):
+            raise PluginError(f"{prov.kind} {prov.name!r} parameter {key!r} = {value!r} ({type(value).__name__}) "
+                              f"does not fit its declared type {_hint_name(hint)}")
     given = set(params) | set(supplied)
     missing = [p.name for p in ps if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
                and p.name not in given]
     if missing:
         raise PluginError(f"{prov.kind} {prov.name!r} needs parameter(s) {missing}")
+    target = prov.factory.resolve() if isinstance(prov.factory, lazy) else prov.factory
+    validate = getattr(target, "validate_params", None)
+    if callable(validate):
+        from augframe.errors import AugframeError
+
+        try:
+            validate(dict(params), registry)
+        except AugframeError as exc:
+            raise PluginError(f"{prov.kind} {prov.name!r}: {exc}") from exc
+
+
+def _type_hints(factory: Any) -> dict[str, Any]:
+    """The factory's resolved parameter annotations, or {} where they cannot be resolved."""
+    import typing
+
+    try:
+        target = factory.resolve() if isinstance(factory, lazy) else factory
+        fn = target.__init__ if isinstance(target, type) else target
+        return typing.get_type_hints(fn)
+    except Exception:  # annotations under TYPE_CHECKING, attrs-generated __init__...: no type check
+        return {}
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether a recipe (TOML) value fits an annotation; annotations it does not know always fit."""
+    import collections.abc as cabc
+    import os
+    import types
+    import typing
+
+    if hint is Any:
+        return True
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, a) for a in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    base = origin or hint
+    if isinstance(base, type) and issubclass(base, os.PathLike):
+        return isinstance(value, (str, os.PathLike))
+    if base in (dict, cabc.Mapping, cabc.MutableMapping):
+        return isinstance(value, cabc.Mapping)
+    if base in (list, tuple, cabc.Sequence):
+        return isinstance(value, (list, tuple))
+    return True
+
+
+def _hint_name(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
 
 
 def default_registry(allow: Iterable[str] | None = None, block: Iterable[str] | None = None) -> Registry:

@@ -43,6 +43,11 @@ class GenerationRequest:
 
     ``seeds[i]`` alone decides sample i's randomness, so outputs do not depend on batch size or
     order. ``options`` carries per-call settings a generator documents (e.g. SDEdit strength).
+
+    Fields: ``kind`` (one of ``REQUEST_KINDS``); ``labels`` (int64 class index per sample, or float32
+    multi-hot rows); ``seeds`` (int64, one per sample); ``sources`` (the input ECGs, one per sample, for
+    transfer and complete); ``mask`` (bool, the shape of ``sources.signals``, True where known; complete
+    only); ``class_names`` (names of the label indices); ``options`` (per-call settings).
     """
 
     kind: str
@@ -131,6 +136,11 @@ class GeneratorInfo:
     ``trained_against`` lists the classifiers the generator's training optimised against (e.g. a
     flip loss); ``()`` means none, ``None`` means the generator does not know (then no judge can be
     shown to be independent of it).
+
+    Fields: ``name`` (the registered generator name); ``version`` (the plugin's version);
+    ``checkpoint_sha256`` (hash of the weights file, None when untrained or built in memory);
+    ``params`` (the JSON-ready settings that made the candidates); ``trained_against`` (see above,
+    :class:`~augframe.judges.JudgeRef` entries, dicts are converted).
     """
 
     name: str
@@ -147,8 +157,12 @@ class GeneratorInfo:
 class Candidates:
     """Generated ECGs with per-sample provenance; ``batch.labels`` are the requested labels.
 
-    ``refused[i]`` (non-empty) is the generator's own reason why sample i is not what was asked for
-    (e.g. "fewer than two beats in the source: not re-timed"); the filter chain rejects it.
+    Fields: ``batch`` (the ECGs: float32 ``[n, leads, samples]``, the request's labels and class names,
+    the sources' fs, leads and units); ``seeds`` (the request's seeds, one per ECG); ``info`` (the
+    :class:`GeneratorInfo` that made them); ``source_ids`` (the id of each ECG's source, for transfer
+    and complete; None for sample); ``refused`` (None, or per ECG the generator's own reason why it is
+    not what was asked for, e.g. a source whose rhythm cannot be re-timed, '' where it is: the filter
+    chain rejects those with that reason).
     """
 
     batch: ECGBatch
@@ -209,6 +223,10 @@ class FilterResult:
 
     ``checks`` maps each check name to per-sample values in [0, 1] (1 = passed); ``reasons[i]``
     lists, in words, why sample i lost points or was rejected (empty when it passed cleanly).
+
+    Fields: ``name`` (the filter's name); ``scores`` (float64 in [0, 1], one per candidate);
+    ``accept`` (bool, one per candidate); ``checks`` (see above); ``reasons`` (see above; empty tuple
+    means no reasons for anyone).
     """
 
     name: str
@@ -287,7 +305,13 @@ class Figure:
 
 @attrs.frozen
 class EvaluationResult:
-    """Metrics, tables and figures of one evaluator run; ``scale`` says at what scale it was made."""
+    """Metrics, tables and figures of one evaluator run; ``scale`` says at what scale it was made.
+
+    Fields: ``name`` (the evaluator's name); ``metrics`` (dotted name -> finite number, e.g.
+    ``judge.flip_rate``); ``tables`` (name -> :class:`Table`); ``figures`` (name -> :class:`Figure`);
+    ``notes`` (sentences the report prints: caveats, what was skipped and why); ``scale`` (e.g. "CPU,
+    width 0.25, 2 folds"); ``details`` (anything JSON-ready the report or a reader may use).
+    """
 
     name: str
     metrics: Mapping[str, float] = attrs.field(factory=dict)
@@ -332,6 +356,9 @@ class ExternalSet:
 
     ``one_class`` names the class of every ECG in a one-class database (e.g. an AF-only Holter set):
     such a set can only report sensitivity or specificity for that class, never a pooled AUROC.
+
+    Fields: ``name`` (e.g. "afpdb"); ``batch`` (its ECGs, preprocessed like the run's); ``one_class``
+    (see above; None when the set has several classes).
     """
 
     name: str
@@ -348,6 +375,10 @@ class EvalContext:
     ``dependent_judges`` the classifiers used in generator training or filtering, with
     ``provenance_known`` False when the generator did not say what it trained against (see
     :mod:`augframe.judges`).
+
+    Fields: ``seed`` (the run's seed: derive every random step from it); ``device`` (where to run
+    models); ``workdir`` (a folder the evaluator may cache in, None for none); ``progress`` (show
+    progress bars); ``train``, ``external``, ``dependent_judges``, ``provenance_known`` (see above).
     """
 
     seed: int = 0

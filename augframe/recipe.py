@@ -222,9 +222,12 @@ class Recipe:
         return _to_toml(self.to_dict())
 
     def evolve_run(self, **changes: Any) -> Recipe:
-        """The recipe with ``[run]`` keys overridden (as the CLI's --seed / --device / --output-dir do)."""
+        """The recipe with ``[run]`` keys overridden (as the CLI's --seed / --device / --output-dir do),
+        checked exactly like the file (an override cannot pass what the file could not)."""
         changes = {k: v for k, v in changes.items() if v is not None}
-        return attrs.evolve(self, run=_build(RunSpec, {**attrs.asdict(self.run), **changes}, "run"))
+        recipe = attrs.evolve(self, run=_build(RunSpec, {**attrs.asdict(self.run), **changes}, "run"))
+        _check_semantics(recipe)
+        return recipe
 
 
 # --------------------------------------------------------------------------------------------
@@ -246,23 +249,34 @@ _REQUIRED = ("data", "generator")
 
 
 def load(path: str | os.PathLike[str]) -> Recipe:
-    """Read and validate a recipe file."""
+    """Read and validate a recipe file; relative input paths resolve against its folder (augframe.paths)."""
     p = Path(path)
+    if p.is_dir():
+        raise RecipeError(f"recipe {str(p)!r} is a folder; give the path of a .toml recipe file")
     if not p.is_file():
-        raise RecipeError(f"recipe file {str(p)!r} does not exist; give the path of a .toml recipe")
+        what = "does not exist" if not p.exists() else "is not a regular file"
+        raise RecipeError(f"recipe file {str(p)!r} {what}; give the path of a .toml recipe")
     try:
-        raw = tomllib.loads(p.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise RecipeError(f"recipe {str(p)!r} is not valid TOML: {exc}") from exc
-    return attrs.evolve(parse(raw), path=str(p))
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise RecipeError(f"recipe {str(p)!r} is not UTF-8 text ({exc}); save it as UTF-8") from exc
+    from augframe import paths
+
+    return attrs.evolve(paths.anchor(_parse_text(text, f"recipe {str(p)!r}"), p.parent), path=str(p))
 
 
 def loads(text: str) -> Recipe:
     """Validate a recipe given as TOML text."""
+    return _parse_text(text, "recipe text")
+
+
+def _parse_text(text: str, what: str) -> Recipe:
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise RecipeError(f"recipe text is not valid TOML: {exc}") from exc
+        raise RecipeError(f"{what} is not valid TOML: {exc}") from exc
+    except RecursionError as exc:
+        raise RecipeError(f"{what} nests arrays or tables too deeply to be a recipe") from exc
     return parse(raw)
 
 
@@ -345,6 +359,12 @@ def _check_semantics(r: Recipe) -> None:
         for i, d in enumerate(g.directions):
             if not isinstance(d, str) or d.count("->") != 1 or not all(s.strip() for s in d.split("->")):
                 raise RecipeError(f"generation.directions[{i}] = {d!r} must read 'SOURCE->TARGET', e.g. 'N->A'")
+            src, dst = parse_direction(d)
+            if src == dst:
+                raise RecipeError(f"generation.directions[{i}] = {d!r} transfers a class to itself; name two classes")
+        tags = [parse_direction(d) for d in g.directions]
+        if len(set(tags)) != len(tags):
+            raise RecipeError(f"generation.directions {list(g.directions)} names a direction twice")
         if g.labels:
             raise RecipeError("generation.labels is for kind = 'sample'; use generation.directions for 'transfer'")
     elif g.kind == "sample":
@@ -375,8 +395,36 @@ def _check_semantics(r: Recipe) -> None:
     dev = r.run.device
     if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", dev):
         raise RecipeError(f"run.device = {dev!r}; use 'auto', 'cpu', 'cuda' or 'cuda:N'")
-    if not _NAME_RE.match(r.run.name):
-        raise RecipeError(f"run.name = {r.run.name!r} may only hold letters, digits, '.', '_' and '-'")
+    if not 0 <= r.run.seed < 2**32:
+        raise RecipeError(f"run.seed = {r.run.seed} must be in 0..2**32-1 (seeds are unsigned 32-bit)")
+    if not _NAME_RE.fullmatch(r.run.name) or not r.run.name.strip("."):
+        raise RecipeError(f"run.name = {r.run.name!r} may only hold letters, digits, '.', '_' and '-' "
+                          "(and not only dots)")
+    _check_output_dir(r.run.output_dir, r.output_dir)
+    _check_data_tables(r.data)
+
+
+def _check_output_dir(raw: str, path: Path) -> None:
+    """A usable folder name: not empty, no NUL or line break, no component longer than 255 bytes."""
+    if not raw.strip():
+        raise RecipeError("run.output_dir is empty; give a folder, e.g. \"runs/{name}\"")
+    if any(c in str(path) for c in "\0\n\r"):
+        raise RecipeError(f"run.output_dir = {str(path)!r} holds a NUL or line-break character")
+    long = [part for part in path.parts if len(part.encode("utf-8", "surrogateescape")) > 255]
+    if long:
+        raise RecipeError(f"run.output_dir has a folder name of {len(long[0])} characters; the limit is 255 bytes")
+
+
+def _check_data_tables(data: DataSpec) -> None:
+    """data.preprocessing and data.split through the data layer's own parsers (the same code run uses)."""
+    from augframe.data.prepare import check_data_tables
+
+    try:
+        check_data_tables(data.preprocessing, data.split)
+    except RecipeError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise RecipeError(f"data.preprocessing / data.split: {exc}") from exc
 
 
 #: [data.preprocessing] keys an external set takes from the run as they are, so it comes out like the run's data.
@@ -426,8 +474,8 @@ def _check_mask(mask: Mapping[str, Any]) -> None:
         return
     for key in keys:
         value = mask[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            raise RecipeError(f"generation.mask.{key} = {value!r} must be a positive number")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+            raise RecipeError(f"generation.mask.{key} = {value!r} must be a positive, finite number")
     if "fraction" in mask and not mask["fraction"] < 1:
         raise RecipeError(f"generation.mask.fraction = {mask['fraction']} must be below 1")
 
@@ -482,7 +530,7 @@ def check_plugins(recipe: Recipe, registry: Any) -> None:
         except PluginError as exc:
             raise RecipeError(f"{key} = {name!r}: {exc}") from exc
         try:
-            check_params(prov, params, supplied=RUN_CONTEXT.get(kind, ()))
+            check_params(prov, params, supplied=RUN_CONTEXT.get(kind, ()), registry=registry)
         except PluginError as exc:
             where = key.rsplit(".", 1)[0]
             m = re.search(r"no parameter '([^']+)'", str(exc))

@@ -55,13 +55,44 @@ def _as_meta(value: Mapping[str, Any] | None) -> dict[str, np.ndarray]:
     return {str(k): np.asarray(v) for k, v in (value or {}).items()}
 
 
+def _as_fs(value: Any) -> float:
+    arr = np.asarray(value.detach().cpu() if _is_torch(value) else value)
+    if arr.ndim != 0 or arr.dtype.kind not in "iuf":
+        raise ValidationError(f"ECGBatch.fs={value!r} ({type(value).__name__}) must be a real number: the "
+                              "sampling rate in Hz, e.g. 300.0")
+    return float(value)
+
+
 def _as_labels(value: Any) -> np.ndarray | None:
+    """Class indices (N,) as int64 or multi-hot (N, C) as float32; never a lossy cast."""
     if value is None:
         return None
     arr = np.asarray(value.detach().cpu() if _is_torch(value) else value)
+    if arr.dtype.kind not in "biuf":
+        raise ValidationError(f"ECGBatch.labels has dtype {arr.dtype}; give integer class indices or a numeric "
+                              "multi-hot matrix")
     if arr.ndim == 1:
+        if arr.dtype.kind == "f":
+            whole = np.isfinite(arr) & (arr == np.round(arr)) & (np.abs(arr) < 2**31)
+            if not whole.all():
+                bad = arr[~whole][0]
+                raise ValidationError(f"ECGBatch.labels holds {bad!r}, not a whole class index; give integer "
+                                      "class indices (-1 = unlabelled)")
         return arr.astype(np.int64, copy=False)
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        raise ValidationError("ECGBatch.labels (multi-hot) contains NaN or Inf")
     return arr.astype(np.float32, copy=False)
+
+
+def _as_class_names(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        raise ValidationError(f"ECGBatch.class_names={value!r} is one string; give a sequence of names")
+    names = tuple(value)
+    if not all(isinstance(n, str) and n for n in names):
+        raise ValidationError(f"ECGBatch.class_names={names!r} must be non-empty strings")
+    if len(set(names)) != len(names):
+        raise ValidationError(f"ECGBatch.class_names {names} repeats a name; each class needs its own")
+    return names
 
 
 @attrs.frozen(eq=False, repr=False)
@@ -82,10 +113,10 @@ class ECGBatch:
     """
 
     signals: Any
-    fs: float = attrs.field(converter=float)
+    fs: float = attrs.field(converter=_as_fs)
     leads: tuple[str, ...] = attrs.field(converter=_as_leads, default=("II",))
     labels: np.ndarray | None = attrs.field(converter=_as_labels, default=None)
-    class_names: tuple[str, ...] = attrs.field(converter=tuple, default=())
+    class_names: tuple[str, ...] = attrs.field(converter=_as_class_names, default=())
     ids: tuple[str, ...] | None = attrs.field(converter=_as_ids, default=None)
     meta: dict[str, np.ndarray] = attrs.field(converter=_as_meta, factory=dict)
     units: str = "mV"
@@ -116,23 +147,34 @@ class ECGBatch:
     def _validate_signals(self) -> None:
         x = self.signals
         if not (_is_torch(x) or isinstance(x, np.ndarray)):
-            x = np.asarray(x, dtype=np.float32)
-            object.__setattr__(self, "signals", x)
+            try:
+                x = np.asarray(x)
+            except (TypeError, ValueError) as exc:
+                raise ValidationError(f"ECGBatch.signals cannot be read as an array ({exc})") from exc
         if x.ndim != 3:
             raise ValidationError(
                 f"ECGBatch.signals has shape {tuple(x.shape)}; expected [N, leads, samples] "
                 "(add axes with x[:, None, :] for single-lead data)"
             )
+        if x.shape[1] < 1 or x.shape[2] < 1:
+            raise ValidationError(f"ECGBatch.signals has shape {tuple(x.shape)}: every ECG needs at least one "
+                                  "lead and one sample")
         if _is_torch(x):
             import torch
 
+            if x.is_complex() or x.dtype == torch.bool:
+                raise ValidationError(f"ECGBatch.signals has dtype {x.dtype}; give real-valued float signals")
             if x.dtype != torch.float32:
-                object.__setattr__(self, "signals", x.float())
-            finite = bool(torch.isfinite(self.signals).all())
+                x = x.float()
+            finite = bool(torch.isfinite(x).all())
         else:
-            if x.dtype != np.float32:
-                object.__setattr__(self, "signals", x.astype(np.float32))
-            finite = bool(np.isfinite(self.signals).all())
+            if x.dtype.kind not in "iuf":
+                raise ValidationError(f"ECGBatch.signals has dtype {x.dtype}; give real-valued float signals "
+                                      "(complex, boolean and object arrays are refused, not cast)")
+            if x.dtype != np.float32 or not all(s >= 0 for s in x.strides):
+                x = np.ascontiguousarray(x, dtype=np.float32)  # float32, and no negative strides for torch
+            finite = bool(np.isfinite(x).all())
+        object.__setattr__(self, "signals", x)
         if not finite:
             raise ValidationError(
                 "ECGBatch.signals contains NaN or Inf; clean or drop those samples before building a batch"

@@ -180,6 +180,8 @@ def check_generator(generator: Any, *, sources: ECGBatch | None = None, class_na
                     joined.shape == out.batch.numpy().shape
                     and bool(np.allclose(joined, out.batch.numpy(), atol=atol, rtol=0)),
                     f"max difference {np.abs(joined - out.batch.numpy()).max() if joined.shape == out.batch.numpy().shape else 'shape'}")
+        if kind in ("transfer", "complete"):
+            _check_other_units(c, kind, generator, req)
         if kind == "complete":
             _check_all_known(c, generator, req)
         if not seeded:
@@ -207,6 +209,7 @@ def _check_candidates(c: _Checker, kind: str, out: Any, req: GenerationRequest, 
         c.check(f"{kind}: keeps the sources' leads", b.leads == sources.leads, f"{b.leads} vs {sources.leads}")
         c.check(f"{kind}: keeps the sources' length", b.n_samples == sources.n_samples,
                 f"{b.n_samples} vs {sources.n_samples}")
+        c.check(f"{kind}: keeps the sources' units", b.units == sources.units, f"{b.units!r} vs {sources.units!r}")
         c.check(f"{kind}: source_ids name the sources", out.source_ids is not None
                 and tuple(out.source_ids) == tuple(req.sources.ids), repr(out.source_ids))
     c.check(f"{kind}: labels are the requested labels", b.labels is not None
@@ -219,6 +222,24 @@ def _check_candidates(c: _Checker, kind: str, out: Any, req: GenerationRequest, 
         known = req.sources.numpy()
         c.check("complete: keeps the known part bit-exact", bool(np.array_equal(b.numpy()[req.mask], known[req.mask])),
                 "values where mask is True changed")
+
+
+def _check_other_units(c: _Checker, kind: str, generator: Any, req: GenerationRequest) -> None:
+    """Sources in other units (e.g. z-scored) come back in those units, or are refused with an augframe error."""
+    from augframe.errors import AugframeError
+
+    units = "zscore" if req.sources.units == "mV" else "mV"
+    rule = f"{kind}: keeps the sources' units (or refuses other units with an augframe error)"
+    try:
+        out = generator.generate(attrs.evolve(req, sources=attrs.evolve(req.sources, units=units)))
+    except AugframeError:
+        c.check(rule, True)
+        return
+    except Exception as exc:
+        c.check(rule, False, f"sources in {units!r}: raised {type(exc).__name__}: {exc}")
+        return
+    got = getattr(getattr(out, "batch", None), "units", None)
+    c.check(rule, got == units, f"sources in {units!r}, candidates in {got!r}")
 
 
 def _check_all_known(c: _Checker, generator: Any, req: GenerationRequest) -> None:

@@ -223,17 +223,24 @@ def load_train_state(path: str | os.PathLike[str], *, modules: Mapping[str, Any]
     payload = load_torch_checkpoint(path)
     if not isinstance(payload, dict) or payload.get("format") != "augframe-train-state-1":
         raise CheckpointError(f"{str(path)!r} is not an augframe training state (save_train_state writes them)")
-    for name, module in modules.items():
-        if name not in payload["modules"]:
-            raise CheckpointError(f"training state {str(path)!r} has no module {name!r}")
-        load_into(module, payload["modules"][name], what=f"{name} in {path}")
-    for name, opt in optimizers.items():
-        opt.load_state_dict(payload["optimizers"][name])
-    for name, e in ema.items():
-        e.load_state_dict(payload["ema"][name])
-    if restore_rng:
-        set_rng_state(payload["rng"])
-    return {"counters": payload["counters"], "extra": payload["extra"], "config": json.loads(payload["config_json"])}
+    try:
+        for name, module in modules.items():
+            if name not in payload["modules"]:
+                raise CheckpointError(f"training state {str(path)!r} has no module {name!r}")
+            load_into(module, payload["modules"][name], what=f"{name} in {path}")
+        for name, opt in optimizers.items():
+            opt.load_state_dict(payload["optimizers"][name])
+        for name, e in ema.items():
+            e.load_state_dict(payload["ema"][name])
+        if restore_rng:
+            set_rng_state(payload["rng"])
+        return {"counters": payload["counters"], "extra": payload["extra"],
+                "config": json.loads(payload["config_json"])}
+    except CheckpointError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as exc:
+        raise CheckpointError(f"training state {str(path)!r} is incomplete or damaged ({type(exc).__name__}: "
+                              f"{exc}); resume from another state file or start the fit again") from exc
 
 
 # ---- logging, progress, precision -----------------------------------------------------------

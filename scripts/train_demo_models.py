@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 JUDGE_PARAMS = {"width": 0.25, "depth": [1, 1, 1, 1], "class_names": ["N", "A"]}
 GEN_MODEL = {"encoder_channels": 16, "content_dim": 64, "style_dim": 32, "model_channels": 16,
              "attention_heads": 4, "norm_groups": 8}
-JUDGE_FILE = "afib-reslstm-w025-cinc2017.pt"
+JUDGE_FILE = "afib-reslstm-w025-cinc2017.safetensors"
 GEN_FILE = "diffstylets-w16-cinc2017.safetensors"
 
 
@@ -84,6 +84,7 @@ def _crop(seconds: float, fs: float = 250.0):
 
 def cmd_judge(args: argparse.Namespace) -> None:
     from augframe.plugins import Registry
+    from augframe_afib.classifiers import save_afib_reslstm
     from augframe_afib.fit import TrainSettings, fit_classifier, predict_proba
     from augframe_afib.metrics import classification_metrics
 
@@ -111,7 +112,7 @@ def cmd_judge(args: argparse.Namespace) -> None:
         figures[name] = {k: float(v) for k, v in m.items()} | {
             "windows": int(len(idx)), "records": int(len(set(d["rec"][idx]))),
             "N": int((y[idx] == 0).sum()), "A": int((y[idx] == 1).sum())}
-    torch.save(model.state_dict(), args.out / JUDGE_FILE)
+    save_afib_reslstm(args.out / JUDGE_FILE, model, JUDGE_PARAMS["width"], JUDGE_PARAMS["depth"])
     info = {"params": JUDGE_PARAMS, "parameters": int(sum(p.numel() for p in model.parameters())),
             "settings": {"max_epochs": args.epochs, "steps_per_epoch": args.steps, "batch_size": 32, "lr": 2e-3,
                          "loss": "focal (alpha 0.65 on A, gamma 2)", "crop_s": args.crop_s},

@@ -91,6 +91,10 @@ class ArraySource:
     def _label(self, value: Any) -> str | None:
         if isinstance(value, str):
             return value
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)) \
+                or not np.isfinite(value) or value != int(value):
+            raise DataError(f"{self.path}: label {value!r} is not a whole class index; labels must be integers "
+                            f"indexing class_names {self.class_names} (-1 = unlabelled) or class-name strings")
         i = int(value)
         if i < 0:
             return None
@@ -105,6 +109,9 @@ class ArraySource:
             x = x[:, None, :]
         if x.ndim != 3:
             raise DataError(f"{self.path}: signals have shape {x.shape}; expected [N, samples] or [N, leads, samples]")
+        if x.dtype.kind not in "iuf":
+            raise DataError(f"{self.path}: signals have dtype {x.dtype}; store real-valued numbers (complex, "
+                            "boolean and text arrays are refused, not cast)")
         if x.shape[1] != len(self.leads):
             raise DataError(f"{self.path}: {x.shape[1]} lead(s) but leads={list(self.leads)}; name each lead")
         if y is not None and len(y) != len(x):

@@ -334,10 +334,13 @@ def build_cache(source: Source, config: PreprocessConfig, *, classes: Sequence[s
         except DataError as exc:
             log.warning("rebuilding unreadable cache %s: %s", final, exc)
     root.mkdir(parents=True, exist_ok=True)
+    remove_dead_partials(root)
     tmp = Path(tempfile.mkdtemp(prefix=f".{key[:24]}.", suffix=".partial", dir=root))
+    owner = _claim(tmp)
     try:
         report = _write(source, config, classes, tmp, key, strict, workers, progress)
         os.chmod(tmp, 0o755)  # mkdtemp makes it private; a finished cache is readable like any folder
+        (tmp / _OWNER).unlink()
         if final.exists():
             shutil.rmtree(final)
         try:
@@ -349,9 +352,56 @@ def build_cache(source: Source, config: PreprocessConfig, *, classes: Sequence[s
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        os.close(owner)
     if report.faults:
         log.warning("window cache %s built with skipped input\n%s", final.name, report.summary())
     return WindowCache(final)
+
+
+_OWNER = ".building"
+#: A .partial folder without an owner file is left alone this long (its builder may be starting).
+_UNCLAIMED_GRACE_S = 600.0
+
+
+def _claim(folder: Path) -> int:
+    """Hold an exclusive lock on ``folder/.building`` while this process builds into it."""
+    import fcntl
+
+    fd = os.open(folder / _OWNER, os.O_CREAT | os.O_RDWR, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return fd
+
+
+def remove_dead_partials(root: Path) -> list[Path]:
+    """Delete the ``.partial`` folders of builds whose process died (SIGKILL, power cut); returns them.
+
+    A live builder holds the lock on its folder's owner file, so only abandoned folders go.
+    """
+    import fcntl
+    import time
+
+    removed = []
+    for folder in Path(root).glob(".*.partial"):
+        try:
+            fd = os.open(folder / _OWNER, os.O_RDWR)
+        except FileNotFoundError:
+            if time.time() - folder.stat().st_mtime < _UNCLAIMED_GRACE_S:
+                continue
+            fd = None
+        except OSError:
+            continue
+        try:
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue  # a live build
+        finally:
+            if fd is not None:
+                os.close(fd)
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed
 
 
 def _write(source: Source, config: PreprocessConfig, classes: tuple[str, ...] | None, folder: Path, key: str,

@@ -27,17 +27,24 @@ CINC2017_FS = 300.0
 
 
 def read_reference(path: Path) -> dict[str, str]:
-    """``{record: label}`` from a REFERENCE.csv (CRLF or LF, no header); bad lines raise DataError."""
+    """``{record: label}`` from a REFERENCE.csv (CRLF or LF, optional UTF-8 BOM, no header); bad lines,
+    a file that is not UTF-8 text and a path that is not a file raise DataError."""
+    if not Path(path).is_file():
+        raise DataError(f"{path} is not a file; give the REFERENCE.csv with 'record,label' lines")
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            lines = fh.readlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path} cannot be read as UTF-8 text ({exc}); it should hold 'record,label' lines") from exc
     labels: dict[str, str] = {}
-    with open(path, newline="") as fh:
-        for n, line in enumerate(fh, 1):
-            line = line.strip()
-            if not line:
-                continue
-            parts = [p.strip() for p in line.split(",")]
-            if len(parts) != 2 or not parts[0]:
-                raise DataError(f"{path}: line {n} is {line!r}; expected 'record,label' (e.g. 'A00001,N')")
-            labels[parts[0]] = parts[1]
+    for n, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line:
+            continue
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) != 2 or not parts[0]:
+            raise DataError(f"{path}: line {n} is {line!r}; expected 'record,label' (e.g. 'A00001,N')")
+        labels[parts[0]] = parts[1]
     return labels
 
 

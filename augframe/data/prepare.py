@@ -56,10 +56,26 @@ def parse_preprocessing(table: Mapping[str, Any]) -> tuple[PreprocessConfig, dic
     return config, extras
 
 
+def check_data_tables(preprocessing: Mapping[str, Any], split: Mapping[str, Any]) -> None:
+    """Raise RecipeError for what ``prepare_recipe_data`` would refuse in these tables (used by
+    ``augframe recipe check``, so a recipe that checks clean is one that runs)."""
+    _split_settings(split)
+    if preprocessing:
+        parse_preprocessing(preprocessing)
+
+
 def _split_settings(split: Mapping[str, Any]) -> dict[str, Any]:
     for key in split:
         if key not in SPLIT_KEYS:
             raise RecipeError(f"unknown key data.split.{key}{suggest(key, SPLIT_KEYS)}")
+    for key in ("k", "fold"):
+        if key in split and (isinstance(split[key], bool) or not isinstance(split[key], int)):
+            raise RecipeError(f"data.split.{key} = {split[key]!r} must be an integer")
+    if "test_fraction" in split and (isinstance(split["test_fraction"], bool)
+                                     or not isinstance(split["test_fraction"], (int, float))):
+        raise RecipeError(f"data.split.test_fraction = {split['test_fraction']!r} must be a number, e.g. 0.2")
+    if "file" in split and not isinstance(split["file"], str):
+        raise RecipeError(f"data.split.file = {split['file']!r} must be a path string")
     out = {"k": int(split.get("k", 0)), "fold": int(split.get("fold", 0)), "by": split.get("by", "patient"),
            "file": split.get("file")}
     if "test_fraction" in split:

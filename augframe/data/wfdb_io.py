@@ -57,6 +57,7 @@ class RecordReadError(Exception):
         self.problem = problem
 
 
+_GAIN_TOKEN = re.compile(r"^([-+]?[0-9.]+(?:[eE][-+]?\d+)?)")
 _FMT_TOKEN = re.compile(r"^(\d+)(?:x(\d+))?(?::(\d+))?(?:\+(\d+))?$")
 
 
@@ -74,21 +75,57 @@ def _header_layout(hea: Path) -> tuple[bool, int | None, list[tuple[str, str, in
     if "/" in rec[0]:
         return True, None, []
     n_sig = int(rec[1]) if len(rec) > 1 and rec[1].isdigit() else 0
-    sig_len = int(rec[3]) if len(rec) > 3 and rec[3].isdigit() else None
+    if len(rec) > 3 and not rec[3].isdigit():
+        raise _BadHeader(f"the header declares {rec[3]!r} samples per signal; expected a whole number")
+    sig_len = int(rec[3]) if len(rec) > 3 else None
     out = []
     for line in lines[1:1 + n_sig]:
         parts = line.split()
         m = _FMT_TOKEN.match(parts[1]) if len(parts) > 1 else None
         if m is None:
             return False, None, []
+        gain = _GAIN_TOKEN.match(parts[2]) if len(parts) > 2 else None
+        if gain is not None and not 0 < float(gain.group(1)) < float("inf"):
+            raise _BadHeader(f"signal {parts[0]} declares ADC gain {gain.group(1)} (uncalibrated or impossible); "
+                             "augframe needs a positive gain to give millivolts")
         out.append((parts[0], m.group(1), int(m.group(2) or 1), int(m.group(4) or 0)))
     return False, sig_len, out
+
+
+class _BadHeader(ValueError):
+    """Internal: a header value that wfdb would accept but that cannot describe a real record."""
+
+
+def _check_mat(path: Path, offset: int, n_values: int, record_id: str) -> None:
+    """A MATLAB v4 signal file (CinC/PhysioNet .mat) must hold one real matrix named 'val' of the declared
+    size starting exactly at the header's byte offset; anything else would be read shifted."""
+    with open(path, "rb") as f:
+        head = f.read(20)
+        if len(head) < 20:
+            return  # the size check reports it
+        mtype, rows, cols, imag, namlen = np.frombuffer(head, dtype="<i4")
+        if not (0 <= mtype < 5000 and 0 < namlen < 64):
+            return  # not MATLAB v4 (e.g. v5): wfdb judges it
+        name = f.read(int(namlen)).rstrip(b"\0").decode("latin-1")
+    problems = []
+    if name != "val":
+        problems.append(f"holds the variable {name!r}, not 'val'")
+    if 20 + namlen != offset:
+        problems.append(f"its data starts at byte {20 + namlen}, the header says {offset}")
+    if imag:
+        problems.append("holds complex values")
+    if rows * cols != n_values:
+        problems.append(f"holds {rows}x{cols} values, the header declares {n_values}")
+    if problems:
+        raise RecordReadError(Problem(record_id, "unreadable", f"{path.name} " + "; ".join(problems)))
 
 
 def _check_sizes(hea: Path, record_id: str) -> None:
     """Raise RecordReadError for multi-segment records and for signal files that are absent or too short."""
     try:
         multi, sig_len, files = _header_layout(hea)
+    except _BadHeader as exc:
+        raise RecordReadError(Problem(record_id, "unreadable", str(exc))) from exc
     except (OSError, ValueError, IndexError):
         return  # wfdb will say what is wrong
     if multi:
@@ -110,6 +147,9 @@ def _check_sizes(hea: Path, record_id: str) -> None:
         if size < expected:
             raise RecordReadError(Problem(
                 record_id, "truncated", f"{path.name} has {size} bytes, its header needs {expected}"))
+        if path.suffix.lower() == ".mat":
+            n_values = sum(spf * sig_len for f, _, spf, _ in files if f == fname)
+            _check_mat(path, offsets[fname], n_values, record_id)
 
 
 def read_wfdb(path: str | os.PathLike[str], *, record_id: str | None = None, label: str | None = None,
@@ -126,8 +166,11 @@ def read_wfdb(path: str | os.PathLike[str], *, record_id: str | None = None, lab
 
     path = Path(path)
     rid = record_id or path.name
-    if not path.with_suffix(".hea").exists():
-        raise RecordReadError(Problem(rid, "missing-file", f"{path.with_suffix('.hea').name} is missing"))
+    hea = path.with_suffix(".hea")
+    if not hea.exists():
+        raise RecordReadError(Problem(rid, "missing-file", f"{hea.name} is missing"))
+    if not hea.is_file():  # a FIFO or device would block the reader, a folder cannot be parsed
+        raise RecordReadError(Problem(rid, "unreadable", f"{hea.name} is not a regular file"))
     _check_sizes(path.with_suffix(".hea"), rid)
     try:
         span = {} if samples is None else {"sampfrom": int(samples[0]), "sampto": int(samples[1])}
@@ -136,6 +179,10 @@ def read_wfdb(path: str | os.PathLike[str], *, record_id: str | None = None, lab
         raise RecordReadError(Problem(rid, "unreadable", f"{type(exc).__name__}: {exc}")) from exc
     if getattr(rec, "p_signal", None) is None or rec.n_sig == 0 or rec.sig_len == 0:
         raise RecordReadError(Problem(rid, "unreadable", "the record declares no samples or no signals"))
+    gains = np.asarray(getattr(rec, "adc_gain", None) or [1.0], dtype=np.float64)
+    if not (np.isfinite(gains).all() and (gains > 0).all()) or not (np.isfinite(rec.fs) and rec.fs > 0):
+        raise RecordReadError(Problem(rid, "unreadable", f"the header declares gain {gains.tolist()} and fs "
+                                      f"{rec.fs}; both must be positive"))
     sig = np.asarray(rec.p_signal, dtype=np.float64).T
     scale = np.array([_UNIT_SCALE.get(str(u).strip().lower(), 1.0) for u in rec.units])[:, None]
     names = [lead_name(n, single_lead_as=single_lead_as if rec.n_sig == 1 else None, aliases=lead_aliases)

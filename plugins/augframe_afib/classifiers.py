@@ -16,7 +16,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from augframe.errors import ValidationError
+from augframe.checkpoint import load_weights, save_weights
+from augframe.errors import CheckpointError, ValidationError
+from augframe.paths import resolve
 
 from augframe_afib.reslstm import AFibResLSTM, ResLSTMConfig, load_reference_state, load_state_checked, zscore
 
@@ -28,9 +30,11 @@ def make_afib_reslstm(
 ) -> AFibResLSTM:
     """AFibResLSTM at ``width`` x the paper's channels (1.0 = 8,310,658 parameters).
 
-    ``depth`` overrides the ResNet block counts (paper: 3, 4, 6, 3); ``checkpoint`` loads a
-    reference ``.pth``/``.pt`` (``model_state_dict`` or ``state_dict`` inside) or a bare state
-    dict; ``seed`` fixes the initial weights when no checkpoint is given; ``attention_dropout``
+    ``depth`` overrides the ResNet block counts (paper: 3, 4, 6, 3); ``checkpoint`` loads our
+    ``.safetensors`` (written by :func:`save_afib_reslstm`; ``pretrained:NAME`` for a shipped one,
+    e.g. ``pretrained:afib-reslstm-w025-cinc2017``), or a reference ``.pth``/``.pt``
+    (``model_state_dict`` or ``state_dict`` inside, or a bare state dict, read with
+    ``weights_only=True``); ``seed`` fixes the initial weights when no checkpoint is given; ``attention_dropout``
     (default: the reference's 0.3) is a training-time knob that costs nothing at inference.
     """
     cfg = ResLSTMConfig.scaled(width, depth=depth, in_channels=in_channels, num_classes=len(class_names),
@@ -39,8 +43,33 @@ def make_afib_reslstm(
         torch.manual_seed(seed)
         model = AFibResLSTM(cfg, class_names=class_names, normalize=normalize)
     if checkpoint is not None:
-        load_state_checked(model, load_reference_state(checkpoint), str(checkpoint))
+        path = resolve(checkpoint)
+        if path.suffix == ".safetensors":
+            state, saved = load_weights(path)
+            _check_saved_config(saved, _config(width, depth, class_names, in_channels), path)
+        else:
+            state = load_reference_state(path)
+        load_state_checked(model, state, str(checkpoint))
     return model
+
+
+def _config(width: float, depth: Sequence[int] | None, class_names: Sequence[str], in_channels: int) -> dict[str, Any]:
+    return {"classifier": "afib-reslstm", "width": float(width), "depth": None if depth is None else list(depth),
+            "class_names": list(class_names), "in_channels": int(in_channels)}
+
+
+def _check_saved_config(saved: dict[str, Any], given: dict[str, Any], path: Path) -> None:
+    wrong = [f"{k}={given[k]!r} (checkpoint: {saved.get(k)!r})" for k in given if saved.get(k) != given[k]]
+    if wrong:
+        raise CheckpointError(f"AFibResLSTM checkpoint {path} was saved with other settings: {', '.join(wrong)}; "
+                              "pass the checkpoint's settings")
+
+
+def save_afib_reslstm(path: str | Path, model: AFibResLSTM, width: float, depth: Sequence[int] | None = None,
+                      in_channels: int = 1) -> str:
+    """Write ``model`` as safetensors with the factory settings that rebuild it; returns the SHA-256."""
+    cfg = _config(width, depth, model.class_names, in_channels)
+    return save_weights(path, model.state_dict(), cfg)
 
 
 class ECGCRNNClassifier(nn.Module):

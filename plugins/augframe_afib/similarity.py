@@ -109,6 +109,9 @@ def mmd_rbf(a: np.ndarray, b: np.ndarray, *, seed: int, n_perm: int = 200, max_n
 
     Sets larger than ``max_n`` are subsampled (seeded) to keep the kernel matrix small.
     """
+    if isinstance(n_perm, bool) or not isinstance(n_perm, (int, np.integer)) or n_perm < 1:
+        raise ValidationError(f"mmd n_perm={n_perm!r}: the permutation test needs at least 1 permutation "
+                              "(200 or more for a usable p-value)")
     rng = np.random.default_rng(np.random.SeedSequence([seed & 0xFFFFFFFFFFFFFFFF, 0x3D]))
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     if len(a) < 2 or len(b) < 2:

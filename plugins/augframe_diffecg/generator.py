@@ -157,7 +157,8 @@ class DiffECGGenerator:
                          class_names=cfg.class_names,
                          ids=None if template is None else [f"{i}:diffecg" for i in template.ids],
                          meta={"known_fraction": mask.reshape(n, -1).mean(axis=1), "draws": np.full(n, draws),
-                               "point_estimate": np.array([point] * n)})
+                               "point_estimate": np.array([point] * n)},
+                         units="mV" if template is None else template.units)  # the known part's units
         return Candidates(batch, request.seeds, self.info,
                           source_ids=None if template is None else tuple(template.ids))
 

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from augframe.checkpoint import load_into, load_torch_checkpoint, load_weights, save_weights, sha256_file
+from augframe.paths import resolve
 from augframe.errors import CheckpointError
 from augframe.judges import JudgeRef
 from augframe.retime import RhythmBank
@@ -83,8 +84,9 @@ def save(path: str | Path, model: DiffStyleTS, *, normaliser: Normaliser, class_
 
 
 def load(path: str | Path) -> Loaded:
-    """Read either layout (by suffix: ``.safetensors`` ours, anything else the reference's .pt)."""
-    path = Path(path)
+    """Read either layout (by suffix: ``.safetensors`` ours, anything else the reference's .pt);
+    ``pretrained:NAME`` names a shipped file (augframe.paths)."""
+    path = resolve(path)
     if path.suffix == ".safetensors":
         return _load_ours(path)
     return _load_reference(path)
@@ -108,6 +110,9 @@ def _load_ours(path: Path) -> Loaded:
             states[prefix][rest] = value
         else:
             raise CheckpointError(f"{str(path)!r}: key {key!r} belongs to no DiffStyleTS module {MODULES}")
+    missing = [k for k in ("model", "normaliser") if not isinstance(config.get(k), Mapping)]
+    if missing:
+        raise CheckpointError(f"{str(path)!r}: its config has no {missing} table(s); re-export the checkpoint")
     return Loaded(
         model_cfg=from_mapping(ModelConfig, config["model"], f"{path}: model config"),
         states=states,
@@ -143,9 +148,17 @@ def _load_reference(path: Path) -> Loaded:
             f"{str(path)!r} is not a DiffStyleTS checkpoint in the reference layout: missing {missing} "
             f"(it has {have}); expected keys content_encoder, style_encoder, unet, config"
         )
-    ref = dict(payload.get("config", {}))
     known = {"content_dim", "style_dim", "model_channels", "num_classes"}
-    cfg = ModelConfig(**{k: int(v) for k, v in ref.items() if k in known})
+    ref = payload.get("config", {})
+    try:
+        ref = dict(ref)
+        bad = {k: v for k, v in ref.items() if k in known and (isinstance(v, bool) or not isinstance(v, int))}
+        if bad:
+            raise TypeError(f"not integers: {bad}")
+        cfg = ModelConfig(**{k: v for k, v in ref.items() if k in known})
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{str(path)!r}: its config {ref!r} does not hold whole numbers for "
+                              f"{sorted(known)} ({exc})") from exc
     return Loaded(
         model_cfg=cfg,
         states={k: dict(payload[k]) for k in MODULES},

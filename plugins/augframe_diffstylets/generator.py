@@ -55,6 +55,12 @@ def resample_length(x: torch.Tensor, n: int) -> torch.Tensor:
 class DiffStyleTSGenerator:
     """DiffStyleTS as an augframe generator (see docs/diffstylets.md for every parameter)."""
 
+    @staticmethod
+    def validate_params(params: Mapping[str, Any], registry: Any = None) -> None:
+        """The nested model / sampler / train tables' keys, checked before anything is built."""
+        for key, cls in (("model", ModelConfig), ("sampler", SamplerConfig), ("train", TrainConfig)):
+            from_mapping(cls, params.get(key), f"diffstylets {key}")
+
     def __init__(self, mode: str = "improved", checkpoint: str | None = None, device: str = "auto",
                  style_source: str = "self", length_policy: str = "reject", precision: str = "auto",
                  compile: bool = False, micro_batch: int = 32, bank_per_class: int = 256,

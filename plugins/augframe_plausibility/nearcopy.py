@@ -274,7 +274,13 @@ def _load_train(train: Any, lead: str | None, train_fs: float | None) -> tuple[n
             raise DataError(f"near-copy training file {path} does not exist")
         if train_fs is None:
             raise ValidationError("near-copy: give train_fs (Hz) with a .npy of training windows")
-        arr = np.load(path, mmap_mode="r")
+        try:
+            arr = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise DataError(f"near-copy training file {path} cannot be read as a numeric .npy ({exc})") from exc
+        if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "iuf":
+            raise DataError(f"near-copy training file {path} holds {getattr(arr, 'dtype', type(arr).__name__)}; "
+                            "store the training windows as a float array")
         if arr.ndim == 3:
             arr = arr[:, 0, :]
         if arr.ndim != 2:

@@ -71,7 +71,13 @@ def test_env_allow_and_block(monkeypatch):
     assert Registry.discover().plugins() == []
     monkeypatch.delenv("AUGFRAME_PLUGINS")
     monkeypatch.setenv("AUGFRAME_DISABLE_PLUGINS", "sources")
-    assert "sources" not in [p.name for p in Registry.discover().plugins()]
+    reg = Registry.discover()
+    assert "sources" not in [p.name for p in reg.plugins()]
+    assert reg.skipped["sources"] == "blocked by AUGFRAME_DISABLE_PLUGINS"
+    with pytest.raises(PluginError, match="plugin 'sources' is installed but blocked by AUGFRAME_DISABLE_PLUGINS"):
+        reg.get("source", "sources")
+    with pytest.raises(PluginError, match="plugin 'sources' was not loaded: blocked by AUGFRAME_DISABLE_PLUGINS"):
+        reg.get("source", "demo")  # what the blocked plugin would have provided
 
 
 def test_lazy_factory_exposes_target_signature():

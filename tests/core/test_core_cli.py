@@ -131,9 +131,14 @@ def test_third_party_plugin_is_listed_and_a_broken_one_is_named(installed_plugin
     by_name = {r["name"]: r for r in rows}
     assert by_name["thirdparty"]["error"] is None and by_name["brokenparty"]["error"].startswith("ImportError")
     blocked = _augframe(["plugins"], {**env, "AUGFRAME_DISABLE_PLUGINS": "brokenparty"})
-    assert "brokenparty" not in blocked.stdout and "thirdparty" in blocked.stdout
+    assert "FAILED" not in blocked.stdout and "thirdparty" in blocked.stdout
+    assert [ln for ln in blocked.stdout.splitlines() if ln.startswith("brokenparty")][0].endswith(
+        "BLOCKED: blocked by AUGFRAME_DISABLE_PLUGINS")  # reported as blocked, not missing
     only = _augframe(["plugins"], {**env, "AUGFRAME_PLUGINS": "thirdparty"})
-    assert [ln.split()[0] for ln in only.stdout.splitlines() if ln and not ln.startswith(" ")] == ["thirdparty"]
+    loaded = [ln.split()[0] for ln in only.stdout.splitlines() if ln and not ln.startswith(" ") and "BLOCKED" not in ln]
+    assert loaded == ["thirdparty"]
+    assert [ln for ln in only.stdout.splitlines() if ln.startswith("brokenparty")][0].endswith(
+        "BLOCKED: not allowed by AUGFRAME_PLUGINS")
 
 
 def test_a_recipe_runs_with_the_third_party_plugin(installed_plugin, tmp_path, capsys):

@@ -46,7 +46,7 @@ def test_run_writes_every_stage(tmp_path):
     assert {"key", "seed", "source_id", "source_label", "target", "generator", "filters", "score"} <= set(row)
     assert row["filters"]["amplitude"]["accept"] is True
     assert row["generator"] == {"name": "phase-shift", "version": "0.0.1", "checkpoint_sha256": None,
-                                "params": {"scale": 0.3, "max_shift": 20}}
+                                "params": {"scale": 0.3, "max_shift": 20}, "trained_against": None}
     ev = json.loads(res.evaluations["moments"].read_text())
     assert ev["metrics"]["n_synthetic"] == len(bank) and "pearson_r_to_source" in ev["metrics"]
     # evaluators get each synthetic ECG's source and patient, so they can keep a patient on one side of a split

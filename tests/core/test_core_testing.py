@@ -65,6 +65,23 @@ def test_broken_generators_fail_with_named_rules():
         check_generator(object())
 
 
+class _DropsUnits(PhaseShiftGenerator):
+    """Rebuilds its output batch without passing the sources' units on (so they read "mV")."""
+
+    def generate(self, request):
+        out = super().generate(request)
+        b = out.batch
+        plain = type(b)(b.numpy(), b.fs, b.leads, labels=b.labels, class_names=b.class_names, ids=b.ids)
+        return attrs.evolve(out, batch=plain)
+
+
+def test_a_generator_that_drops_units_fails():
+    g = _DropsUnits()
+    g.fit(make_ecg_batch(8, fs=125.0, seconds=2.0))
+    with pytest.raises(ConformanceError, match="transfer: keeps the sources' units"):
+        check_generator(g, sources=make_ecg_batch(6, fs=125.0, seconds=2.0), kinds=["transfer"])
+
+
 class _BadFilter:
     name = "bad"
 

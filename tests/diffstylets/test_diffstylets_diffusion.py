@@ -18,17 +18,26 @@ from augframe_diffstylets.smoothing import savgol
 from diffstylets_helpers import TINY, float_state
 
 TOL = 1e-4
+# The schedule's tables come from float32 cos, whose last bit differs between CPU kinds (SIMD kernels,
+# <= 1 ulp each): a ratio f_t / f_{t-1} moves by a few eps32, the cumulative product telescopes it.
+# 8 eps32 (~1e-6 on values <= 1) holds on any CPU; another offset s or an off-by-one step is >> 1e-6.
+TABLE_TOL = 8 * torch.finfo(torch.float32).eps
+
+
+def noised_bound(x0: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """What q_sample may differ by on another CPU: the table error times |x0| + |noise|, plus rounding."""
+    return TABLE_TOL * (x0.abs() + noise.abs() + 1)
 
 
 def test_schedule_matches_reference_float32(ref):
     d = ref("diffusion_schedule")
     s = CosineSchedule()
     for key in ("betas", "alphas_cumprod", "sqrt_alphas_cumprod", "sqrt_one_minus_alphas_cumprod"):
-        assert (getattr(s, key) - d[key]).abs().max() <= 1e-7, key
+        assert (getattr(s, key) - d[key]).abs().max() <= TABLE_TOL, key
     assert abs(float(s.alphas_cumprod[0]) - 0.9999) < 1e-6
     assert abs(float(s.alphas_cumprod[600]) - 0.339) < 1e-3
     q = d["q_sample"]
-    assert (s.q_sample(q["x_start"], q["t"], q["noise"]) - q["x_t"]).abs().max() <= 1e-6
+    assert ((s.q_sample(q["x_start"], q["t"], q["noise"]) - q["x_t"]).abs() <= noised_bound(q["x_start"], q["noise"])).all()
 
 
 def test_visited_timesteps_match_reference(ref):
@@ -80,8 +89,8 @@ def test_sdedit_first_steps_with_reference_unet(ref):
     i, main = f["inputs"], f["main"]
     s = CosineSchedule()
     x = s.q_sample(i["x0"], torch.full((2,), noise_level(0.6, 50, "faithful")), main["noise"])
-    assert (x - main["x_start"]).abs().max() <= 1e-6
-    assert (x - main["trajectory_x"][0]).abs().max() <= 1e-6
+    bound = noised_bound(i["x0"], main["noise"])
+    assert ((x - main["x_start"]).abs() <= bound).all() and ((x - main["trajectory_x"][0]).abs() <= bound).all()
     ts = main["timesteps"].tolist()
     with torch.inference_mode():
         for k in range(2):

@@ -20,8 +20,16 @@ STEPS = (5, 2)  # stage-1 global steps (70 windows: 4 global batches of 16 per e
 # A conv bias right before BatchNorm/InstanceNorm has a gradient of exactly 0 in exact arithmetic
 # (the norm removes it); in float it is rounding noise (~1e-9) whose value depends on the summation
 # order, and AdamW turns noise into full lr-sized steps. Those biases (and the BN running means they
-# shift) differ between ANY two summation orders, so they get a loose bound; all else is strict.
+# shift) differ between ANY two summation orders, so they get a loose bound.
+# The other encoder parameters feed BatchNorm too: their gradients are small differences of large
+# per-sample terms, so a different summation order (gloo's reduction, and the convolution kernels
+# oneDNN picks per CPU kind and batch size) moves them by a few % of one AdamW step (measured up to
+# 0.07 lr over 7 steps on an AMD EPYC; the Intel machine that wrote this test stayed within STRICT).
+# They must stay
+# within half a step in the worst element and match strictly in the typical one; all else is strict.
 INERT = re.compile(r"^(model|ema)\.(content|style)_encoder\.encoder\.(\d+)\.(bias|running_mean)$")
+NORM_FED = re.compile(r"^(model|ema)\.(content|style)_encoder\.encoder\.")
+STRICT = dict(rtol=1e-4, atol=2e-5)  # 1 % of one AdamW step (lr 2e-3)
 
 
 def inert(key: str) -> bool:
@@ -56,7 +64,12 @@ def test_two_ranks_train_like_one_process(two_ranks, short_windows, mode):
                 # at most one AdamW step (about lr) per step apart; typically 1e-4 to 3e-3 here
                 assert float((a - b).abs().max()) < DDP_TRAIN["lr"] * sum(STEPS), k
                 continue
-            torch.testing.assert_close(b, a, rtol=1e-4, atol=2e-5, msg=lambda m, k=k: f"{k}: {m}")
+            if NORM_FED.match(k):
+                diff = (a - b).abs()
+                assert float(diff.max()) < DDP_TRAIN["lr"] / 2, k
+                assert float(diff.median()) <= STRICT["atol"], k
+            else:
+                torch.testing.assert_close(b, a, **STRICT, msg=lambda m, k=k: f"{k}: {m}")
             if k.startswith("model.") and not torch.equal(a, init_state[k[len("model."):]]):
                 moved += 1
         else:

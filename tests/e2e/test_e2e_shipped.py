@@ -10,6 +10,7 @@ import torch
 
 from augframe import recipe as recipes
 from augframe.data import demo_windows
+from augframe.paths import resolve
 from augframe.protocols import GenerationRequest
 
 RECIPES = ("quickstart", "afib-cinc", "afib-paper", "afib-cinc-cpu", "afib-cinc-cpu-full")
@@ -30,9 +31,11 @@ def test_recipe_parses_and_names_registered_plugins(repo, registry, name):
 def test_quickstart_uses_the_shipped_checkpoints(repo):
     q = _quickstart(repo)
     assert q["generator"]["fit"] is False
-    assert (repo / q["generator"]["checkpoint"]).is_file()
     judge = q["evaluators"][0]["params"]["judge_params"]["checkpoint"]
-    assert (repo / judge).is_file()
+    assert q["generator"]["checkpoint"] == "pretrained:diffstylets-w16-cinc2017"
+    assert judge == "pretrained:afib-reslstm-w025-cinc2017"
+    for name in (q["generator"]["checkpoint"], judge):
+        assert resolve(name).is_file() and resolve(name).suffix == ".safetensors"
     for card in ("plugins/augframe_diffstylets/pretrained/MODEL_CARD.md", "plugins/augframe_afib/pretrained/MODEL_CARD.md"):
         assert (repo / card).is_file(), card
 
@@ -40,7 +43,6 @@ def test_quickstart_uses_the_shipped_checkpoints(repo):
 def test_shipped_judge_separates_held_out_demo_windows(repo, registry):
     """The judge never saw the demo records; on 40 of them it must beat chance clearly."""
     params = dict(_quickstart(repo)["evaluators"][0]["params"]["judge_params"])
-    params["checkpoint"] = str(repo / params["checkpoint"])
     judge = registry.create("classifier", "afib-reslstm", params).eval()
     demo = demo_windows(normalise=None)
     idx = np.concatenate([np.flatnonzero(demo.labels == c)[:20] for c in (0, 1)])
@@ -52,7 +54,7 @@ def test_shipped_judge_separates_held_out_demo_windows(repo, registry):
 
 def test_shipped_generator_transfers_demo_ecgs(repo, registry):
     q = _quickstart(repo)
-    params = dict(q["generator"]["params"], checkpoint=str(repo / q["generator"]["checkpoint"]), device="cpu")
+    params = dict(q["generator"]["params"], checkpoint=q["generator"]["checkpoint"], device="cpu")
     gen = registry.create("generator", "diffstylets", params)
     demo = demo_windows(normalise=None)
     idx = np.array([np.flatnonzero(demo.labels == 0)[0], np.flatnonzero(demo.labels == 1)[0]])
@@ -78,7 +80,7 @@ def test_full_cinc_recipe_ships_its_record_split(repo):
     from augframe.data.splits import Split
 
     r = tomllib.loads((repo / "recipes/afib-cinc-cpu-full.toml").read_text())
-    split = Split.load(repo / r["data"]["split"]["file"])
+    split = Split.load(repo / "recipes" / r["data"]["split"]["file"])  # relative to the recipe's folder
     assert split.k == r["data"]["split"]["k"] == 2 and split.by == "record"
     folds = np.bincount(list(split.group_fold.values()))
     assert folds[0] == 934 and folds[0] + folds[1] == 5788  # every N and A record of REFERENCE.csv

@@ -11,14 +11,26 @@ from augframe_plausibility.reference_loop import validate_one
 from augframe_plausibility.validator import PlausibilityFilter
 
 
+# Values the reference computes in float32 from the 2,500-sample signals (scipy's pearsonr, np.std).
+# Their reductions run in CPU-specific SIMD/BLAS kernels, so the last bits differ between CPU kinds
+# (7.5e-9 on r measured on an AMD EPYC vs the Intel fixture). Each float32 sum of n = 2,500 terms errs
+# by <= log2(n) eps32 relative to the sum of |terms|, which r and a std ratio are normalised by: two
+# kernels differ by <= 2 * 12 * eps32 = 2.9e-6; 1e-5 leaves room for the mean subtraction and division.
+FLOAT32_KEYS = {"correlation", "std_ratio"}
+FLOAT32_TOL = 1e-5
+
+
 def _same(got, want, path=""):
-    """Booleans and counts exactly; real values to 1e-12 relative (batched sums add in another order)."""
+    """Booleans and counts exactly; float64 values to 1e-12 relative (batched sums add in another
+    order); float32-derived values to FLOAT32_TOL (relative to 1)."""
     if isinstance(want, dict):
         assert set(got) == set(want), f"{path}: keys {sorted(got)} != {sorted(want)}"
         for k in want:
             _same(got[k], want[k], f"{path}.{k}")
     elif isinstance(want, bool) or isinstance(want, int):
         assert got == want and type(got) is type(want), f"{path}: {got!r} != {want!r}"
+    elif path.rsplit(".", 1)[-1] in FLOAT32_KEYS:
+        assert got == pytest.approx(want, rel=FLOAT32_TOL, abs=FLOAT32_TOL), f"{path}: {got!r} != {want!r}"
     else:
         assert got == pytest.approx(want, rel=1e-12, abs=1e-15), f"{path}: {got!r} != {want!r}"
 
@@ -46,11 +58,12 @@ def test_faithful_matches_reference_fixture(validator_fixture, with_source, batc
             assert rep.result.reasons[i], f"pair {i} rejected without a reason"
 
 
-def test_reference_loop_is_bit_exact(validator_fixture):
+def test_reference_loop_matches_the_fixture(validator_fixture):
+    """Bit-exact on the machine kind that wrote the fixture; elsewhere float32 reductions differ (_same)."""
     fx = validator_fixture
     for i, pair in enumerate(fx["pairs"]):
         out = validate_one(fx["candidates"][i], fx["sources"][i], int(fx["target"][i]))
-        assert out["details"] == pair["result"]["details"]
+        _same(out["details"], pair["result"]["details"], f"pair {i}")
         assert out["score"] == pair["result"]["score"]
         assert out["r_peaks"].tolist() == pair["r_peaks_candidate"]
 

@@ -29,14 +29,16 @@ def test_derivation_reproduces_recorded_ptbxl_leads(ptbxl_batch):
 
 
 def test_exact_relations_on_random_leads():
-    x8 = torch.randn(3, 8, 50)
+    x8 = torch.randn(3, 8, 50, generator=torch.Generator().manual_seed(0))
     x12 = to_twelve_leads(x8)
     lead = dict(zip(STANDARD_LEADS, x12.unbind(1)))
     assert torch.allclose(lead["III"], lead["II"] - lead["I"])
     assert torch.allclose(lead["aVR"], -(lead["I"] + lead["II"]) / 2)
     assert torch.allclose(lead["aVL"], lead["I"] - lead["II"] / 2)
     assert torch.allclose(lead["aVF"], lead["II"] - lead["I"] / 2)
-    assert torch.allclose(lead["aVR"] + lead["aVL"] + lead["aVF"], torch.zeros(3, 50), atol=1e-6)
+    # exact in real numbers; in float32 each of the ~6 roundings errs by <= eps/2 of |I| + |II|
+    bound = 4 * torch.finfo(torch.float32).eps * (lead["I"].abs() + lead["II"].abs())
+    assert ((lead["aVR"] + lead["aVL"] + lead["aVF"]).abs() <= bound).all()
 
 
 def test_missing_independent_leads_are_named():

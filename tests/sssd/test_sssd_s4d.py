@@ -62,7 +62,9 @@ def test_unidirectional_is_causal_and_bidirectional_sees_the_future():
     x2[..., 40:] += 1.0
     with torch.no_grad():
         uni, bi = S4D(4, 8, bidirectional=False), S4D(4, 8, bidirectional=True)
-        assert torch.allclose(uni(x)[..., :40], uni(x2)[..., :40], atol=1e-6)
+        # the convolution is an FFT product: round-off of ~eps32 log2(n) times the signal's norm reaches
+        # every output; the future's +1.0 would move the past by O(0.1) if it leaked
+        assert torch.allclose(uni(x)[..., :40], uni(x2)[..., :40], atol=1e-5)
         assert not torch.allclose(bi(x)[..., :40], bi(x2)[..., :40], atol=1e-4)
 
 
