@@ -340,6 +340,7 @@ class ThreeWayEvaluator:
             details.setdefault("mcnemar", {})[spec.label] = part["mcnemar"]
         details["headline"] = headline
         details["title"] = f"Real / synthetic / mixed training (three-way protocol, {self.mode})"
+        details["section"] = "utility"
         n_syn = sorted({p.n_synthetic for p in plans})
         scale = (f"{len(plans)} folds ({self.mode}), n = {'/'.join(map(str, n_syn))} synthetic and T = 3n per fold, "
                  f"classifier{'s' if several else ''} "

@@ -110,8 +110,11 @@ class TSTREvaluator:
         for spec in self.specs:
             registry.get("classifier", spec.name)
         device = resolve_device(context.device)
+        external = {x.name: x for x in context.external}
         store = store_for(context.workdir, self.name,
-                          settings_key(self.settings(), fingerprint(real), fingerprint(synthetic), seed))
+                          settings_key(self.settings(), fingerprint(real), fingerprint(synthetic), seed,
+                                       [(n, x.one_class, fingerprint(x.batch)) for n, x in external.items()]))
+        ext_x = {f"ext:{n}": x.batch.numpy() for n, x in external.items()}
         xr, xs, yr, ys = real.numpy(), synthetic.numpy(), real.labels, synthetic.labels
         t0 = time.perf_counter()
         runs: dict[tuple[str, int, str], tuple[dict[str, Any], dict[str, np.ndarray]]] = {}
@@ -120,9 +123,9 @@ class TSTREvaluator:
             for spec in self.specs:
                 for run, (tr, va, tests) in {
                     "train_real": ((xr[sp.real_tr], yr[sp.real_tr]), (xr[sp.real_va], yr[sp.real_va]),
-                                   {"real": xr[sp.test], "synthetic": xs}),
+                                   {"real": xr[sp.test], "synthetic": xs, **ext_x}),
                     "train_synthetic": ((xs[sp.syn_tr], ys[sp.syn_tr]), (xs[sp.syn_va], ys[sp.syn_va]),
-                                        {"real": xr[sp.test]}),
+                                        {"real": xr[sp.test], **ext_x}),
                 }.items():
                     name = f"{spec.label}.r{r}.{run}"
                     found = store.get(name)
@@ -154,19 +157,41 @@ class TSTREvaluator:
         notes.append("Published reference point: SSSD-ECG reports TSTR/TRTS F1 0.80/0.91 on its own (PTB-XL) data; "
                      "figures from other data and classifiers are not directly comparable.")
         cell = "mean +- SD over repeats" if self.repeats > 1 else "one split"
+        tables = {"tstr": Table(["classifier", "setting", "train on", "test on", "n train", "n test", "F1 (AF)",
+                                 "macro F1", "accuracy", "AUROC", "best epoch"], rows,
+                                caption=f"F1 of the positive class ({cell}); TSTR near TRTR means the synthetic ECGs "
+                                        "carry the class information of the real ones.")}
+        if external:
+            tables["external"] = self._external_table(runs, external, names, metrics)
         return EvaluationResult(
-            name=self.name, metrics=metrics,
-            tables={"tstr": Table(["classifier", "setting", "train on", "test on", "n train", "n test", "F1 (AF)",
-                                   "macro F1", "accuracy", "AUROC", "best epoch"], rows,
-                                  caption=f"F1 of the positive class ({cell}); TSTR near TRTR means the synthetic ECGs "
-                                          "carry the class information of the real ones.")},
-            notes=notes, details={"headline": headline, "title": "Train on synthetic, test on real (TSTR / TRTS)",
+            name=self.name, metrics=metrics, tables=tables,
+            notes=notes, details={"headline": headline, "title": "Train on synthetic, test on real (TSTR / TRTS)", "section": "utility",
                                   "runs": {f"{lab}.r{r}.{run}": v[0] for (lab, r, run), v in runs.items()},
                                   "seed": seed},
             scale=(f"{len(real)} real / {len(synthetic)} synthetic ECGs, {self.repeats} repeat(s), classifier"
                    f"{'s' if several else ''} {', '.join(c.describe() for c in self.specs)}"
                    f", {self.train_settings.describe()}, {time.perf_counter() - t0:.0f} s"),
         )
+
+    def _external_table(self, runs: dict, external: dict, names: tuple[str, ...], metrics: dict[str, float]) -> Table:
+        """External one-class sets: the share called ``one_class`` (sensitivity for AF-only, specificity for
+        AF-free); never a pooled AUROC, since the class would coincide with the database."""
+        rows = []
+        for spec in self.specs:
+            for run, setting in (("train_synthetic", "TSTR"), ("train_real", "TRTR")):
+                for n, x in external.items():
+                    if x.one_class is None:
+                        continue
+                    c = names.index(x.one_class)
+                    measure = "sensitivity" if c == self.positive else "specificity"
+                    vals = [float(np.mean(arrays[f"proba_ext:{n}"].argmax(1) == c))
+                            for (lab, _r, rn), (_rec, arrays) in runs.items() if lab == spec.label and rn == run]
+                    key = f"{spec.label}/{setting.lower()}.{n}.{measure}"
+                    metrics[key] = float(np.mean(vals))
+                    rows.append([spec.label, setting, n, measure, len(x.batch), metrics[key]])
+        return Table(["classifier", "setting", "external set", "measure", "windows", "value"], rows,
+                     caption="External one-class databases (never trained on): the share of windows called the "
+                             "database's class.")
 
     def _summarise_classifier(self, spec: ClassifierSpec, runs: dict, splits: list[Split], yr: np.ndarray,
                               ys: np.ndarray) -> dict[str, Any]:

@@ -352,3 +352,24 @@ def test_line_plot_leaves_gaps_and_keeps_bounds():
     assert ">1.2<" not in fig.data  # the axis stops at 1
     with pytest.raises(ValueError, match="log_x"):
         line_plot([{"series": {"a": ([1.0], [0.0])}}], x=[0.0], log_x=True)
+
+
+def test_tstr_reports_one_class_external_sets_as_sensitivity_or_specificity(data, registry):
+    from augframe_afib.tstr import TSTREvaluator
+
+    pool, test, syn, externals = data
+    real = ECGBatch(np.concatenate([pool.numpy(), test.numpy()]), FS, ("I",),
+                    labels=np.concatenate([pool.labels, test.labels]), class_names=NAMES,
+                    ids=list(pool.ids) + list(test.ids),
+                    meta={"patient": np.concatenate([pool.meta["patient"], test.meta["patient"]])})
+    both = syn.select(np.arange(40))
+    both = ECGBatch(np.concatenate([both.numpy(), _windows(np.zeros(40, int), np.random.default_rng(1))]), FS,
+                    ("I",), labels=np.r_[np.ones(40, int), np.zeros(40, int)], class_names=NAMES)
+    res = TSTREvaluator(classifier="roughness", registry=registry).evaluate(
+        real, both, context=EvalContext(seed=2, external=externals))
+    table = res.tables["external"]
+    got = {(r[1], r[2]): (r[3], r[5]) for r in table.rows}
+    assert got[("TSTR", "aflike")][0] == "sensitivity" and got[("TSTR", "sinuslike")][0] == "specificity"
+    assert all(0.0 <= v <= 1.0 for _, v in got.values())
+    assert "auroc" not in " ".join(k for k in res.metrics if "aflike" in k)
+    assert res.metrics["roughness/tstr.aflike.sensitivity"] == got[("TSTR", "aflike")][1]
