@@ -54,7 +54,7 @@ def _check(real: ECGBatch, synthetic: ECGBatch) -> None:
         raise ValidationError(f"label sets differ: real {real.class_names} vs synthetic {synthetic.class_names}")
 
 
-def _aligned_sources(real: ECGBatch, synthetic: ECGBatch, sources: ECGBatch | None) -> ECGBatch | None:
+def aligned_sources(real: ECGBatch, synthetic: ECGBatch, sources: ECGBatch | None) -> ECGBatch | None:
     if sources is not None:
         if len(sources) != len(synthetic) or sources.n_samples != synthetic.n_samples:
             raise ValidationError(
@@ -71,7 +71,7 @@ def _aligned_sources(real: ECGBatch, synthetic: ECGBatch, sources: ECGBatch | No
     return None
 
 
-def _summ(v: np.ndarray) -> str:
+def median_iqr(v: np.ndarray) -> str:
     v = v[np.isfinite(v)]
     if not len(v):
         return "–"
@@ -128,7 +128,7 @@ class FidelityEvaluator:
         dists: dict[str, Any] = {}
         headline: list[dict[str, Any]] = []
         notes: list[str] = []
-        src = _aligned_sources(real, synthetic, sources)
+        src = aligned_sources(real, synthetic, sources)
         if src is not None:
             pm = pair_metrics(src.numpy(), synthetic.numpy())
             rows = []
@@ -137,7 +137,7 @@ class FidelityEvaluator:
                 metrics[f"pair.{k}.mean"] = float(v.mean()) if len(v) else float("nan")
                 metrics[f"pair.{k}.sd"] = float(v.std(ddof=1)) if len(v) > 1 else float("nan")
                 rows.append([PAIR_TEXT[k], float(np.mean(v)) if len(v) else float("nan"),
-                             float(np.std(v, ddof=1)) if len(v) > 1 else float("nan"), _summ(pm[k]),
+                             float(np.std(v, ddof=1)) if len(v) > 1 else float("nan"), median_iqr(pm[k]),
                              int(np.sum(~np.isfinite(pm[k])))])
             tables["pairwise"] = Table(["measure", "mean", "SD", "median [IQR]", "non-finite"], rows,
                                        caption="Each synthetic ECG against its own source, as the reference defines "
@@ -189,7 +189,7 @@ class FidelityEvaluator:
                 wd = stats.wasserstein_distance(a, b)
                 metrics[f"rhythm.{gname}.{k}.ks"] = float(ks.statistic)
                 metrics[f"rhythm.{gname}.{k}.wasserstein"] = float(wd)
-                rows.append([gname, FEATURE_TEXT[k], _summ(a), _summ(b), float(ks.statistic), float(ks.pvalue),
+                rows.append([gname, FEATURE_TEXT[k], median_iqr(a), median_iqr(b), float(ks.statistic), float(ks.pvalue),
                              float(wd)])
         tables["rhythm"] = Table(["class", "feature", "real median [IQR]", "synthetic median [IQR]", "KS D", "KS p",
                                   "Wasserstein"], rows,

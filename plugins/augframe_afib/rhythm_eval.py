@@ -38,7 +38,7 @@ from augframe.signals import ECGBatch
 
 from augframe_afib.beatwaves import p_wave_coherence, r_amplitude
 from augframe_afib.detectors import DETECTOR_TEXT, DETECTORS, detect
-from augframe_afib.fidelity import FEATURE_TEXT, _aligned_sources, _summ
+from augframe_afib.fidelity import FEATURE_TEXT, aligned_sources, median_iqr
 from augframe_afib.inputs import check_labelled
 from augframe_afib.rhythm import rr_features
 
@@ -215,7 +215,7 @@ class RhythmEvaluator:
                         f"{cname}.{k}.n_synthetic": len(b),
                         f"{cname}.{k}.real_median": float(np.median(a)) if len(a) else float("nan"),
                         f"{cname}.{k}.synthetic_median": float(np.median(b)) if len(b) else float("nan")})
-        return [cname, FEATURE_TEXT[k], _summ(a), _summ(b), d, p, len(a), len(b)]
+        return [cname, FEATURE_TEXT[k], median_iqr(a), median_iqr(b), d, p, len(a), len(b)]
 
     def _verdict(self, cname: str, metrics: dict) -> tuple[str, str]:
         d, p = metrics[f"{cname}.rr_cv.ks_d"], metrics[f"{cname}.rr_cv.ks_p"]
@@ -252,7 +252,7 @@ class RhythmEvaluator:
 
     def _amplitude(self, real: ECGBatch, synthetic: ECGBatch, sources: ECGBatch | None, ms: _Measured,
                    names: tuple[str, ...], metrics: dict, tables: dict, notes: list) -> None:
-        src = _aligned_sources(real, synthetic, sources)
+        src = aligned_sources(real, synthetic, sources)
         if src is None:
             notes.append("no sources given (or linked by meta source_id): the QRS amplitude ratio was skipped")
             return
@@ -269,7 +269,7 @@ class RhythmEvaluator:
             within = float(np.mean((r >= AMP_BAND[0]) & (r <= AMP_BAND[1])))
             metrics[f"{cname}.qrs_amp_ratio.median"] = float(np.median(r))
             metrics[f"{cname}.qrs_amp_ratio.within_band"] = within
-            rows.append([cname, len(r), _summ(r), within])
+            rows.append([cname, len(r), median_iqr(r), within])
         tables["qrs_amplitude"] = Table(
             ["class", "pairs", "synthetic / source R amplitude, median [IQR]", f"share in {AMP_BAND[0]}-{AMP_BAND[1]}"],
             rows, caption=f"Median QRS peak-to-peak amplitude within 60 ms of each beat, synthetic ECG over its source "
