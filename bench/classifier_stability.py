@@ -1,7 +1,8 @@
 """How strong and how stable the afib plugin's classifier training is at CPU scale (CinC 2017, N vs A).
 
-    python -m bench.classifier_stability accuracy  [--steps 600] [--width 0.125] [--fold 0]
-    python -m bench.classifier_stability stability [--steps 400] [--seeds 0 1 2 3 4] [--recipe robust]
+    python -m bench.classifier_stability accuracy  [--steps 600] [--epoch-steps 100] [--seeds 0 1 2] [--fold 0]
+    python -m bench.classifier_stability stability [--steps 300] [--seeds 0 1 2 3 4] [--recipe robust]
+                                                   [--balance sampler|loss|none]
 
 Data: every N and A record of CinC 2017 through the data layer (lead I, 250 Hz, 10 s windows,
 cleaning "none", no normalisation: the classifier z-scores each ECG itself), split by record.
@@ -133,15 +134,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--data", type=Path, default=DEFAULT_DATA)
     p.add_argument("--classifier", default="afib-reslstm")
     p.add_argument("--width", type=float, default=0.125)
-    p.add_argument("--steps", type=int, default=None, help="optimiser steps (accuracy 600, stability 400)")
+    p.add_argument("--steps", type=int, default=None, help="optimiser steps (accuracy 600, stability 300)")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--patience", type=int, default=10)
-    p.add_argument("--epoch-steps", type=int, default=None, help="steps between validation checks (default a pass)")
+    p.add_argument("--epoch-steps", type=int, default=None,
+                   help="steps between validation checks (accuracy 100, stability one pass)")
     p.add_argument("--balance", default="sampler", choices=("sampler", "loss", "none"))
     p.add_argument("--monitor", default="auroc", choices=("auroc", "balanced_loss", "loss"))
     p.add_argument("--recipe", default="robust", choices=("robust", "reference"))
-    p.add_argument("--seeds", type=int, nargs="+", default=None, help="accuracy: 0; stability: 0 1 2 3 4")
+    p.add_argument("--seeds", type=int, nargs="+", default=None, help="accuracy: 0 1 2; stability: 0 1 2 3 4")
     p.add_argument("--fold", type=int, default=0)
     p.add_argument("--max-val", type=int, default=600)
     p.add_argument("--a-records", type=int, default=30)
@@ -152,8 +154,10 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     torch.set_num_threads(1)
-    args.steps = args.steps or (600 if args.what == "accuracy" else 400)
-    seeds = args.seeds or ([0] if args.what == "accuracy" else [0, 1, 2, 3, 4])
+    accuracy = args.what == "accuracy"
+    args.steps = args.steps or (600 if accuracy else 300)
+    args.epoch_steps = args.epoch_steps or (100 if accuracy else None)
+    seeds = args.seeds or ([0, 1, 2] if accuracy else [0, 1, 2, 3, 4])
     cpu0 = time.process_time()
     batch = load_windows(args.data)
     load_cpu = time.process_time() - cpu0

@@ -40,7 +40,7 @@ from augframe.training import resolve_device
 
 from augframe_afib.classical import DEFAULT_AUGMENTERS
 from augframe_afib.fit import TrainSettings
-from augframe_afib.inputs import GROUP_KEYS, RECORD_KEYS, SOURCE_KEYS, check_labelled, fingerprint, groups_of
+from augframe_afib.inputs import RECORD_KEYS, check_labelled, fingerprint, groups_of, lineage
 from augframe_afib.metrics import classification_metrics
 from augframe_afib.runs import build_classifier, settings_key, store_for, train_and_test
 from augframe_afib.splits import holdout
@@ -165,15 +165,9 @@ def source_groups(pool: ECGBatch, real: ECGBatch, synthetic: ECGBatch, sources: 
     whose source is unknown is simply never eligible (only sources inside a cell's training
     records are). Fully unknown lineage is an error, since no synthetic ECG could be used.
     """
-    for key in GROUP_KEYS:
-        if key in synthetic.meta:
-            return np.asarray(synthetic.meta[key]).astype(str)
-    ids = next((np.asarray(synthetic.meta[k]).astype(str) for k in SOURCE_KEYS if k in synthetic.meta), None)
-    if ids is None and sources is not None and len(sources) == len(synthetic):
-        groups, field = groups_of(sources)
-        if field != "ids":
-            return groups
-        ids = np.asarray(sources.ids, dtype=object).astype(str)
+    ids, are_groups = lineage(synthetic, sources)
+    if are_groups:
+        return ids
     if ids is None:
         raise ValidationError(
             "augmentation-curve: the synthetic ECGs carry no link to their sources (meta patient_id / source_id or "

@@ -250,8 +250,9 @@ def fit_classifier(
                 break
             sampler.set_epoch(epoch)
             batches = list(sampler)[: min(epoch_steps, total - prog.step)]
-            train_loss = _train_epoch(model, opt, ema, loss_fn, xt, yt, batches, settings, total, prog, augment,
-                                      seed, device, progress(batches, desc=f"{desc} epoch {epoch}", enabled=show_progress))
+            shown = progress(batches, desc=f"{desc} epoch {epoch}", enabled=show_progress)
+            train_loss = _train_epoch(model, opt, ema, loss_fn, xt, yt, shown, settings, total, prog, augment, seed,
+                                      device)
             if ema is not None:
                 ema.copy_to(held)
             row = {"epoch": epoch, "step": prog.step, "lr": settings.lr_at(prog.step - 1, total),
@@ -271,12 +272,13 @@ def fit_classifier(
 
 
 def _train_epoch(model: nn.Module, opt: torch.optim.Optimizer, ema: EMA | None, loss_fn: nn.Module,
-                 xt: torch.Tensor, yt: torch.Tensor, batches: list[list[int]], settings: TrainSettings, total: int,
-                 prog: _Progress, augment: Augment | None, seed: int, device: str, shown: Any) -> float:
-    """One epoch of optimiser steps (lr set per step, EMA updated per step); returns the mean training loss."""
+                 xt: torch.Tensor, yt: torch.Tensor, batches: Any, settings: TrainSettings, total: int,
+                 prog: _Progress, augment: Augment | None, seed: int, device: str) -> float:
+    """One epoch over ``batches`` (index lists) of optimiser steps, lr set and EMA updated per step;
+    returns the mean training loss."""
     model.train()
     loss_sum, count = torch.zeros((), device=device), 0  # summed on device: no host sync per step
-    for idx in shown:
+    for idx in batches:
         for group in opt.param_groups:
             group["lr"] = settings.lr_at(prog.step, total)
         ib = torch.as_tensor(idx, device=device)

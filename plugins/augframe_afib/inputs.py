@@ -95,6 +95,24 @@ def groups_of(batch: ECGBatch) -> tuple[np.ndarray, str]:
     return np.asarray(batch.ids, dtype=object).astype(str), "ids"
 
 
+def lineage(synthetic: ECGBatch, sources: ECGBatch | None) -> tuple[np.ndarray | None, bool]:
+    """What links each synthetic ECG to its source: (groups, True) when its patient/record group is known
+    (``synthetic.meta['patient_id']`` or the groups of aligned ``sources``), (source ids, False) when only
+    the source's id is (``synthetic.meta['source_id']``... or the ids of ``sources``), (None, False) else."""
+    for key in GROUP_KEYS:
+        if key in synthetic.meta:
+            return np.asarray(synthetic.meta[key]).astype(str), True
+    for key in SOURCE_KEYS:
+        if key in synthetic.meta:
+            return np.asarray(synthetic.meta[key]).astype(str), False
+    if sources is not None and len(sources) == len(synthetic):
+        groups, field = groups_of(sources)
+        if field != "ids":
+            return groups, True
+        return np.asarray(sources.ids, dtype=object).astype(str), False
+    return None, False
+
+
 def synthetic_groups(real: ECGBatch, synthetic: ECGBatch, sources: ECGBatch | None) -> np.ndarray | None:
     """The real group each synthetic ECG derives from, or None when the link is unknown.
 
@@ -103,21 +121,9 @@ def synthetic_groups(real: ECGBatch, synthetic: ECGBatch, sources: ECGBatch | No
     the real set's ids or record ids.
     """
     real_groups, _ = groups_of(real)
-    for key in GROUP_KEYS:
-        if key in synthetic.meta:
-            return np.asarray(synthetic.meta[key]).astype(str)
-    source_ids = None
-    for key in SOURCE_KEYS:
-        if key in synthetic.meta:
-            source_ids = np.asarray(synthetic.meta[key]).astype(str)
-            break
-    if source_ids is None and sources is not None and len(sources) == len(synthetic):
-        sg, field = groups_of(sources)
-        if field != "ids":
-            return sg
-        source_ids = np.asarray(sources.ids, dtype=object).astype(str)
-    if source_ids is None:
-        return None
+    source_ids, are_groups = lineage(synthetic, sources)
+    if source_ids is None or are_groups:
+        return source_ids
     lookup: dict[str, str] = {}
     for col in [np.asarray(real.ids, dtype=object).astype(str)] + [
             np.asarray(real.meta[k]).astype(str) for k in RECORD_KEYS if k in real.meta]:

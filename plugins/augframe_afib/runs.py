@@ -98,6 +98,9 @@ class ClassifierSpec:
         return f"{self.name} {dict(self.params)}" if self.params else self.name
 
 
+SPEC_KEYS = frozenset({"name", "params", "label"})
+
+
 def parse_classifiers(value: Any, defaults: Mapping[str, Mapping[str, Any]] | None = None,
                       what: str = "classifiers") -> tuple[ClassifierSpec, ...]:
     """Specs from a recipe value: one or more registry names or ``{name, params, label}`` tables.
@@ -110,8 +113,9 @@ def parse_classifiers(value: Any, defaults: Mapping[str, Mapping[str, Any]] | No
     for item in items:
         if isinstance(item, str):
             specs.append(ClassifierSpec(item, dict((defaults or {}).get(item) or {})))
-        elif isinstance(item, Mapping) and isinstance(item.get("name"), str) and set(item) <= {"name", "params", "label"}:
-            specs.append(ClassifierSpec(item["name"], dict(item.get("params") or {}), str(item.get("label") or item["name"])))
+        elif isinstance(item, Mapping) and isinstance(item.get("name"), str) and set(item) <= SPEC_KEYS:
+            label = str(item.get("label") or item["name"])
+            specs.append(ClassifierSpec(item["name"], dict(item.get("params") or {}), label))
         else:
             raise ValidationError(f"{what} entry {item!r}: give a registry name or a table with 'name' and optional "
                                   "'params' and 'label', e.g. ['afib-reslstm', {name = 'rr-features'}]")
