@@ -42,7 +42,7 @@ from augframe_afib.classical import DEFAULT_AUGMENTERS
 from augframe_afib.fit import TrainSettings
 from augframe_afib.inputs import RECORD_KEYS, check_labelled, fingerprint, groups_of, lineage
 from augframe_afib.metrics import classification_metrics
-from augframe_afib.runs import build_classifier, settings_key, store_for, train_and_test
+from augframe_afib.runs import ClassifierSpec, build_classifier, parse_classifiers, settings_key, store_for, train_and_test
 from augframe_afib.splits import holdout
 from augframe_afib.tost import paired_ttest
 
@@ -58,45 +58,6 @@ COMPARISONS = (("synthetic", "real"), ("synthetic", "oversampled"), ("classical"
                ("synthetic", "classical"))
 TEST_METRICS = ("auroc", "f1", "sensitivity", "specificity")
 NOT_TESTABLE = "not testable (< 3 seeds)"
-
-
-@attrs.frozen
-class ClassifierSpec:
-    """A registry classifier, its factory params and the label it is reported under."""
-
-    name: str
-    params: Mapping[str, Any] = attrs.field(factory=dict, converter=dict)
-    label: str = ""
-
-    @property
-    def tag(self) -> str:
-        """File-safe run-name prefix; the params hash keeps cells of other params apart."""
-        return f"{self.label or self.name}-{settings_key(self.name, dict(self.params))[:8]}"
-
-
-def parse_classifiers(value: Any) -> tuple[ClassifierSpec, ...]:
-    """Classifier specs from a recipe: names or ``{"name", "params", "label"}`` tables."""
-    items = [value] if isinstance(value, (str, Mapping)) else list(value or ())
-    specs = []
-    for item in items:
-        if isinstance(item, str):
-            specs.append(ClassifierSpec(item, {}, item))
-        elif isinstance(item, Mapping) and isinstance(item.get("name"), str):
-            unknown = set(item) - {"name", "params", "label"}
-            if unknown:
-                raise ValidationError(f"augmentation-curve classifiers entry {dict(item)} has unknown keys "
-                                      f"{sorted(unknown)}; use name, params, label")
-            specs.append(ClassifierSpec(item["name"], dict(item.get("params") or {}),
-                                        str(item.get("label") or item["name"])))
-        else:
-            raise ValidationError(f"augmentation-curve classifiers entry {item!r}: give a registry name or a table "
-                                  "{name = ..., params = {...}}")
-    if not specs:
-        raise ValidationError("augmentation-curve needs at least one classifier, e.g. classifiers = ['rr-features']")
-    labels = [s.label for s in specs]
-    if len(set(labels)) < len(labels):
-        raise ValidationError(f"augmentation-curve classifier labels {labels} repeat; give each entry its own label")
-    return tuple(specs)
 
 
 @attrs.frozen(eq=False)
@@ -197,7 +158,7 @@ class AugmentationCurveEvaluator:
         augmenters: Sequence[str] = DEFAULT_AUGMENTERS, alpha: float = 0.05, low_fractions_upto: float = 0.25,
         registry: Registry | None = None,
     ) -> None:
-        self.classifiers = parse_classifiers(classifiers)
+        self.classifiers = parse_classifiers(classifiers, what="augmentation-curve classifiers")
         self.fractions = tuple(sorted({float(f) for f in fractions}))
         if not self.fractions or not all(0 < f <= 1 for f in self.fractions):
             raise ValidationError(f"augmentation-curve fractions {list(fractions)} must lie in (0, 1] (1 = all records)")

@@ -97,6 +97,11 @@ class ClassifierSpec:
     def describe(self) -> str:
         return f"{self.name} {dict(self.params)}" if self.params else self.name
 
+    @property
+    def tag(self) -> str:
+        """File-safe run-name prefix; the params hash keeps runs of other params apart."""
+        return f"{self.label}-{settings_key(self.name, dict(self.params))[:8]}"
+
 
 SPEC_KEYS = frozenset({"name", "params", "label"})
 

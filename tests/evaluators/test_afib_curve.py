@@ -156,7 +156,7 @@ def test_classifier_specs():
     assert [(s.name, s.label, dict(s.params)) for s in specs] == [
         ("rr-features", "rr-features", {}), ("afib-reslstm", "reslstm-small", {"width": 0.25})]
     assert specs[1].tag != curve.ClassifierSpec("afib-reslstm", {"width": 0.5}, "reslstm-small").tag
-    with pytest.raises(ValidationError, match="unknown keys"):
+    with pytest.raises(ValidationError, match="optional .params. and .label."):
         curve.parse_classifiers([{"name": "x", "parms": {}}])
 
 
