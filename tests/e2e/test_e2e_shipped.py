@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tomllib
 
+import attrs
 import numpy as np
 import pytest
 import torch
@@ -31,7 +32,8 @@ def test_recipe_parses_and_names_registered_plugins(repo, registry, name):
 def test_quickstart_uses_the_shipped_checkpoints(repo):
     q = _quickstart(repo)
     assert q["generator"]["fit"] is False
-    judge = q["evaluators"][0]["params"]["judge_params"]["checkpoint"]
+    fidelity = next(e for e in q["evaluators"] if e["name"] == "fidelity")
+    judge = fidelity["params"]["judge_params"]["checkpoint"]
     assert q["generator"]["checkpoint"] == "pretrained:diffstylets-w16-cinc2017"
     assert judge == "pretrained:afib-reslstm-w025-cinc2017"
     for name in (q["generator"]["checkpoint"], judge):
@@ -42,7 +44,7 @@ def test_quickstart_uses_the_shipped_checkpoints(repo):
 
 def test_shipped_judge_separates_held_out_demo_windows(repo, registry):
     """The judge never saw the demo records; on 40 of them it must beat chance clearly."""
-    params = dict(_quickstart(repo)["evaluators"][0]["params"]["judge_params"])
+    params = dict(next(e for e in _quickstart(repo)["evaluators"] if e["name"] == "fidelity")["params"]["judge_params"])
     judge = registry.create("classifier", "afib-reslstm", params).eval()
     demo = demo_windows(normalise=None)
     idx = np.concatenate([np.flatnonzero(demo.labels == c)[:20] for c in (0, 1)])
@@ -65,14 +67,20 @@ def test_shipped_generator_transfers_demo_ecgs(repo, registry):
     x = np.asarray(out.batch.signals)
     assert x.shape == (2, 1, 2500) and np.isfinite(x).all()
     assert list(out.batch.labels) == [1, 0] and out.batch.fs == 250.0
-    # an ECG-scale signal (mV), related to its source but not a copy of it
+    # an ECG-scale signal (mV) on a new rhythm whose QRS complexes are the source's own
+    from augframe.beats import detect_r_peaks
+
     s = np.asarray(src.signals)
-    for i in range(2):
-        r = np.corrcoef(x[i, 0], s[i, 0])[0, 1]
-        assert 0.0 < r < 0.999, r
-        assert 0.2 < np.ptp(x[i, 0]) < 20.0
+    amp = lambda sig: np.array([np.median(np.abs(row[p])) for row, p in zip(sig, detect_r_peaks(sig, 250.0))])
+    assert np.all((amp(x[:, 0]) / amp(s[:, 0]) > 0.8) & (amp(x[:, 0]) / amp(s[:, 0]) < 1.25))
+    assert all(0.2 < np.ptp(x[i, 0]) < 20.0 for i in range(2))
     again = gen.generate(req)
     np.testing.assert_array_equal(np.asarray(again.batch.signals), x)
+    # keeping the source's beat timing, the output is related to its source but not a copy of it
+    kept = np.asarray(gen.generate(attrs.evolve(req, options={"steps": 10, "rhythm": "source"})).batch.signals)
+    for i in range(2):
+        r = np.corrcoef(kept[i, 0], s[i, 0])[0, 1]
+        assert 0.0 < r < 0.999, r
 
 
 def test_full_cinc_recipe_ships_its_record_split(repo):
