@@ -84,14 +84,17 @@ def check_folds(labels: np.ndarray, k: int, what: str, names: tuple[str, ...], g
             )
 
 
+def first_meta(batch: ECGBatch, keys: tuple[str, ...]) -> tuple[np.ndarray | None, str | None]:
+    """The first of ``keys`` present in ``batch.meta``, as strings, and its name (None, None if none is)."""
+    key = next((k for k in keys if k in batch.meta), None)
+    return (None, None) if key is None else (np.asarray(batch.meta[key]).astype(str), key)
+
+
 def groups_of(batch: ECGBatch) -> tuple[np.ndarray, str]:
     """Grouping key per ECG (patient when known, else record) and which field gave it."""
-    for key in GROUP_KEYS:
-        if key in batch.meta:
-            return np.asarray(batch.meta[key]).astype(str), key
-    for key in RECORD_KEYS:
-        if key in batch.meta:
-            return np.asarray(batch.meta[key]).astype(str), key
+    values, key = first_meta(batch, (*GROUP_KEYS, *RECORD_KEYS))
+    if values is not None:
+        return values, key
     return np.asarray(batch.ids, dtype=object).astype(str), "ids"
 
 
@@ -99,12 +102,12 @@ def lineage(synthetic: ECGBatch, sources: ECGBatch | None) -> tuple[np.ndarray |
     """What links each synthetic ECG to its source: (groups, True) when its patient/record group is known
     (``synthetic.meta['patient_id']`` or the groups of aligned ``sources``), (source ids, False) when only
     the source's id is (``synthetic.meta['source_id']``... or the ids of ``sources``), (None, False) else."""
-    for key in GROUP_KEYS:
-        if key in synthetic.meta:
-            return np.asarray(synthetic.meta[key]).astype(str), True
-    for key in SOURCE_KEYS:
-        if key in synthetic.meta:
-            return np.asarray(synthetic.meta[key]).astype(str), False
+    groups, _ = first_meta(synthetic, GROUP_KEYS)
+    if groups is not None:
+        return groups, True
+    ids, _ = first_meta(synthetic, SOURCE_KEYS)
+    if ids is not None:
+        return ids, False
     if sources is not None and len(sources) == len(synthetic):
         groups, field = groups_of(sources)
         if field != "ids":
