@@ -29,6 +29,7 @@ P_SPAN_S = (0.28, 0.06)   # template from R - 280 ms to R - 60 ms (the P wave an
 MIN_BEATS = 4             # segments needed before a template means anything
 MIN_COHERENCE = 2.0       # template peak-to-peak over the beat-to-beat spread: below, no P wave
 TAPER = 0.15              # raised-cosine share at each end, so the template joins the baseline smoothly
+BLEND_S = 0.04            # the baseline cross-fades from and back into the signal over this, so no kink
 
 
 def template_length(fs: float) -> int:
@@ -76,13 +77,26 @@ def resample_template(template: np.ndarray, fs_from: float, fs_to: float) -> np.
     return np.interp(np.linspace(0.0, 1.0, n_to), src, template).astype(np.float32)
 
 
+def _baseline(seg: np.ndarray, blend: int) -> np.ndarray:
+    """The straight line between ``seg``'s ends, cross-faded (raised cosine) from the segment over its first
+    and back into it over its last ``blend`` samples, so the slope does not break where it joins."""
+    line = np.linspace(seg[0], seg[-1], len(seg))
+    k = min(blend, len(seg) // 3)
+    w = np.ones(len(seg))
+    if k > 0:
+        ramp = 0.5 * (1 - np.cos(np.pi * np.arange(k) / k))
+        w[:k], w[len(seg) - k:] = ramp, ramp[::-1]
+    return w * line + (1 - w) * seg
+
+
 def replace_atrial(row: np.ndarray, zones: Sequence[tuple[float, float]], beats: np.ndarray,
                    template: np.ndarray, amplitude: float, fs: float) -> np.ndarray:
-    """``row`` with a straight baseline over each T-P zone and ``template x amplitude`` before each beat.
+    """``row`` with a straight baseline over each T-P zone (blended into the signal over ``BLEND_S`` at
+    each end) and ``template x amplitude`` before each beat.
 
     ``zones`` are (start, end) sample times of the T-P segments, ``beats`` the R peaks that follow them
-    (one per zone). The template ends ``P_SPAN_S[1]`` before its beat and is cut at the zone's start
-    when the beats are close together.
+    (one per zone). The template ends ``P_SPAN_S[1]`` before its beat; when the beats are close
+    together it starts at the zone's start instead, faded in so the baseline does not step.
     """
     out = np.array(row, dtype=np.float64)
     n = len(out)
@@ -93,10 +107,14 @@ def replace_atrial(row: np.ndarray, zones: Sequence[tuple[float, float]], beats:
         a, b = max(int(np.ceil(z0)), 0), min(int(np.floor(z1)), n - 1)
         if b - a < 2:
             continue
-        out[a:b + 1] = np.linspace(out[a], out[b], b - a + 1)
+        out[a:b + 1] = _baseline(out[a:b + 1], int(round(BLEND_S * fs)))
         t_end = int(round(beat)) - end_off
         lo, hi = max(t_end - length, a), min(t_end, n)
         if hi <= lo:
             continue
-        out[lo:hi] += scaled[length - (t_end - lo):length - (t_end - hi)]
+        part = scaled[length - (t_end - lo):length - (t_end - hi)].copy()
+        if lo > t_end - length:  # cut at a short zone's start: fade in rather than step
+            k = min(len(part), max(1, int(TAPER * length)))
+            part[:k] *= 0.5 * (1 - np.cos(np.pi * np.arange(k) / k))
+        out[lo:hi] += part
     return out

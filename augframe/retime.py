@@ -24,6 +24,7 @@ from collections.abc import Sequence
 
 import attrs
 import numpy as np
+from scipy.ndimage import uniform_filter1d
 
 from augframe.atrial import atrial_templates, replace_atrial, resample_template, template_length
 from augframe.beats import detect_r_peaks, r_amplitude, unplaced_beats
@@ -39,13 +40,15 @@ class RetimeConfig:
     post_s: float = 0.06    # ... to R + post_s
     taper_s: float = 0.02   # raised-cosine edge of the QRS mask
     max_st_s: float = 0.40  # R to T end is at most this (and 0.45 RR)
+    knot_s: float = 0.012   # half-width of the averaging that rounds the warp's knots (speed changes)
 
     def __attrs_post_init__(self) -> None:
         for name in ("pre_s", "post_s", "max_st_s"):
             if not getattr(self, name) > 0:
                 raise ValidationError(f"RetimeConfig.{name}={getattr(self, name)} must be positive")
-        if self.taper_s < 0:
-            raise ValidationError(f"RetimeConfig.taper_s={self.taper_s} must be >= 0")
+        for name in ("taper_s", "knot_s"):
+            if getattr(self, name) < 0:
+                raise ValidationError(f"RetimeConfig.{name}={getattr(self, name)} must be >= 0")
 
 
 def _interval_map(t0: float, t1: float, s0: float, s1: float, pre: float, post: float, st_max: float
@@ -94,11 +97,13 @@ def _row_source_times(src: np.ndarray, tgt: np.ndarray, n: int, fs: float, cfg: 
             zones.append((float(ko[1]), float(ko[2])))
             if choice[j + 1] != c + 1:  # wrap: the next beat comes from elsewhere in the source
                 jumps.append((int(np.ceil(ko[1])), int(np.ceil(tgt[j + 1] - pre))))
-    return _piecewise(np.asarray(out_t), np.asarray(src_t), n), jumps, zones
+    smooth = 2 * int(round(cfg.knot_s * fs)) + 1
+    return _piecewise(np.asarray(out_t), np.asarray(src_t), n, smooth), jumps, zones
 
 
-def _piecewise(out_t: np.ndarray, src_t: np.ndarray, n: int) -> np.ndarray:
-    """Evaluate the knot map at every output sample; each wrap starts a new monotone piece."""
+def _piecewise(out_t: np.ndarray, src_t: np.ndarray, n: int, smooth: int = 1) -> np.ndarray:
+    """Evaluate the knot map at every output sample; each wrap starts a new monotone piece, within which
+    the map is averaged over ``smooth`` samples (straight stretches stay as they are)."""
     grid = np.arange(n, dtype=np.float64)
     u = np.empty(n)
     # split knots into monotone pieces at the wraps (knot pairs whose source time goes backwards)
@@ -109,6 +114,8 @@ def _piecewise(out_t: np.ndarray, src_t: np.ndarray, n: int) -> np.ndarray:
         hi = n if b == len(out_t) else min(max(int(np.ceil(out_t[b])), 0), n)
         if hi > lo:
             u[lo:hi] = np.interp(grid[lo:hi], out_t[a:b], src_t[a:b])
+            if smooth > 1 and hi - lo > smooth:  # round the knots: a sudden change of speed is a kink in the ECG
+                u[lo:hi] = uniform_filter1d(u[lo:hi], smooth, mode="nearest")
     return u
 
 
