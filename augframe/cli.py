@@ -110,7 +110,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         reg = Registry.discover()
     rows = []
     for info in reg.plugins():
-        descriptions = {(p.kind, p.name): p.description for p in _provisions(reg, info.name)}
+        descriptions = {(p.kind, p.name): p.description for p in reg.provisions(info.name)}
         rows.append({
             "name": info.name, "version": info.version, "module": info.module,
             "provides": [{"kind": k, "name": n, "description": descriptions.get((k, n), "")} for k, n in info.provides],
@@ -190,16 +190,6 @@ def cmd_stages(args: argparse.Namespace) -> int:
     if result.report:
         print(f"report: {result.report}")
     return 0
-
-
-def _provisions(reg: Any, plugin: str) -> list[Any]:
-    out = []
-    for kind in ("generator", "filter", "evaluator", "source", "classifier"):
-        for name in reg.names(kind):
-            prov = reg.get(kind, name)
-            if prov.plugin == plugin:
-                out.append(prov)
-    return out
 
 
 def _version() -> str:

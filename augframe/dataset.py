@@ -44,7 +44,7 @@ import numpy as np
 
 from augframe.bank import Bank
 from augframe.errors import BankError, ValidationError
-from augframe.seeding import derive_seeds, numpy_rng
+from augframe.seeding import Stream, derive_seeds, numpy_rng
 from augframe.signals import ECGBatch
 
 try:
@@ -54,8 +54,8 @@ except ImportError:  # pragma: no cover
     _torch = None  # type: ignore[assignment]
     _TorchDataset = object  # type: ignore[misc,assignment]
 
-_STREAM_SELECT = 0xA5A5  # separates the "which items" permutation from the "which sample" hash
-_STREAM_PICK = 0x5EED
+_STREAM_SELECT = Stream.DATASET_SELECT  # separates "which items" from "which sample"
+_STREAM_PICK = Stream.DATASET_PICK
 _F32 = np.dtype(np.float32)
 
 

@@ -33,16 +33,16 @@ import attrs
 import numpy as np
 
 from augframe import atomic
-from augframe.bank import Bank
+from augframe.bank import BANK_META, Bank
 from augframe.data.external import load_external_sets
 from augframe.data.prepare import RunData
 from augframe.errors import DataError, PluginError, RecipeError, ValidationError
 from augframe.filterchain import ChainResult, FilterChain, chain_summary
 from augframe.judges import JudgeRef, judge_ref
 from augframe.plugins import Registry
-from augframe.protocols import EvalContext, EvaluationResult, GenerationRequest
-from augframe.recipe import RUN_CONTEXT, Recipe, check_plugins, parse_direction
-from augframe.seeding import derive_seeds, numpy_rng
+from augframe.protocols import KINDS, EvalContext, EvaluationResult, GenerationRequest
+from augframe.recipe import Recipe, check_plugins, parse_direction
+from augframe.seeding import Stream, derive_seeds, numpy_rng
 from augframe.signals import ECGBatch
 from augframe.windows import ArrayWindows, as_windows, gather
 
@@ -221,7 +221,7 @@ def _source_rounds(tag: str, is_member: np.ndarray, target: int, recipe: Recipe,
     """Attempt rounds over the member sources (seeded order), each source with its own seed per attempt."""
     tag_seed = _name_seed(recipe.run.seed, tag)
     members = np.flatnonzero(is_member)
-    members = members[numpy_rng(tag_seed, 0x0D).permutation(len(members))]
+    members = members[numpy_rng(tag_seed, Stream.PIPELINE_SOURCE_ROUNDS).permutation(len(members))]
     rounds = []
     for a in range(recipe.generation.attempts_per_source):
         seeds = derive_seeds(int(derive_seeds(tag_seed, 1, offset=a)[0]), len(members))
@@ -406,7 +406,7 @@ def completion_mask(spec: Mapping[str, Any], sources: ECGBatch, seeds: np.ndarra
     elif task == "gap":
         length = max(1, int(round(float(spec["fraction"]) * n_samples)))
         for i, seed in enumerate(seeds):
-            start = int(numpy_rng(int(seed), 0x6A9).integers(0, n_samples - length + 1))
+            start = int(numpy_rng(int(seed), Stream.PIPELINE_MASK).integers(0, n_samples - length + 1))
             mask[i, :, start:start + length] = False
     elif task == "random_gaps":
         chunk = max(1, int(round(float(spec["chunk_s"]) * sources.fs)))
@@ -416,7 +416,7 @@ def completion_mask(spec: Mapping[str, Any], sources: ECGBatch, seeds: np.ndarra
             raise RecipeError(f"generation.mask: fraction {spec['fraction']} of {n_chunks} chunks of "
                               f"{spec['chunk_s']} s hides {k} chunks; choose values that hide some but not all")
         for i, seed in enumerate(seeds):
-            for c in numpy_rng(int(seed), 0x6A9).permutation(n_chunks)[:k]:
+            for c in numpy_rng(int(seed), Stream.PIPELINE_MASK).permutation(n_chunks)[:k]:
                 mask[i, :, c * chunk:(c + 1) * chunk] = False
     else:  # leads
         missing = [str(x) for x in spec["missing"]]
@@ -450,10 +450,9 @@ def _manifest_row(item: WorkItem, cands: Any, res: ChainResult, i: int, sources:
 def evaluate_bank(recipe: Recipe, registry: Registry, data: RunData, bank_path: Path, eval_dir: Path,
                   device: str, progress: bool, log: Callable[[str], None]) -> dict[str, Path]:
     """Run every ``[[evaluators]]`` entry on (real, bank) and write eval/NAME.json."""
-    try:
-        bank = Bank.open(bank_path, verify="full")
-    except Exception as exc:
-        raise DataError(f"cannot evaluate: {exc}; run the generate stage first") from exc
+    if not (Path(bank_path) / BANK_META).exists():
+        raise DataError(f"cannot evaluate: there is no bank at {bank_path}; run the generate stage first")
+    bank = Bank.open(bank_path, verify="full")  # a corrupt bank is a BankError naming the file
     if len(bank) == 0:
         raise DataError(f"the bank at {bank_path} is empty: nothing was accepted, so there is nothing to evaluate")
     real_ds = as_windows(data.test if data.test is not None else data.train)
@@ -469,7 +468,7 @@ def evaluate_bank(recipe: Recipe, registry: Registry, data: RunData, bank_path: 
     out: dict[str, Path] = {}
     for i, spec in enumerate(recipe.evaluators):
         ev = _create(registry, "evaluator", spec.name, spec.params, device)
-        rng = numpy_rng(recipe.run.seed, 0xE7A1, i)
+        rng = numpy_rng(recipe.run.seed, Stream.PIPELINE_EVALUATOR, i)
         syn_idx = _subset(len(bank), spec.max_samples, rng)
         real_idx = _subset(len(real_ds), spec.max_samples, rng)
         sources = _sources_of(bank, syn_idx, train)
@@ -658,7 +657,7 @@ def _with_device(registry: Registry, kind: str, name: str, params: Mapping[str, 
     and (for filters such as ``near-copy``) the run's training windows as ``train``."""
     params = dict(params)
     for key, value in (("device", device), ("train", train)):
-        if key not in RUN_CONTEXT[kind]:
+        if key not in KINDS[kind].run_context:
             continue
         if value is not None and key not in params and _accepts(registry, kind, name, key):
             params[key] = value

@@ -460,10 +460,30 @@ class Classifier(Protocol):
     def load_state_dict(self, state: Any, strict: bool = True) -> Any: ...
 
 
-KINDS: dict[str, type] = {
-    "generator": Generator,
-    "filter": Filter,
-    "evaluator": Evaluator,
-    "source": Source,
-    "classifier": Classifier,
-}
+@attrs.frozen
+class PluginKind:
+    """One kind of plugin: the protocol its objects satisfy and the hook that registers them.
+
+    ``run_context`` names the parameters the pipeline gives a factory itself when the factory takes
+    them and the recipe leaves them unset: the run's ``device``, and a filter's training windows
+    ``train`` (e.g. the near-copy gate).
+    """
+
+    name: str
+    protocol: type
+    run_context: tuple[str, ...] = ()
+
+    @property
+    def hook(self) -> str:
+        """The hookspec in :mod:`augframe.hookspecs` that registers factories of this kind."""
+        return f"augframe_register_{self.name}s"
+
+
+#: Every plugin kind, by name: the one table the registry, the recipe check and the CLI read.
+KINDS: dict[str, PluginKind] = {k.name: k for k in (
+    PluginKind("generator", Generator, ("device",)),
+    PluginKind("filter", Filter, ("device", "train")),
+    PluginKind("evaluator", Evaluator, ("device",)),
+    PluginKind("source", Source),
+    PluginKind("classifier", Classifier),
+)}

@@ -40,7 +40,7 @@ from augframe.protocols import (
     Candidates, Classifier, EvalContext, EvaluationResult, Evaluator, Filter, FilterResult, GenerationRequest,
     Generator, GeneratorInfo, Record, Source,
 )
-from augframe.seeding import numpy_rng
+from augframe.seeding import Stream, numpy_rng
 from augframe.signals import STANDARD_LEADS, ECGBatch
 
 
@@ -92,7 +92,7 @@ def make_ecg_batch(n: int = 8, *, fs: float = 250.0, seconds: float = 4.0, leads
 
     Labels cycle through the classes; ids are ``"ecg-<i>"``. Deterministic for a seed.
     """
-    rng = numpy_rng(seed, 0xECC)
+    rng = numpy_rng(seed, Stream.TESTING_ECG)
     t = np.arange(int(round(seconds * fs))) / fs
     out = np.zeros((n, len(leads), len(t)), dtype=np.float32)
     labels = np.arange(n) % max(1, len(class_names))

@@ -28,7 +28,7 @@ import numpy as np
 
 from augframe.atomic import atomic_open
 from augframe.errors import CheckpointError, ValidationError
-from augframe.seeding import numpy_rng
+from augframe.seeding import Stream, numpy_rng
 
 
 # ---- order ---------------------------------------------------------------------------------
@@ -68,7 +68,7 @@ class EpochSampler:
             return self._balanced_order()
         if not self.shuffle:
             return np.arange(self.n)
-        return numpy_rng(self.seed, 0x5A3, self.epoch).permutation(self.n)
+        return numpy_rng(self.seed, Stream.TRAINING_ORDER, self.epoch).permutation(self.n)
 
     def _balanced_order(self) -> np.ndarray:
         """``n`` indices taking the classes in turn (position p holds class p mod K), so every
@@ -79,7 +79,7 @@ class EpochSampler:
         every epoch. The class order of the turns is shuffled per epoch too.
         """
         assert self.labels is not None
-        rng = numpy_rng(self.seed, 0xBA1, self.epoch)
+        rng = numpy_rng(self.seed, Stream.TRAINING_BALANCED, self.epoch)
         classes = np.unique(self.labels)
         turn = rng.permutation(len(classes))
         out = np.empty(self.n, dtype=np.int64)

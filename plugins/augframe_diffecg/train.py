@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from augframe.errors import ValidationError
-from augframe.seeding import derive_seeds, numpy_rng, randn
+from augframe.seeding import Stream, derive_seeds, numpy_rng, randn
 from augframe.training import EMA, EpochSampler, TrainLog, autocast, load_train_state, save_train_state
 
 from augframe_diffecg.masks import training_masks
@@ -141,14 +141,14 @@ def train(model: torch.nn.Module, schedule: Schedule, data: Any, labels: np.ndar
     while step < settings.steps:
         if settings.time_budget_s is not None and time.perf_counter() - t_begin > settings.time_budget_s:
             break
-        rng = numpy_rng(seed, 0xD1FF, step)
+        rng = numpy_rng(seed, Stream.DIFFECG_BATCH, step)
         idx = batches.indices(step)
         x0 = torch.from_numpy(_crop(_gather(data, idx, length), settings.crop, rng) / scale).to(device)
         mask = torch.from_numpy(training_masks(tuple(x0.shape), rng)).to(device)
         y = labels[idx]
         y = np.where((y >= n_classes) | (rng.random(len(y)) < settings.p_uncond), -1, y)
         t = torch.from_numpy(rng.integers(0, schedule.num_steps, size=len(idx))).to(device)
-        noise = randn(derive_seeds(seed + 7919, len(idx), offset=step * len(idx)), tuple(x0.shape[1:]),
+        noise = randn(derive_seeds(seed + Stream.DIFFECG_NOISE, len(idx), offset=step * len(idx)), tuple(x0.shape[1:]),
                       device=device)
         x_t = schedule.q_sample(x0 - prior_fill(prior, x0, mask, period), t, noise)
         with autocast(device):

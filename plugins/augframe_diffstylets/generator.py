@@ -211,10 +211,10 @@ class DiffStyleTSGenerator:
     @torch.inference_mode()
     def _styles_of(self, data: Any, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Style vectors of up to ``bank_per_class`` windows per class (the reference/prototype bank)."""
-        from augframe.seeding import numpy_rng
+        from augframe.seeding import Stream, numpy_rng
 
         labels = np.asarray(data.labels)
-        rng = numpy_rng(seed, 0x57)
+        rng = numpy_rng(seed, Stream.DIFFSTYLETS_STYLE_BANK)
         idx = np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:self.bank_per_class]
                               for c in range(self.model.cfg.num_classes)]).astype(np.int64)
         styles = []

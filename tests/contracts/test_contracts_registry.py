@@ -92,3 +92,36 @@ def test_lazy_factory_exposes_target_signature():
     assert reg.create("filter", "lazy-pass", {"threshold": 0.2}).threshold == 0.2
     with pytest.raises(PluginError, match="did you mean 'threshold'"):
         reg.create("filter", "lazy-pass", {"threshol": 0.2})
+
+
+def test_register_hooks_run_through_pluggy_with_wrappers():
+    reg = Registry()
+    seen = []
+    wrapper = types.ModuleType("wrapper")
+
+    @augframe.hookimpl(wrapper=True)
+    def augframe_register_filters(register):
+        seen.append("before")
+        result = yield
+        seen.append("after")
+        return result
+
+    wrapper.augframe_register_filters = augframe_register_filters
+    reg.register_module(wrapper)
+    reg.register_module(_plugin("good", lambda r, f: r("pass", f), _Pass))
+    assert seen == ["before", "after", "before", "after"]  # its own (empty) call, then around 'good'
+    assert reg.plugins()[0].name == "good" and reg.provisions("good")[0].name == "pass"
+
+
+def test_blocked_plugin_is_not_registered_and_factory_bugs_keep_their_traceback():
+    reg = Registry()
+    reg.block("nope", "blocked in this test")
+    reg.register_module(_plugin("nope", lambda r, f: r("pass", f), _Pass))
+    assert reg.names("filter") == [] and reg.skipped == {"nope": "blocked in this test"}
+
+    def buggy(threshold: float = 0.5):
+        return len(None)  # a TypeError inside the factory: a bug, not a user error
+
+    reg.register_module(_plugin("buggy", lambda r, f: r("buggy", f), buggy))
+    with pytest.raises(TypeError, match="NoneType"):
+        reg.create("filter", "buggy", {"threshold": 0.1})
