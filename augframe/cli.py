@@ -14,7 +14,6 @@ import json
 import sys
 import warnings
 from collections.abc import Sequence
-from typing import Any
 
 from augframe.errors import AugframeError, PluginError, RecipeError, ValidationError
 

@@ -16,6 +16,7 @@ import attrs
 import numpy as np
 
 from augframe.errors import ValidationError
+from augframe.jsonable import jsonable
 from augframe.judges import Independence, JudgeRef, assess
 from augframe.seeding import derive_seeds
 from augframe.signals import ECGBatch
@@ -322,7 +323,7 @@ class EvaluationResult:
     details: Mapping[str, Any] = attrs.field(factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return attrs.asdict(self, recurse=True, value_serializer=_jsonable)
+        return jsonable(attrs.asdict(self, recurse=True))
 
     def to_json(self, **kw: Any) -> str:
         return json.dumps(self.to_dict(), **kw)
@@ -338,16 +339,6 @@ class EvaluationResult:
             scale=d.get("scale", ""),
             details=dict(d.get("details", {})),
         )
-
-
-def _jsonable(_inst: Any, _field: Any, value: Any) -> Any:
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, tuple):
-        return list(value)
-    return value
 
 
 @attrs.frozen(eq=False)

@@ -33,12 +33,14 @@ from typing import Any
 import numpy as np
 
 from augframe.data.fingerprint import digest
-from augframe.data.normalise import Normaliser, write_json_atomic
+from augframe.data.normalise import Normaliser
 from augframe.data.planned import is_planned
 from augframe.data.preprocess import PreprocessConfig, RecordWindows, preprocess_record
 from augframe.data.problems import BuildReport, Problem
 from augframe.data.wfdb_io import RecordReadError
+from augframe.atomic import write_json
 from augframe.errors import DataError, ValidationError
+from augframe.jsonable import jsonable
 from augframe.protocols import Record, Source
 from augframe.signals import ECGBatch
 
@@ -447,7 +449,7 @@ def _write(source: Source, config: PreprocessConfig, classes: tuple[str, ...] | 
             starts.append(out.start_s)
             quality.append(out.quality)
             window_no.append(out.index)
-            record_meta[rec.id] = _jsonable(rec.meta)
+            record_meta[rec.id] = jsonable(dict(rec.meta), fallback=str)
             report.records_used += 1
             report.windows_kept += n
     bar.close()
@@ -459,22 +461,13 @@ def _write(source: Source, config: PreprocessConfig, classes: tuple[str, ...] | 
              start_s=np.concatenate(starts).astype(np.float32),
              quality=np.concatenate(quality).astype(np.float32),
              window=np.concatenate(window_no).astype(np.int32))
-    write_json_atomic(folder / META, {
+    write_json(folder / META, {
         "format": FORMAT_VERSION, "key": key, "source": source.name, "fingerprint": source.fingerprint(),
         "fs": config.fs, "leads": list(leads or ()), "class_names": list(classes or ()),
         "n_windows": report.windows_kept, "n_samples": config.window_samples,
         "preprocess": config.to_dict(), "record_meta": record_meta, "report": report.to_dict(),
-    })
+    }, sort_keys=True)
     return report
-
-
-def _jsonable(meta: Any) -> dict[str, Any]:
-    out = {}
-    for k, v in dict(meta).items():
-        if isinstance(v, np.generic):
-            v = v.item()
-        out[str(k)] = v if isinstance(v, (str, int, float, bool)) or v is None else str(v)
-    return out
 
 
 class _NoBar:

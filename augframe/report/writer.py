@@ -15,6 +15,7 @@ import numpy as np
 
 from augframe.atomic import write_text
 from augframe.errors import ValidationError
+from augframe.jsonable import jsonable
 from augframe.protocols import EvaluationResult
 from augframe.report.html import esc, render_figure, render_page, section_order
 from augframe.report.svg import ecg_strips
@@ -122,7 +123,7 @@ def write_report(
     page = render_page(results, title=title, subtitle=sub, pairs_html=pairs_html, meta=full_meta, footer=footer)
     payload = {"format": REPORT_FORMAT, "title": title, "meta": full_meta,
                "results": [r.to_dict() for r in results], "pairs": pair_index}
-    text = json.dumps(_finite(payload), indent=1, default=_json_default, allow_nan=False) + "\n"
+    text = json.dumps(jsonable(payload, finite=True, fallback=str), indent=1, allow_nan=False) + "\n"
     write_text(out / "report.json", text)
     html_path = out / "report.html"
     write_text(html_path, page)
@@ -135,28 +136,3 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
-
-
-def _finite(o: Any) -> Any:
-    """NaN/Inf become None so the JSON is strict (readable by JSON.parse and every other parser)."""
-    if isinstance(o, float) or isinstance(o, np.floating):
-        return float(o) if np.isfinite(o) else None
-    if isinstance(o, Mapping):
-        return {str(k): _finite(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_finite(v) for v in o]
-    if isinstance(o, np.ndarray):
-        return _finite(o.tolist())
-    return o
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    if isinstance(o, (set, frozenset, tuple)):
-        return list(o)
-    return str(o)

@@ -12,7 +12,6 @@ import warnings
 from functools import partial
 from typing import Any
 
-import numpy as np
 import torch
 
 from augframe.seeding import Stream, numpy_rng
