@@ -95,8 +95,7 @@ def write_npy(path: str | os.PathLike[str], array: np.ndarray) -> str:
     """Atomically write ``array`` in .npy format; returns the SHA-256 of the bytes written."""
     h = hashlib.sha256()
     with atomic_open(path, "wb") as f:
-        f = _HashingWriter(f, h)
-        np.lib.format.write_array(f, np.ascontiguousarray(array), allow_pickle=False)
+        np.lib.format.write_array(_HashingWriter(f, h), np.ascontiguousarray(array), allow_pickle=False)
     return h.hexdigest()
 
 

@@ -14,6 +14,7 @@ import json
 import sys
 import warnings
 from collections.abc import Sequence
+from typing import Any
 
 from augframe.errors import AugframeError, PluginError, RecipeError, ValidationError
 
@@ -73,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--no-plugins", action="store_true",
                     help="check keys and types only, not plugin names (no plugin is loaded)")
     cp.set_defaults(func=cmd_recipe_check)
-    rp.set_defaults(func=lambda a: (rp.print_help(), EXIT_USAGE)[1])
+    rp.set_defaults(func=lambda a: _help(rp))
 
     for name, helptext, desc in (
         ("run", "run a recipe: fit -> generate -> filter -> bank -> evaluate -> report",
@@ -107,7 +108,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # failures are listed below, with their errors
         reg = Registry.discover()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for info in reg.plugins():
         descriptions = {(p.kind, p.name): p.description for p in reg.provisions(info.name)}
         rows.append({
@@ -189,6 +190,11 @@ def cmd_stages(args: argparse.Namespace) -> int:
     if result.report:
         print(f"report: {result.report}")
     return 0
+
+
+def _help(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return EXIT_USAGE
 
 
 def _version() -> str:

@@ -32,6 +32,7 @@ from typing import Any
 import attrs
 import numpy as np
 
+import augframe
 from augframe import atomic
 from augframe.bank import BANK_META, Bank
 from augframe.data.external import load_external_sets
@@ -76,7 +77,7 @@ def run(recipe: Recipe, *, registry: Registry | None = None, stages: Sequence[st
     device = resolve_device(recipe.run.device)
     out = _output_dir(recipe)
     record: dict[str, Any] = {"recipe": recipe.run.name, "seed": recipe.run.seed, "device": device,
-                              "versions": _versions(), "plugins": _plugin_table(registry), "timings_s": {}}
+                              "versions": augframe.software_versions(), "plugins": _plugin_table(registry), "timings_s": {}}
     timer = _Timer(record["timings_s"])
 
     with timer("data"):
@@ -237,7 +238,7 @@ def generate_into_bank(recipe: Recipe, generator: Any, chain: FilterChain, train
     The bank is bound to the run's generation plan (:func:`generation_plan`): resuming into a bank
     made by another plan (other seed, data, generator, options or filters) raises BankError.
     """
-    from tqdm.auto import tqdm as progress_bar
+    from augframe.progress import progress as progress_bar
 
     g = recipe.generation
     kind = g.kind
@@ -329,7 +330,7 @@ def _generate_one(tag: str, count: int | None, rounds: list[list[WorkItem]], rec
     accepted_before = len(done)
     results: list[ChainResult] = []
     total_items = sum(len(r) for r in rounds)
-    bar = progress_bar(total=total_items, desc=f"generate {tag}", disable=None if show else True, leave=False)
+    bar = progress_bar(total=total_items, desc=f"generate {tag}", enabled=None if show else False)
     for attempt, items in enumerate(rounds):
         pending = [it for it in items if done.get(it.unit, attempt) >= attempt]
         for start in range(0, len(pending), g.batch_size):
@@ -699,18 +700,6 @@ def _hint(name: str, valid: Sequence[str]) -> str:
 
     return suggest(name, valid)
 
-
-def _versions() -> dict[str, str]:
-    import augframe
-
-    out = {"augframe": augframe.__version__, "python": sys.version.split()[0], "numpy": np.__version__}
-    try:
-        import torch
-
-        out["torch"] = torch.__version__
-    except ImportError:  # pragma: no cover
-        pass
-    return out
 
 
 def _plugin_table(registry: Registry) -> list[dict[str, Any]]:

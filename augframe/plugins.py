@@ -115,7 +115,7 @@ class Registry:
 
     def register_module(self, module: ModuleType | object, name: str | None = None, version: str = "0") -> None:
         """Register a plugin object (module) by hand, e.g. in tests or notebooks."""
-        name = name or getattr(module, "__name__", repr(module))
+        name = name or str(getattr(module, "__name__", repr(module)))
         if self._attach(module, name, version):
             self._collect(name)
 
@@ -306,7 +306,7 @@ def _type_hints(factory: Any) -> dict[str, Any]:
 
     try:
         target = factory.resolve() if isinstance(factory, lazy) else factory
-        fn = target.__init__ if isinstance(target, type) else target
+        fn = getattr(target, "__init__") if isinstance(target, type) else target
         return typing.get_type_hints(fn)
     except Exception:  # annotations under TYPE_CHECKING, attrs-generated __init__...: no type check
         return {}

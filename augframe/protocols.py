@@ -8,7 +8,7 @@ classes, so a stage cannot change what an earlier stage produced.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -23,6 +23,11 @@ from augframe.signals import ECGBatch
 
 RequestKind = Literal["transfer", "sample", "complete"]
 REQUEST_KINDS: tuple[str, ...] = ("transfer", "sample", "complete")
+
+
+def _strs(items: Iterable[str]) -> tuple[str, ...]:
+    """attrs converter: any iterable of names -> a tuple (typed, so checkers see the field's type)."""
+    return tuple(items)
 
 
 def _int64(a: Any) -> np.ndarray:
@@ -56,7 +61,7 @@ class GenerationRequest:
     seeds: np.ndarray = attrs.field(converter=_int64)
     sources: ECGBatch | None = None
     mask: np.ndarray | None = None
-    class_names: tuple[str, ...] = attrs.field(converter=tuple, default=())
+    class_names: tuple[str, ...] = attrs.field(converter=_strs, default=())
     options: Mapping[str, Any] = attrs.field(factory=dict)
 
     def __attrs_post_init__(self) -> None:
@@ -81,6 +86,8 @@ class GenerationRequest:
     def _validate_mask(self, n: int) -> None:
         if self.mask is None:
             raise ValidationError("a 'complete' request needs mask (True where the signal is known)")
+        if self.sources is None:
+            raise ValidationError("a 'complete' request needs sources (the known signals)")
         mask = np.asarray(self.mask, dtype=bool)
         expected = tuple(self.sources.signals.shape)
         if mask.shape != expected:
@@ -93,7 +100,7 @@ class GenerationRequest:
         return len(self.labels)
 
     @classmethod
-    def transfer(cls, sources: ECGBatch, labels: Sequence[int], seed: int, **options: Any) -> GenerationRequest:
+    def transfer(cls, sources: ECGBatch, labels: Sequence[int] | np.ndarray, seed: int, **options: Any) -> GenerationRequest:
         """Turn each source into an ECG of ``labels[i]``; per-sample seeds derive from ``seed``."""
         return cls("transfer", np.asarray(labels), derive_seeds(seed, len(sources)), sources=sources,
                    class_names=sources.class_names, options=options)
@@ -281,7 +288,7 @@ class Filter(Protocol):
 class Table:
     """A small results table: column names and rows of JSON-serialisable cells."""
 
-    columns: tuple[str, ...] = attrs.field(converter=tuple)
+    columns: tuple[str, ...] = attrs.field(converter=_strs)
     rows: tuple[tuple[Any, ...], ...] = attrs.field(converter=lambda rows: tuple(tuple(r) for r in rows))
     caption: str = ""
 
@@ -318,7 +325,7 @@ class EvaluationResult:
     metrics: Mapping[str, float] = attrs.field(factory=dict)
     tables: Mapping[str, Table] = attrs.field(factory=dict)
     figures: Mapping[str, Figure] = attrs.field(factory=dict)
-    notes: tuple[str, ...] = attrs.field(converter=tuple, default=())
+    notes: tuple[str, ...] = attrs.field(converter=_strs, default=())
     scale: str = ""
     details: Mapping[str, Any] = attrs.field(factory=dict)
 
@@ -409,7 +416,7 @@ class Record:
     id: str
     signal: np.ndarray
     fs: float
-    leads: tuple[str, ...] = attrs.field(converter=tuple)
+    leads: tuple[str, ...] = attrs.field(converter=_strs)
     label: str | None = None
     statements: Mapping[str, float] = attrs.field(factory=dict)
     patient_id: str | None = None

@@ -40,6 +40,7 @@ from augframe.data.problems import BuildReport, Problem
 from augframe.data.wfdb_io import RecordReadError
 from augframe.atomic import write_json
 from augframe.errors import DataError, ValidationError
+from augframe.progress import progress as progress_bar
 from augframe.jsonable import jsonable
 from augframe.protocols import Record, Source
 from augframe.signals import ECGBatch
@@ -173,7 +174,7 @@ class WindowCache:
     def __getitem__(self, i: int) -> tuple[np.ndarray, int]:
         return np.array(self.signals[i]), int(self.labels[i])
 
-    def __getitems__(self, indices: Sequence[int]) -> list[tuple[np.ndarray, int]]:
+    def __getitems__(self, indices: Sequence[int] | np.ndarray) -> list[tuple[np.ndarray, int]]:
         """Many windows in one sorted memmap read (torch's DataLoader uses this for whole batches)."""
         idx = np.asarray(indices, dtype=np.int64)
         order = np.argsort(idx, kind="stable")
@@ -298,7 +299,7 @@ class CacheView:
             x = self.normaliser.apply(x).astype(np.float32)
         return x, y
 
-    def __getitems__(self, indices: Sequence[int]) -> list[tuple[np.ndarray, int]]:
+    def __getitems__(self, indices: Sequence[int] | np.ndarray) -> list[tuple[np.ndarray, int]]:
         items = self.cache.__getitems__(self.index[np.asarray(indices, dtype=np.int64)])
         if self.normaliser is None or self.normaliser.kind == "none":
             return items
@@ -417,7 +418,7 @@ def _write(source: Source, config: PreprocessConfig, classes: tuple[str, ...] | 
     window_no: list[np.ndarray] = []
     record_meta: dict[str, dict[str, Any]] = {}
     leads: tuple[str, ...] | None = None
-    bar = _progress(progress, source.name)
+    bar = progress_bar(desc=f"caching {source.name}", unit="rec", enabled=progress)
     with open(folder / SIGNALS, "wb") as fh:
         for out in _outcomes(source, config, workers, report):
             report.records_seen += 1
@@ -468,22 +469,6 @@ def _write(source: Source, config: PreprocessConfig, classes: tuple[str, ...] | 
         "preprocess": config.to_dict(), "record_meta": record_meta, "report": report.to_dict(),
     }, sort_keys=True)
     return report
-
-
-class _NoBar:
-    def update(self, n: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _progress(enabled: bool, name: str) -> Any:
-    if not enabled:
-        return _NoBar()
-    from tqdm import tqdm
-
-    return tqdm(desc=f"caching {name}", unit="rec")
 
 
 def fit_normaliser(cache: WindowCache, train_index: Iterable[int] | np.ndarray, kind: str | None, *,

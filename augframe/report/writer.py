@@ -6,7 +6,6 @@ import datetime as _dt
 import json
 import os
 import platform
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,15 +30,7 @@ def collect_meta(meta: Mapping[str, Any] | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     out.update(meta or {})
     out.setdefault("created_utc", _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"))
-    out["augframe"] = augframe.__version__
-    out["python"] = sys.version.split()[0]
-    out["numpy"] = np.__version__
-    try:
-        import torch
-
-        out["torch"] = torch.__version__
-    except ImportError:  # pragma: no cover - torch is a dependency
-        pass
+    out.update(augframe.software_versions())
     out["platform"] = platform.platform()
     return out
 

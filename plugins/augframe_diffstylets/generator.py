@@ -16,6 +16,7 @@ import attrs
 import numpy as np
 import torch
 
+import augframe
 from augframe.errors import PluginError, ValidationError, require_choice
 from augframe.judges import JudgeRef, judge_ref
 from augframe.protocols import Candidates, GenerationRequest, GeneratorInfo
@@ -35,7 +36,6 @@ from augframe_diffstylets.schedule import CosineSchedule
 from augframe_diffstylets.smoothing import savgol
 
 NAME = "diffstylets"
-VERSION = "0.1.0"
 CHECKPOINT_FILE = "diffstylets.safetensors"
 REFERENCE_CLASSES = ("N", "A")  # the reference's label 0 = sinus rhythm, 1 = AFib
 
@@ -108,7 +108,7 @@ class DiffStyleTSGenerator:
             "normaliser": self.normaliser.to_dict(), "class_names": list(self.class_names),
             "checkpoint_layout": self.checkpoint_layout,
         }
-        return GeneratorInfo(NAME, VERSION, self.checkpoint_sha256, json.loads(json.dumps(params)),
+        return GeneratorInfo(NAME, augframe.__version__, self.checkpoint_sha256, json.loads(json.dumps(params)),
                              trained_against=self.trained_against)
 
     @property
