@@ -11,7 +11,7 @@ import platform as _platform
 from augframe.errors import (
     AugframeError, BankError, CheckpointError, DataError, PluginError, RecipeError, ValidationError,
 )
-from augframe.hookspecs import hookimpl
+from augframe.hookspecs import Register, hookimpl
 from augframe.protocols import (
     Candidates, EvalContext, EvaluationResult, ExternalSet, Figure, FilterResult, GenerationRequest,
     GeneratorInfo, Record, Table,
@@ -31,5 +31,5 @@ __all__ = [
     "AugframeError", "BankError", "CheckpointError", "DataError", "PluginError", "RecipeError",
     "ValidationError", "hookimpl", "Candidates", "EvalContext", "EvaluationResult", "ExternalSet", "Figure", "JudgeRef",
     "FilterResult", "GenerationRequest", "GeneratorInfo", "Record", "Table", "STANDARD_LEADS",
-    "ECGBatch", "__version__", "software_versions",
+    "ECGBatch", "Register", "__version__", "software_versions",
 ]
