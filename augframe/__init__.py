@@ -6,6 +6,7 @@ augmentation. Models live in plugins found through the ``augframe`` entry-point 
 """
 
 import importlib.metadata as _metadata
+import logging as _logging
 import platform as _platform
 
 from augframe.errors import (
@@ -20,6 +21,7 @@ from augframe.judges import JudgeRef
 from augframe.signals import STANDARD_LEADS, ECGBatch
 
 __version__ = _metadata.version("augframe")
+_logging.getLogger(__name__).addHandler(_logging.NullHandler())  # the application (e.g. the CLI) picks handlers
 
 
 def software_versions() -> dict[str, str]:

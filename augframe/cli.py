@@ -10,10 +10,11 @@ and shows its traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
-import warnings
-from collections.abc import Sequence
+import logging
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from augframe.errors import AugframeError, PluginError, RecipeError, ValidationError
@@ -30,6 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USAGE
+    handler = _log_to_stderr()
     try:
         return int(args.func(args) or 0)
     except AugframeError as exc:
@@ -43,6 +45,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:  # pragma: no cover
         print("augframe: interrupted; re-run the same command to resume", file=sys.stderr)
         return 130
+    finally:
+        logging.getLogger("augframe").removeHandler(handler)
+
+
+def _log_to_stderr() -> logging.Handler:
+    """The command's one log handler: augframe's INFO messages, as plain lines on stderr."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    root = logging.getLogger("augframe")
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    return handler
+
+
+@contextlib.contextmanager
+def _quiet(logger: str) -> Iterator[None]:
+    """Hold back ``logger``'s messages while the command reports the same facts itself."""
+    log = logging.getLogger(logger)
+    before, log.disabled = log.disabled, True
+    try:
+        yield
+    finally:
+        log.disabled = before
 
 
 def _one_line(exc: BaseException) -> str:
@@ -105,8 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_plugins(args: argparse.Namespace) -> int:
     from augframe.plugins import Registry
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # failures are listed below, with their errors
+    with _quiet("augframe.plugins"):  # failures are listed below, with their errors
         reg = Registry.discover()
     rows: list[dict[str, Any]] = []
     for info in reg.plugins():
@@ -156,8 +180,7 @@ def cmd_recipe_check(args: argparse.Namespace) -> int:
     if not args.no_plugins:
         from augframe.plugins import Registry
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with _quiet("augframe.plugins"):  # check_plugins names the failures that matter
             reg = Registry.discover(recipe.plugins.allow, recipe.plugins.block)
         recipe_mod.check_plugins(recipe, reg)
     print(f"# {args.file}: OK" + (" (plugin names not checked)" if args.no_plugins else ""))

@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
-import sys
+import logging
 import time
 import zlib
 from collections.abc import Callable, Mapping, Sequence
@@ -48,6 +48,7 @@ from augframe.signals import ECGBatch
 from augframe.windows import ArrayWindows, as_windows, gather
 
 STAGES = ("fit", "generate", "evaluate", "report")
+_log = logging.getLogger(__name__)
 
 
 @attrs.frozen
@@ -68,7 +69,7 @@ def run(recipe: Recipe, *, registry: Registry | None = None, stages: Sequence[st
     for s in stages:
         if s not in STAGES:
             raise ValidationError(f"unknown stage {s!r}; stages are {STAGES}")
-    log = log or _stderr
+    log = log or _log.info
     show = recipe.run.progress if progress is None else progress
     registry = registry if registry is not None else Registry.discover(recipe.plugins.allow, recipe.plugins.block)
     check_plugins(recipe, registry)
@@ -231,7 +232,7 @@ def _source_rounds(tag: str, is_member: np.ndarray, target: int, recipe: Recipe,
 
 
 def generate_into_bank(recipe: Recipe, generator: Any, chain: FilterChain, train: Any, bank_path: Path, *,
-                       progress: bool = True, log: Callable[[str], None] = print,
+                       progress: bool = True, log: Callable[[str], None] = _log.info,
                        data_fingerprint: str | None = None) -> dict[str, Any]:
     """Make, filter and bank candidates for every direction / label; resumes from what the bank holds.
 
@@ -705,10 +706,6 @@ def _hint(name: str, valid: Sequence[str]) -> str:
 def _plugin_table(registry: Registry) -> list[dict[str, Any]]:
     return [{"name": p.name, "version": p.version, "provides": [list(x) for x in p.provides], "error": p.error}
             for p in registry.plugins()]
-
-
-def _stderr(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 class _Timer:

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import importlib.metadata as md
 import inspect
+import logging
 import os
-import warnings
 from collections.abc import Callable, Iterable, Mapping
 from types import ModuleType
 from typing import Any
@@ -31,6 +31,7 @@ from augframe.protocols import KINDS
 ENTRY_POINT_GROUP = "augframe"
 ENV_ALLOW = "AUGFRAME_PLUGINS"
 ENV_BLOCK = "AUGFRAME_DISABLE_PLUGINS"
+log = logging.getLogger(__name__)
 
 
 @attrs.frozen
@@ -176,7 +177,7 @@ class Registry:
         msg = f"{type(exc).__name__}: {exc}"
         self.load_errors[name] = msg
         self._plugins[name] = PluginInfo(name, version, module, (), msg)
-        warnings.warn(f"augframe plugin {name!r} failed to load and was skipped: {msg}", stacklevel=3)
+        log.warning("augframe plugin %r failed to load and was skipped: %s", name, msg)
 
     # ---- lookup -----------------------------------------------------------------------------
     def plugins(self) -> list[PluginInfo]:

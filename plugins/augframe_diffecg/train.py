@@ -8,6 +8,7 @@ would have seen.
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,8 @@ from augframe.training import EMA, EpochSampler, TrainLog, autocast, load_train_
 from augframe_diffecg.masks import training_masks
 from augframe_diffecg.prior import PRIORS, prior_fill
 from augframe_diffecg.schedule import Schedule
+
+log = logging.getLogger(__name__)
 
 STATE_NAME = "train_state.pt"
 LOG_NAME = "train_log.jsonl"
@@ -170,7 +173,7 @@ def train(model: torch.nn.Module, schedule: Schedule, data: Any, labels: np.ndar
             tlog.write(step=step, loss=running / count, lr=lr_at(step - 1, settings),
                        elapsed_s=round(time.perf_counter() - t_begin, 2))
             if progress:
-                print(tlog.records[-1], flush=True)
+                log.info("diffecg train %s", tlog.records[-1])
             running, count = 0.0, 0
         if state_path is not None and step % settings.checkpoint_every == 0:
             _save(state_path, model, opt, ema, step, settings)
