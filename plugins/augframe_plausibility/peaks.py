@@ -56,7 +56,7 @@ def gather_windows(x: np.ndarray, rows: np.ndarray, starts: np.ndarray, width: i
     """``out[k] = x[rows[k], starts[k] : starts[k] + width]`` as a new ``[len(rows), width]`` array.
 
     Windows inside the row are copied from a sliding-window view (no ``[k, width]`` index arrays,
-    ~5x faster than fancy indexing); windows that run past an end repeat the edge sample, as
+    which fancy indexing would build); windows that run past an end repeat the edge sample, as
     clipped indices would.
     """
     length = x.shape[1]
