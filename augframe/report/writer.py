@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
 import platform
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -117,13 +116,5 @@ def write_report(
     text = json.dumps(jsonable(payload, finite=True, fallback=str), indent=1, allow_nan=False) + "\n"
     write_text(out / "report.json", text)
     html_path = out / "report.html"
-    write_text(html_path, page)
-    for path in (out / "report.json", html_path):  # temp files are created 0600; a report is meant to be shared
-        os.chmod(path, 0o644 & ~_umask())
+    write_text(html_path, page)  # atomic writes get open()'s permissions: a report is meant to be shared
     return html_path
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
