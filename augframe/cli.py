@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import sys
 import logging
+import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -47,6 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     finally:
         logging.getLogger("augframe").removeHandler(handler)
+        logging.getLogger("augframe").setLevel(logging.NOTSET)  # the library never sets one itself
 
 
 def _log_to_stderr() -> logging.Handler:
