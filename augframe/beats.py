@@ -7,6 +7,8 @@ evaluation's detector by construction.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from scipy import signal as sps
 
@@ -71,4 +73,19 @@ def detect_r_peaks(x: np.ndarray, fs: float, min_rr_s: float = 0.25) -> list[np.
             lo, hi = max(0, p - half), min(len(w), p + half + 1)
             refined.append(lo + int(np.argmax(w[lo:hi] * (sign if sign != 0 else 1.0))))
         out.append(np.unique(np.asarray(refined, dtype=np.int64)))
+    return out
+
+
+def r_amplitude(x: np.ndarray, peaks: Sequence[np.ndarray], fs: float, half_s: float = 0.06) -> np.ndarray:
+    """Median QRS peak-to-peak amplitude of each row of ``x`` [N, samples] (first lead of [N, leads,
+    samples]) within ``half_s`` of its beats, in signal units; NaN for a row without a complete beat."""
+    x = np.asarray(x, dtype=np.float64)
+    x = x[:, 0, :] if x.ndim == 3 else x
+    half = int(round(half_s * fs))
+    out = np.full(len(x), np.nan)
+    for i, (row, p) in enumerate(zip(x, peaks)):
+        p = np.asarray(p, dtype=np.int64)
+        p = p[(p - half >= 0) & (p + half + 1 <= len(row))]
+        if len(p):
+            out[i] = float(np.median(np.ptp(row[p[:, None] + np.arange(-half, half + 1)[None, :]], axis=1)))
     return out

@@ -25,7 +25,8 @@ from collections.abc import Sequence
 import attrs
 import numpy as np
 
-from augframe.beats import detect_r_peaks, unplaced_beats
+from augframe.atrial import atrial_templates, replace_atrial, resample_template, template_length
+from augframe.beats import detect_r_peaks, r_amplitude, unplaced_beats
 from augframe.errors import ValidationError
 from augframe.seeding import Stream, numpy_rng
 
@@ -72,15 +73,16 @@ def extend_beats(tgt: np.ndarray, n: int, pre: float, post: float) -> np.ndarray
 
 
 def _row_source_times(src: np.ndarray, tgt: np.ndarray, n: int, fs: float, cfg: RetimeConfig
-                      ) -> tuple[np.ndarray, list[tuple[int, int]]]:
-    """Source time of every output sample, and (T-P start, jump index) of each wrap."""
+                      ) -> tuple[np.ndarray, list[tuple[int, int]], list[tuple[float, float]]]:
+    """Source time of every output sample, (T-P start, jump index) of each wrap, and the output's
+    T-P zones (T end, next QRS start) between consecutive beats."""
     pre, post, st_max = cfg.pre_s * fs, cfg.post_s * fs, cfg.max_st_s * fs
     src = src.astype(np.float64)
     tgt = extend_beats(tgt, n, pre, post)
     n_int = len(src) - 1
     first = int(np.searchsorted(tgt, 0.0))  # the first real-window beat takes source interval 0
     choice = (np.arange(len(tgt)) - first) % n_int
-    out_t, src_t, jumps = [], [], []
+    out_t, src_t, jumps, zones = [], [], [], []
     for j in range(len(tgt)):
         c = choice[j]
         out_t += [tgt[j] - pre, tgt[j] + post]
@@ -89,9 +91,10 @@ def _row_source_times(src: np.ndarray, tgt: np.ndarray, n: int, fs: float, cfg: 
             ko, ks = _interval_map(tgt[j], tgt[j + 1], src[c], src[c + 1], pre, post, st_max)
             out_t += list(ko[1:])
             src_t += list(ks[1:])
+            zones.append((float(ko[1]), float(ko[2])))
             if choice[j + 1] != c + 1:  # wrap: the next beat comes from elsewhere in the source
                 jumps.append((int(np.ceil(ko[1])), int(np.ceil(tgt[j + 1] - pre))))
-    return _piecewise(np.asarray(out_t), np.asarray(src_t), n), jumps
+    return _piecewise(np.asarray(out_t), np.asarray(src_t), n), jumps, zones
 
 
 def _piecewise(out_t: np.ndarray, src_t: np.ndarray, n: int) -> np.ndarray:
@@ -125,10 +128,15 @@ def qrs_mask(peaks: Sequence[np.ndarray], n: int, fs: float, cfg: RetimeConfig =
 
 
 def retime(x: np.ndarray, source_peaks: Sequence[np.ndarray], target_peaks: Sequence[np.ndarray], fs: float,
-           cfg: RetimeConfig = RetimeConfig()) -> tuple[np.ndarray, np.ndarray]:
+           cfg: RetimeConfig = RetimeConfig(), atrial: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Re-time each row of ``x`` ``[N, L]`` (or ``[N, leads, L]``) from its peaks to the target peaks.
 
-    Returns the re-timed signals (same shape) and a ``[N, L]`` bool array ``retimed``: False where a
+    ``atrial`` (``[N, template_length(fs)]``, :func:`augframe.atrial.atrial_templates` of the target
+    rhythms' recordings) replaces the source's atrial activity: each T-P segment becomes a straight
+    baseline plus the template (zeros: none) scaled to the source's R amplitude before each beat.
+    Without it the source's T-P segments move with its beats.
+
+    Returns the re-timed signals (same shape) and a ``[N]`` bool array ``retimed``: False where a
     row had fewer than two source beats or no target beat, which are returned unchanged (the caller
     decides what to do with them; nothing is re-timed silently half-way).
     """
@@ -141,6 +149,10 @@ def retime(x: np.ndarray, source_peaks: Sequence[np.ndarray], target_peaks: Sequ
         raise ValidationError(f"retime: {len(xs)} signals but {len(source_peaks)} source and "
                               f"{len(target_peaks)} target peak lists")
     n = xs.shape[-1]
+    if atrial is not None and (np.ndim(atrial) != 2 or len(atrial) != len(xs)
+                               or np.shape(atrial)[1] != template_length(fs)):
+        raise ValidationError(f"retime: atrial templates must be [{len(xs)}, {template_length(fs)}] at {fs:g} Hz, "
+                              f"got shape {np.shape(atrial)}; make them with augframe.atrial.atrial_templates")
     out = xs.copy()
     done = np.zeros(len(xs), dtype=bool)
     grid = np.arange(n, dtype=np.float64)
@@ -150,8 +162,9 @@ def retime(x: np.ndarray, source_peaks: Sequence[np.ndarray], target_peaks: Sequ
         tp = tp[(tp >= 0) & (tp < n)]
         if len(sp) < 2 or len(tp) < 1:
             continue
-        u, jumps = _row_source_times(sp, tp, n, fs, cfg)
+        u, jumps, zones = _row_source_times(sp, tp, n, fs, cfg)
         u = np.clip(u, 0, n - 1)
+        beats = extend_beats(tp, n, cfg.pre_s * fs, cfg.post_s * fs)[1:]  # the beat after each T-P zone
         for lead in range(xs.shape[1]):
             row = np.interp(u, grid, xs[i, lead].astype(np.float64))
             for start, at in jumps:  # ramp the level step at each wrap away over the T-P segment before it
@@ -159,6 +172,9 @@ def retime(x: np.ndarray, source_peaks: Sequence[np.ndarray], target_peaks: Sequ
                 if 2 <= at < n and start < at:
                     step = row[at] - row[at - 1] - (row[at - 1] - row[at - 2])
                     row[start:at] += np.linspace(0.0, step, at - start)
+            if atrial is not None:
+                amp = r_amplitude(xs[i:i + 1, lead], [sp], fs)[0]
+                row = replace_atrial(row, zones, beats, atrial[i], amp if np.isfinite(amp) else 0.0, fs)
             out[i, lead] = row.astype(np.float32)
         done[i] = True
     return (out[:, 0, :] if squeeze else out), done
@@ -184,7 +200,8 @@ class RhythmBank:
     """R-peak times of real windows, per class: the rhythms a generator can transplant.
 
     ``peaks`` is flat, ``offsets[i]:offsets[i + 1]`` are window i's peaks (sample indices at ``fs`` in
-    windows of ``n_samples``); ``labels[i]`` its class index.
+    windows of ``n_samples``); ``labels[i]`` its class index; ``atrial[i]`` its P-wave template
+    (:mod:`augframe.atrial`; zeros: no P wave), or ``atrial`` None for a bank saved before templates.
     """
 
     peaks: np.ndarray = attrs.field(converter=lambda a: np.asarray(a, dtype=np.int64))
@@ -192,10 +209,15 @@ class RhythmBank:
     labels: np.ndarray = attrs.field(converter=lambda a: np.asarray(a, dtype=np.int64))
     fs: float = 250.0
     n_samples: int = 2500
+    atrial: np.ndarray | None = attrs.field(default=None, converter=lambda a: None if a is None
+                                            else np.asarray(a, dtype=np.float32))
 
     def __attrs_post_init__(self) -> None:
         if len(self.offsets) != len(self.labels) + 1 or (len(self.offsets) and self.offsets[-1] != len(self.peaks)):
             raise ValidationError("RhythmBank: offsets must have one entry more than labels and end at len(peaks)")
+        if self.atrial is not None and self.atrial.shape != (len(self.labels), template_length(self.fs)):
+            raise ValidationError(f"RhythmBank: atrial templates must be [{len(self.labels)}, "
+                                  f"{template_length(self.fs)}], got {self.atrial.shape}")
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -228,16 +250,17 @@ class RhythmBank:
                 ok &= ~m | ((cv >= lo) & (cv <= hi))
         counts: dict[int, int] = {}
         sel = []
-        for j, p, good in zip(chosen, peaks, ok):
+        for k, (j, good) in enumerate(zip(chosen, ok)):
             lab = int(labels[j])
             if good and counts.get(lab, 0) < per_class:
                 counts[lab] = counts.get(lab, 0) + 1
-                sel.append((lab, p))
+                sel.append(k)
         if not sel:
             raise ValidationError("RhythmBank: no window had enough detected beats; are these ECGs?")
-        lens = np.array([len(p) for _, p in sel], dtype=np.int64)
-        return cls(np.concatenate([p for _, p in sel]), np.concatenate([[0], np.cumsum(lens)]),
-                   np.array([lab for lab, _ in sel]), float(fs), int(x.shape[-1]))
+        kept = [peaks[k] for k in sel]
+        lens = np.array([len(p) for p in kept], dtype=np.int64)
+        return cls(np.concatenate(kept), np.concatenate([[0], np.cumsum(lens)]), labels[chosen[sel]], float(fs),
+                   int(x.shape[-1]), atrial_templates(x[chosen[sel]], kept, fs))
 
     @classmethod
     def from_windows(cls, data: object, *, per_class: int = 256, seed: int = 0) -> RhythmBank:
@@ -251,28 +274,48 @@ class RhythmBank:
                                       for c in np.unique(labels[labels >= 0])]).astype(np.int64))
         return cls.from_signals(gather(ds, idx).numpy(), labels[idx], float(ds.fs), per_class=per_class, seed=seed)
 
-    def draw(self, labels: np.ndarray, seeds: np.ndarray, fs: float, n_samples: int) -> list[np.ndarray]:
-        """One stored rhythm of each requested class, chosen by the sample's seed, at ``fs``/``n_samples``."""
+    def choose(self, labels: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+        """The stored window each sample's seed picks among its class's windows."""
         out = []
-        scale = fs / self.fs
         for lab, seed in zip(np.asarray(labels), np.asarray(seeds)):
             rows = np.flatnonzero(self.labels == int(lab))
             if len(rows) == 0:
                 raise ValidationError(
                     f"the rhythm bank has no window of class index {int(lab)} with enough beats; build it from "
                     f"real windows of that class that are long enough to hold a rhythm (e.g. 10 s)")
-            p = np.round(self.window(int(rows[int(seed) % len(rows)])) * scale).astype(np.int64)
+            out.append(int(rows[int(seed) % len(rows)]))
+        return np.asarray(out, dtype=np.int64)
+
+    def draw(self, labels: np.ndarray, seeds: np.ndarray, fs: float, n_samples: int) -> list[np.ndarray]:
+        """One stored rhythm of each requested class, chosen by the sample's seed, at ``fs``/``n_samples``."""
+        out = []
+        scale = fs / self.fs
+        for i in self.choose(labels, seeds):
+            p = np.round(self.window(int(i)) * scale).astype(np.int64)
             out.append(p[(p >= 0) & (p < n_samples)])
         return out
 
+    def draw_atrial(self, labels: np.ndarray, seeds: np.ndarray, fs: float) -> np.ndarray:
+        """The P-wave templates of the rhythms :meth:`draw` picks for the same labels and seeds, at ``fs``."""
+        if self.atrial is None:
+            raise ValidationError("this rhythm bank has no atrial templates (saved before they existed): rebuild "
+                                  "it from training windows (set_style_bank / fit), or keep the source's atrial "
+                                  "activity (sampler.atrial = 'source')")
+        idx = self.choose(labels, seeds)
+        return np.stack([resample_template(self.atrial[i], self.fs, fs) for i in idx]) if len(idx) else \
+            np.zeros((0, template_length(fs)), dtype=np.float32)
+
     def to_arrays(self) -> dict[str, np.ndarray]:
-        return {"peaks": self.peaks, "offsets": self.offsets, "labels": self.labels,
-                "geometry": np.array([self.fs, float(self.n_samples)])}
+        out = {"peaks": self.peaks, "offsets": self.offsets, "labels": self.labels,
+               "geometry": np.array([self.fs, float(self.n_samples)])}
+        if self.atrial is not None:
+            out["atrial"] = self.atrial
+        return out
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> RhythmBank:
         try:
             fs, n = np.asarray(arrays["geometry"], dtype=np.float64).tolist()
-            return cls(arrays["peaks"], arrays["offsets"], arrays["labels"], float(fs), int(n))
+            return cls(arrays["peaks"], arrays["offsets"], arrays["labels"], float(fs), int(n), arrays.get("atrial"))
         except (KeyError, ValueError, TypeError) as exc:
             raise ValidationError(f"rhythm bank arrays are incomplete or malformed ({exc}); re-save the model") from exc

@@ -61,7 +61,7 @@ def main() -> None:
                     times[rhythm].append(t / len(src))
         x = gen._sources_to_model(src)
         t0 = time.perf_counter()
-        gen._retime(x, np.ones(len(src), int), np.arange(len(src)), True)
+        gen._retime(x, np.ones(len(src), int), np.arange(len(src)), gen._sampler_for({"rhythm": "reference"}))
         retime_s = (time.perf_counter() - t0) / len(src)
         med = {k: statistics.median(v) for k, v in times.items()}
         out["results"][precision] = {"s_per_ecg": med, "ratio_reference_over_source": med["reference"] / med["source"],

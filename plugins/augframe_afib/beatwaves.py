@@ -1,4 +1,4 @@
-"""Waves measured at detected beats: coherent atrial activity before the QRS (P waves) and R amplitude.
+"""Waves measured at detected beats: coherent atrial activity before the QRS (P waves).
 
 P-wave coherence of one window: cut the segment [R - 250 ms, R - 80 ms] before every beat,
 remove each segment's mean and linear trend (baseline wander), average the segments into a
@@ -7,10 +7,7 @@ beat-to-beat standard deviation. A P wave before every QRS adds up in the templa
 variation stays at the noise level (sinus rhythm: median 4.6 on CinC 2017 with wfdb XQRS);
 fibrillatory waves have no fixed timing relative to the QRS and average out (AF: median 1.2).
 Unitless, so it does not depend on the signal's scale. Windows with fewer than 4 complete
-segments get NaN.
-
-R amplitude of one window: the median over its beats of the peak-to-peak amplitude within
-60 ms of the beat (QRS height whatever its polarity or baseline); NaN without a complete beat.
+segments get NaN. (R amplitude, the other measure at beats, is ``augframe.beats.r_amplitude``.)
 """
 
 from __future__ import annotations
@@ -21,7 +18,6 @@ import numpy as np
 
 P_WINDOW_S = (0.250, 0.080)  # start and end before R
 MIN_P_BEATS = 4
-QRS_HALF_S = 0.060
 
 
 def _rows(x: np.ndarray) -> np.ndarray:
@@ -54,16 +50,4 @@ def p_wave_coherence(x: np.ndarray, peaks: Sequence[np.ndarray], fs: float) -> n
         spread = np.sqrt(np.mean(seg.var(axis=0, ddof=1)))
         if spread > 0:
             out[i] = np.ptp(seg.mean(axis=0)) / spread
-    return out
-
-
-def r_amplitude(x: np.ndarray, peaks: Sequence[np.ndarray], fs: float) -> np.ndarray:
-    """Median QRS peak-to-peak amplitude of each ECG (signal units); NaN without a complete beat."""
-    x = _rows(x)
-    half = int(round(QRS_HALF_S * fs))
-    out = np.full(len(x), np.nan)
-    for i, (row, p) in enumerate(zip(x, peaks)):
-        seg = _segments(row, p, half, half + 1)
-        if len(seg):
-            out[i] = float(np.median(np.ptp(seg, axis=1)))
     return out

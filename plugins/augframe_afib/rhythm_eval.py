@@ -31,12 +31,13 @@ import attrs
 import numpy as np
 from scipy import stats
 
+from augframe.beats import r_amplitude
 from augframe.errors import ValidationError, require_choice
 from augframe.protocols import EvalContext, EvaluationResult, Table
 from augframe.seeding import Stream, numpy_rng
 from augframe.signals import ECGBatch
 
-from augframe_afib.beatwaves import p_wave_coherence, r_amplitude
+from augframe_afib.beatwaves import p_wave_coherence
 from augframe_afib.detectors import DETECTOR_TEXT, DETECTORS, detect
 from augframe_afib.fidelity import FEATURE_TEXT, aligned_sources, median_iqr
 from augframe_afib.inputs import check_labelled

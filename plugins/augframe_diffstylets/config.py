@@ -82,16 +82,21 @@ class ModelConfig:
 #: target class (augframe.retime), "source" keeps the source's beats (the reference implementation),
 #: "auto" = "reference" in improved mode, "source" in faithful mode.
 RHYTHMS = ("auto", "reference", "source")
+ATRIAL = ("reference", "source")
 
 
 @attrs.frozen
 class SamplerConfig:
     """SDEdit / DDIM settings (reference: strength 0.6, 50 steps, guidance 3, eta 0, Savitzky-Golay 11/3).
 
-    ``rhythm`` and ``keep_qrs`` are augframe's (improved mode): re-time a transfer to a target-class
-    rhythm first, and keep the source's QRS complexes (RePaint-style: the QRS samples are replaced by
-    the noised re-timed source at every step and copied into the result), so the diffusion model
-    redraws the atrial activity and T waves around the patient's own QRS complexes.
+    ``rhythm``, ``atrial``, ``keep_qrs`` and ``beat_check`` are augframe's (improved mode, with
+    ``rhythm = "reference"``): re-time a transfer to a target-class rhythm first; take the atrial
+    activity from the same reference (its P-wave template before each beat, a plain baseline when it
+    has none; ``"source"`` moves the source's own T-P segments); keep the source's QRS complexes
+    (RePaint-style: the QRS samples are replaced by the noised re-timed source at every step and copied
+    into the result), so the diffusion model redraws the atrial activity and T waves around the
+    patient's own QRS complexes; and refuse an output in which the generator's beat detector finds
+    QRS-like energy where the target rhythm placed no beat (the diffusion model drew a beat).
     """
 
     strength: float = 0.6
@@ -103,10 +108,13 @@ class SamplerConfig:
     savgol_order: int = 3
     smooth: bool = True
     rhythm: str = "auto"
+    atrial: str = "reference"
     keep_qrs: bool = True
+    beat_check: bool = True
 
     def __attrs_post_init__(self) -> None:
         require_choice("sampler.rhythm", self.rhythm, RHYTHMS)
+        require_choice("sampler.atrial", self.atrial, ATRIAL)
         if not 0.0 < self.strength <= 1.0:
             raise ValidationError(f"strength={self.strength} must lie in (0, 1]")
         if self.eta < 0:

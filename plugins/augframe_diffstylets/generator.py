@@ -20,6 +20,7 @@ import augframe
 from augframe.errors import PluginError, ValidationError, require_choice
 from augframe.judges import JudgeRef, judge_ref
 from augframe.protocols import Candidates, GenerationRequest, GeneratorInfo
+from augframe.beats import unplaced_beats
 from augframe.retime import TOO_FEW_BEATS, RetimeConfig, RhythmBank, extend_beats, qrs_mask, retime, source_beats
 from augframe.signals import ECGBatch
 from augframe.training import autocast, resolve_device
@@ -37,6 +38,8 @@ from augframe_diffstylets.smoothing import savgol
 
 NAME = "diffstylets"
 CHECKPOINT_FILE = "diffstylets.safetensors"
+DREW_A_BEAT = ("the diffusion model drew QRS-like activity where the target rhythm placed no beat: the output's "
+               "rhythm is not the target's")
 REFERENCE_CLASSES = ("N", "A")  # the reference's label 0 = sinus rhythm, 1 = AFib
 
 
@@ -243,10 +246,12 @@ class DiffStyleTSGenerator:
         out_names = tuple(request.class_names) or self.class_names
         if request.kind == "transfer":
             x = self._sources_to_model(request.sources)
-            keep, refused = None, None
+            keep, refused, placed = None, None, None
             if self._rhythm(sampler) == "reference":
-                x, keep, refused = self._retime(x, labels, request.seeds, sampler.keep_qrs)
+                x, keep, refused, placed = self._retime(x, labels, request.seeds, sampler)
             out = self._run_chunks(request, labels, sampler, x, keep)
+            if placed is not None and sampler.beat_check:
+                refused = self._check_beats(out, placed, refused)
             signals = self._model_to_sources(out, request.sources)
             src = request.sources
             batch = ECGBatch(signals, src.fs, src.leads, labels=out_labels, class_names=out_names,
@@ -267,9 +272,10 @@ class DiffStyleTSGenerator:
                                   "the reference implementation, which keeps the source's beat timing")
         return sampler.rhythm
 
-    def _retime(self, x: torch.Tensor, labels: np.ndarray, seeds: np.ndarray, keep_qrs: bool
-                ) -> tuple[torch.Tensor, torch.Tensor | None, tuple[str, ...]]:
-        """Sources re-timed to target-class rhythms drawn by seed, the QRS keep mask, refusals.
+    def _retime(self, x: torch.Tensor, labels: np.ndarray, seeds: np.ndarray, sampler: SamplerConfig
+                ) -> tuple[torch.Tensor, torch.Tensor | None, tuple[str, ...], list[np.ndarray]]:
+        """Sources re-timed to target-class rhythms drawn by seed, the QRS keep mask, refusals, and the
+        beats placed in each window (target beats plus the virtual edge beats that fall inside it).
 
         Runs once per call on the host (R-peak detection and the warp are cheap numpy work next to
         the sampler); the sampler itself stays batched on the device.
@@ -281,15 +287,22 @@ class DiffStyleTSGenerator:
         cfg = self.model.cfg
         xs = x.float().cpu().numpy()
         targets = self.rhythm_bank.draw(labels, seeds, cfg.fs, cfg.signal_length)
+        atrial = self.rhythm_bank.draw_atrial(labels, seeds, cfg.fs) if sampler.atrial == "reference" else None
         peaks, refused = source_beats(xs, cfg.fs)
-        out, done = retime(xs, peaks, targets, cfg.fs, self.retime_cfg)
+        out, done = retime(xs, peaks, targets, cfg.fs, self.retime_cfg, atrial=atrial)
         refused = tuple(why or ("" if ok else TOO_FEW_BEATS) for why, ok in zip(refused, done))
+        pre, post = self.retime_cfg.pre_s * cfg.fs, self.retime_cfg.post_s * cfg.fs
+        beats = [extend_beats(t, cfg.signal_length, pre, post) if ok else np.zeros(0) for t, ok in zip(targets, done)]
         keep = None
-        if keep_qrs:
-            pre, post = self.retime_cfg.pre_s * cfg.fs, self.retime_cfg.post_s * cfg.fs
-            beats = [extend_beats(t, cfg.signal_length, pre, post) if ok else np.zeros(0) for t, ok in zip(targets, done)]
+        if sampler.keep_qrs:
             keep = torch.from_numpy(qrs_mask(beats, cfg.signal_length, cfg.fs, self.retime_cfg)[:, None, :]).to(self.device)
-        return torch.from_numpy(out).to(self.device), keep, refused
+        placed = [np.round(b[(b >= 0) & (b < cfg.signal_length)]).astype(np.int64) for b in beats]
+        return torch.from_numpy(out).to(self.device), keep, refused, placed
+
+    def _check_beats(self, out: torch.Tensor, placed: list[np.ndarray], refused: tuple[str, ...]) -> tuple[str, ...]:
+        """Refusals plus DREW_A_BEAT where the output has QRS-like energy away from every placed beat."""
+        drew = unplaced_beats(out[:, 0].float().cpu().numpy(), placed, self.model.cfg.fs)
+        return tuple(why or (DREW_A_BEAT if bad else "") for why, bad in zip(refused, drew))
 
     def _sampler_for(self, options: Mapping[str, Any]) -> SamplerConfig:
         fields = {a.name for a in attrs.fields(SamplerConfig)}

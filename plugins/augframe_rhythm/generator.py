@@ -11,7 +11,7 @@ import torch
 
 import augframe
 from augframe.checkpoint import load_weights, save_weights
-from augframe.errors import CheckpointError, PluginError, ValidationError
+from augframe.errors import CheckpointError, PluginError, ValidationError, require_choice
 from augframe.protocols import Candidates, GenerationRequest, GeneratorInfo
 from augframe.retime import TOO_FEW_BEATS, RetimeConfig, RhythmBank, retime, source_beats
 from augframe.signals import ECGBatch
@@ -35,14 +35,18 @@ class RhythmTransplantGenerator:
     """Transfer a source ECG to a target class by giving it a real target-class rhythm.
 
     ``fit(train)`` stores the R-peak times of up to ``per_class`` training windows per class (no
-    learning); ``generate`` draws one of them per sample by seed and re-times the source to it.
+    learning) and their P-wave templates; ``generate`` draws one of them per sample by seed and
+    re-times the source to it, with the reference's atrial activity (``atrial="reference"``: its P wave
+    before each beat, a plain T-P baseline when it has none) or the source's own (``"source"``).
     """
 
     def __init__(self, checkpoint: str | None = None, per_class: int = 256, pre_s: float = 0.06,
-                 post_s: float = 0.06, max_st_s: float = 0.40) -> None:
+                 post_s: float = 0.06, max_st_s: float = 0.40, atrial: str = "reference") -> None:
         if per_class < 1:
             raise ValidationError(f"rhythm-transplant per_class={per_class} must be >= 1")
+        require_choice("rhythm-transplant atrial", atrial, ("reference", "source"))
         self.per_class = int(per_class)
+        self.atrial = atrial
         self.config = RetimeConfig(pre_s=pre_s, post_s=post_s, max_st_s=max_st_s)
         self.bank: RhythmBank | None = None
         self.class_names: tuple[str, ...] = ()
@@ -52,7 +56,7 @@ class RhythmTransplantGenerator:
 
     @property
     def info(self) -> GeneratorInfo:
-        params = {"per_class": self.per_class, "retime": attrs.asdict(self.config),
+        params = {"per_class": self.per_class, "retime": attrs.asdict(self.config), "atrial": self.atrial,
                   "class_names": list(self.class_names)}
         return GeneratorInfo(NAME, augframe.__version__, self.checkpoint_sha256, params, trained_against=())
 
@@ -105,7 +109,8 @@ class RhythmTransplantGenerator:
         labels = class_map(tuple(request.class_names), self.class_names, request.labels)
         targets = bank.draw(labels, request.seeds, src.fs, src.n_samples)
         peaks, refused = source_beats(x, src.fs)
-        out, done = retime(x, peaks, targets, src.fs, self.config)
+        atrial = bank.draw_atrial(labels, request.seeds, src.fs) if self.atrial == "reference" else None
+        out, done = retime(x, peaks, targets, src.fs, self.config, atrial=atrial)
         refused = tuple(why or ("" if ok else TOO_FEW_BEATS) for why, ok in zip(refused, done))
         names = tuple(request.class_names) or self.class_names
         batch = ECGBatch(out, src.fs, src.leads, labels=np.asarray(request.labels, dtype=np.int64), class_names=names,

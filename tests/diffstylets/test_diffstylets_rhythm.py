@@ -117,3 +117,45 @@ def test_fit_records_the_stage2_judge(fitted):
     (judge,) = gen.info.trained_against
     assert judge.classifier == "tiny-judge" and "stage 2" in judge.role
     assert DiffStyleTSGenerator(checkpoint=str(workdir / "diffstylets.safetensors")).info.trained_against == (judge,)
+
+
+def test_atrial_activity_comes_from_the_drawn_reference(tiny_10s, demo):
+    src = _sources(demo, 1)
+    labels, seeds = np.zeros(len(src), int), np.arange(len(src)) + 7
+    x = tiny_10s._sources_to_model(src)
+    got, _, refused, placed = tiny_10s._retime(x, labels, seeds, tiny_10s._sampler_for({}))
+    xs = x.float().numpy()
+    targets = tiny_10s.rhythm_bank.draw(labels, seeds, 250.0, 2500)
+    atrial = tiny_10s.rhythm_bank.draw_atrial(labels, seeds, 250.0)
+    expect, _ = retime(xs, detect_r_peaks(xs[:, 0], 250.0), targets, 250.0, RetimeConfig(), atrial=atrial)
+    np.testing.assert_allclose(got.numpy(), expect, atol=1e-6)
+    own, _, _, _ = tiny_10s._retime(x, labels, seeds, tiny_10s._sampler_for({"atrial": "source"}))
+    assert not np.allclose(own.numpy(), got.numpy())
+    for p, t in zip(placed, targets):             # every target beat is among the placed ones
+        assert set(t.tolist()) <= set(p.tolist())
+
+
+def _pulses(peaks, n=2500):
+    t = np.arange(n)[:, None]
+    return np.exp(-0.5 * ((t - np.asarray(peaks)[None, :]) / 3.0) ** 2).sum(axis=1).astype(np.float32)
+
+
+def test_beat_check_refuses_an_output_with_a_beat_the_rhythm_did_not_place(tiny_10s):
+    placed = np.arange(100, 2400, 210)
+    extra = np.sort(np.r_[placed, 1200])          # one QRS-like wave between two placed beats
+    out = torch.from_numpy(np.stack([_pulses(placed), _pulses(extra)])[:, None, :])
+    refused = tiny_10s._check_beats(out, [placed, placed], ("", ""))
+    assert refused[0] == "" and "drew QRS-like" in refused[1]
+    assert tiny_10s._check_beats(out, [placed, placed], ("too few", ""))[0] == "too few"  # earlier reasons stay
+
+
+def test_a_bank_without_templates_is_named_when_reference_atrial_is_asked(tiny_10s, demo):
+    bank = tiny_10s.rhythm_bank
+    tiny_10s.rhythm_bank = RhythmBank(bank.peaks, bank.offsets, bank.labels, bank.fs, bank.n_samples)
+    try:
+        src = _sources(demo, 0, 1)
+        with pytest.raises(ValidationError, match="no atrial templates"):
+            tiny_10s.generate(GenerationRequest.transfer(src, [1], seed=0))
+        assert len(tiny_10s.generate(GenerationRequest.transfer(src, [1], seed=0, atrial="source")).batch) == 1
+    finally:
+        tiny_10s.rhythm_bank = bank
