@@ -33,6 +33,7 @@ import numpy as np
 
 from augframe import atomic
 from augframe.errors import BankError, ValidationError
+from augframe.jsonable import jsonable
 from augframe.signals import ECGBatch, canonical_lead
 
 try:  # POSIX advisory lock; one writer per bank
@@ -414,7 +415,7 @@ class Bank:
         labels = batch.labels[keep]
         out_rows = []
         for j, i in enumerate(keep):
-            row = {k: _jsonable(v) for k, v in rows[i].items()}
+            row = {k: jsonable(v) for k, v in rows[i].items()}
             row["key"] = keys[i]
             row["label"] = labels[j].tolist()
             out_rows.append(row)
@@ -720,15 +721,3 @@ def _make_meta(fs: float, leads: Sequence[str], n_samples: int, class_names: Seq
         "format": FORMAT, "fs": float(fs), "leads": [canonical_lead(x) for x in leads], "n_samples": int(n_samples),
         "class_names": [str(c) for c in class_names], "units": str(units), "multilabel": bool(multilabel),
     }
-
-
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, np.generic):
-        return v.item()
-    if isinstance(v, np.ndarray):
-        return v.tolist()
-    if isinstance(v, Mapping):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
-    return v

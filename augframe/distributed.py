@@ -466,8 +466,8 @@ class TrainProgress:
     resumed_from: int | None = None
 
 
-class _Indexed:
-    """Dataset items with their index appended, so the loop knows each sample's seed."""
+class Indexed:
+    """Dataset items ``(x, y)`` as ``(x, y, index)``, so a training loop knows each sample's seed."""
 
     def __init__(self, data: Any) -> None:
         self.data = data
@@ -514,7 +514,7 @@ def train_steps(ctx: DistContext, model: Any, optimizer: Any, dataset: Any, loss
     sampler = rank_sampler(len(dataset), plan.global_batch, ctx, seed=plan.seed, shuffle=plan.shuffle)
     if sampler.steps_per_epoch() == 0:
         raise ValidationError(f"dataset of {len(dataset)} samples holds no full global batch of {plan.global_batch}")
-    loader = make_loader(_Indexed(dataset), sampler, num_workers=plan.num_workers,
+    loader = make_loader(Indexed(dataset), sampler, num_workers=plan.num_workers,
                          pin_memory=ctx.device.startswith("cuda"))
 
     def save() -> None:

@@ -25,10 +25,10 @@ import numpy as np
 from augframe.errors import ValidationError
 from augframe.filterchain import ChainResult, FilterChain
 from augframe.protocols import GenerationRequest
-from augframe.seeding import derive_seeds, numpy_rng
+from augframe.seeding import Stream, derive_seeds, numpy_rng
 from augframe.signals import ECGBatch
 
-_STREAM_POSITIONS = 0x11E
+_STREAM_POSITIONS = Stream.LIVE_POSITIONS
 
 
 @attrs.frozen(eq=False)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
-import sys
+import logging
 import time
 import zlib
 from collections.abc import Callable, Mapping, Sequence
@@ -32,21 +32,23 @@ from typing import Any
 import attrs
 import numpy as np
 
+import augframe
 from augframe import atomic
-from augframe.bank import Bank
+from augframe.bank import BANK_META, Bank
 from augframe.data.external import load_external_sets
 from augframe.data.prepare import RunData
 from augframe.errors import DataError, PluginError, RecipeError, ValidationError
 from augframe.filterchain import ChainResult, FilterChain, chain_summary
 from augframe.judges import JudgeRef, judge_ref
 from augframe.plugins import Registry
-from augframe.protocols import EvalContext, EvaluationResult, GenerationRequest
-from augframe.recipe import RUN_CONTEXT, Recipe, check_plugins, parse_direction
-from augframe.seeding import derive_seeds, numpy_rng
+from augframe.protocols import KINDS, EvalContext, EvaluationResult, GenerationRequest
+from augframe.recipe import Recipe, check_plugins, parse_direction
+from augframe.seeding import Stream, derive_seeds, numpy_rng
 from augframe.signals import ECGBatch
 from augframe.windows import ArrayWindows, as_windows, gather
 
 STAGES = ("fit", "generate", "evaluate", "report")
+_log = logging.getLogger(__name__)
 
 
 @attrs.frozen
@@ -67,7 +69,7 @@ def run(recipe: Recipe, *, registry: Registry | None = None, stages: Sequence[st
     for s in stages:
         if s not in STAGES:
             raise ValidationError(f"unknown stage {s!r}; stages are {STAGES}")
-    log = log or _stderr
+    log = log or _log.info
     show = recipe.run.progress if progress is None else progress
     registry = registry if registry is not None else Registry.discover(recipe.plugins.allow, recipe.plugins.block)
     check_plugins(recipe, registry)
@@ -76,7 +78,7 @@ def run(recipe: Recipe, *, registry: Registry | None = None, stages: Sequence[st
     device = resolve_device(recipe.run.device)
     out = _output_dir(recipe)
     record: dict[str, Any] = {"recipe": recipe.run.name, "seed": recipe.run.seed, "device": device,
-                              "versions": _versions(), "plugins": _plugin_table(registry), "timings_s": {}}
+                              "versions": augframe.software_versions(), "plugins": _plugin_table(registry), "timings_s": {}}
     timer = _Timer(record["timings_s"])
 
     with timer("data"):
@@ -221,7 +223,7 @@ def _source_rounds(tag: str, is_member: np.ndarray, target: int, recipe: Recipe,
     """Attempt rounds over the member sources (seeded order), each source with its own seed per attempt."""
     tag_seed = _name_seed(recipe.run.seed, tag)
     members = np.flatnonzero(is_member)
-    members = members[numpy_rng(tag_seed, 0x0D).permutation(len(members))]
+    members = members[numpy_rng(tag_seed, Stream.PIPELINE_SOURCE_ROUNDS).permutation(len(members))]
     rounds = []
     for a in range(recipe.generation.attempts_per_source):
         seeds = derive_seeds(int(derive_seeds(tag_seed, 1, offset=a)[0]), len(members))
@@ -230,14 +232,14 @@ def _source_rounds(tag: str, is_member: np.ndarray, target: int, recipe: Recipe,
 
 
 def generate_into_bank(recipe: Recipe, generator: Any, chain: FilterChain, train: Any, bank_path: Path, *,
-                       progress: bool = True, log: Callable[[str], None] = print,
+                       progress: bool = True, log: Callable[[str], None] = _log.info,
                        data_fingerprint: str | None = None) -> dict[str, Any]:
     """Make, filter and bank candidates for every direction / label; resumes from what the bank holds.
 
     The bank is bound to the run's generation plan (:func:`generation_plan`): resuming into a bank
     made by another plan (other seed, data, generator, options or filters) raises BankError.
     """
-    from tqdm.auto import tqdm as progress_bar
+    from augframe.progress import progress as progress_bar
 
     g = recipe.generation
     kind = g.kind
@@ -329,7 +331,7 @@ def _generate_one(tag: str, count: int | None, rounds: list[list[WorkItem]], rec
     accepted_before = len(done)
     results: list[ChainResult] = []
     total_items = sum(len(r) for r in rounds)
-    bar = progress_bar(total=total_items, desc=f"generate {tag}", disable=None if show else True, leave=False)
+    bar = progress_bar(total=total_items, desc=f"generate {tag}", enabled=None if show else False)
     for attempt, items in enumerate(rounds):
         pending = [it for it in items if done.get(it.unit, attempt) >= attempt]
         for start in range(0, len(pending), g.batch_size):
@@ -406,7 +408,7 @@ def completion_mask(spec: Mapping[str, Any], sources: ECGBatch, seeds: np.ndarra
     elif task == "gap":
         length = max(1, int(round(float(spec["fraction"]) * n_samples)))
         for i, seed in enumerate(seeds):
-            start = int(numpy_rng(int(seed), 0x6A9).integers(0, n_samples - length + 1))
+            start = int(numpy_rng(int(seed), Stream.PIPELINE_MASK).integers(0, n_samples - length + 1))
             mask[i, :, start:start + length] = False
     elif task == "random_gaps":
         chunk = max(1, int(round(float(spec["chunk_s"]) * sources.fs)))
@@ -416,7 +418,7 @@ def completion_mask(spec: Mapping[str, Any], sources: ECGBatch, seeds: np.ndarra
             raise RecipeError(f"generation.mask: fraction {spec['fraction']} of {n_chunks} chunks of "
                               f"{spec['chunk_s']} s hides {k} chunks; choose values that hide some but not all")
         for i, seed in enumerate(seeds):
-            for c in numpy_rng(int(seed), 0x6A9).permutation(n_chunks)[:k]:
+            for c in numpy_rng(int(seed), Stream.PIPELINE_MASK).permutation(n_chunks)[:k]:
                 mask[i, :, c * chunk:(c + 1) * chunk] = False
     else:  # leads
         missing = [str(x) for x in spec["missing"]]
@@ -450,10 +452,9 @@ def _manifest_row(item: WorkItem, cands: Any, res: ChainResult, i: int, sources:
 def evaluate_bank(recipe: Recipe, registry: Registry, data: RunData, bank_path: Path, eval_dir: Path,
                   device: str, progress: bool, log: Callable[[str], None]) -> dict[str, Path]:
     """Run every ``[[evaluators]]`` entry on (real, bank) and write eval/NAME.json."""
-    try:
-        bank = Bank.open(bank_path, verify="full")
-    except Exception as exc:
-        raise DataError(f"cannot evaluate: {exc}; run the generate stage first") from exc
+    if not (Path(bank_path) / BANK_META).exists():
+        raise DataError(f"cannot evaluate: there is no bank at {bank_path}; run the generate stage first")
+    bank = Bank.open(bank_path, verify="full")  # a corrupt bank is a BankError naming the file
     if len(bank) == 0:
         raise DataError(f"the bank at {bank_path} is empty: nothing was accepted, so there is nothing to evaluate")
     real_ds = as_windows(data.test if data.test is not None else data.train)
@@ -469,7 +470,7 @@ def evaluate_bank(recipe: Recipe, registry: Registry, data: RunData, bank_path: 
     out: dict[str, Path] = {}
     for i, spec in enumerate(recipe.evaluators):
         ev = _create(registry, "evaluator", spec.name, spec.params, device)
-        rng = numpy_rng(recipe.run.seed, 0xE7A1, i)
+        rng = numpy_rng(recipe.run.seed, Stream.PIPELINE_EVALUATOR, i)
         syn_idx = _subset(len(bank), spec.max_samples, rng)
         real_idx = _subset(len(real_ds), spec.max_samples, rng)
         sources = _sources_of(bank, syn_idx, train)
@@ -658,7 +659,7 @@ def _with_device(registry: Registry, kind: str, name: str, params: Mapping[str, 
     and (for filters such as ``near-copy``) the run's training windows as ``train``."""
     params = dict(params)
     for key, value in (("device", device), ("train", train)):
-        if key not in RUN_CONTEXT[kind]:
+        if key not in KINDS[kind].run_context:
             continue
         if value is not None and key not in params and _accepts(registry, kind, name, key):
             params[key] = value
@@ -701,26 +702,10 @@ def _hint(name: str, valid: Sequence[str]) -> str:
     return suggest(name, valid)
 
 
-def _versions() -> dict[str, str]:
-    import augframe
-
-    out = {"augframe": augframe.__version__, "python": sys.version.split()[0], "numpy": np.__version__}
-    try:
-        import torch
-
-        out["torch"] = torch.__version__
-    except ImportError:  # pragma: no cover
-        pass
-    return out
-
 
 def _plugin_table(registry: Registry) -> list[dict[str, Any]]:
     return [{"name": p.name, "version": p.version, "provides": [list(x) for x in p.provides], "error": p.error}
             for p in registry.plugins()]
-
-
-def _stderr(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 class _Timer:

@@ -498,13 +498,6 @@ def parse_direction(direction: str) -> tuple[str, str]:
 # --------------------------------------------------------------------------------------------
 # plugin names and parameters, against a registry
 # --------------------------------------------------------------------------------------------
-#: Parameters the pipeline gives a plugin factory itself when the factory takes them and the recipe
-#: leaves them unset: the run's device, and a filter's training windows (e.g. the near-copy gate).
-RUN_CONTEXT: dict[str, tuple[str, ...]] = {
-    "generator": ("device",), "filter": ("device", "train"), "evaluator": ("device",), "source": (),
-}
-
-
 def check_plugins(recipe: Recipe, registry: Any) -> None:
     """Check every plugin name and parameter in the recipe against ``registry``.
 
@@ -512,6 +505,7 @@ def check_plugins(recipe: Recipe, registry: Any) -> None:
     suggest the nearest valid name; plugins that failed to load are listed with their errors.
     """
     from augframe.plugins import check_params
+    from augframe.protocols import KINDS
 
     entries: list[tuple[str, str, str, Mapping[str, Any]]] = [
         ("source", "data.source", recipe.data.source, recipe.data.params),
@@ -530,7 +524,7 @@ def check_plugins(recipe: Recipe, registry: Any) -> None:
         except PluginError as exc:
             raise RecipeError(f"{key} = {name!r}: {exc}") from exc
         try:
-            check_params(prov, params, supplied=RUN_CONTEXT.get(kind, ()), registry=registry)
+            check_params(prov, params, supplied=KINDS[kind].run_context, registry=registry)
         except PluginError as exc:
             where = key.rsplit(".", 1)[0]
             m = re.search(r"no parameter '([^']+)'", str(exc))

@@ -19,8 +19,7 @@ import contextlib
 import json
 import math
 import os
-import sys
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,8 @@ import numpy as np
 
 from augframe.atomic import atomic_open
 from augframe.errors import CheckpointError, ValidationError
-from augframe.seeding import numpy_rng
+from augframe.progress import progress  # noqa: F401  (re-exported: the training loops' bar)
+from augframe.seeding import Stream, numpy_rng
 
 
 # ---- order ---------------------------------------------------------------------------------
@@ -68,7 +68,7 @@ class EpochSampler:
             return self._balanced_order()
         if not self.shuffle:
             return np.arange(self.n)
-        return numpy_rng(self.seed, 0x5A3, self.epoch).permutation(self.n)
+        return numpy_rng(self.seed, Stream.TRAINING_ORDER, self.epoch).permutation(self.n)
 
     def _balanced_order(self) -> np.ndarray:
         """``n`` indices taking the classes in turn (position p holds class p mod K), so every
@@ -79,7 +79,7 @@ class EpochSampler:
         every epoch. The class order of the turns is shuffled per epoch too.
         """
         assert self.labels is not None
-        rng = numpy_rng(self.seed, 0xBA1, self.epoch)
+        rng = numpy_rng(self.seed, Stream.TRAINING_BALANCED, self.epoch)
         classes = np.unique(self.labels)
         turn = rng.permutation(len(classes))
         out = np.empty(self.n, dtype=np.int64)
@@ -265,17 +265,6 @@ class TrainLog:
     def read(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
         with open(path, encoding="utf-8") as f:
             return [json.loads(line) for line in f if line.strip()]
-
-
-def progress(iterable: Iterable[Any], *, total: int | None = None, desc: str = "", enabled: bool | None = None) -> Iterable[Any]:
-    """A tqdm progress bar on interactive terminals (or when ``enabled``), else the iterable."""
-    if enabled is None:
-        enabled = sys.stderr.isatty() and not os.environ.get("CI")
-    if not enabled:
-        return iterable
-    from tqdm.auto import tqdm
-
-    return tqdm(iterable, total=total, desc=desc, leave=False, dynamic_ncols=True)
 
 
 def autocast(device: Any, enabled: bool = True, cpu_bf16: bool = False) -> contextlib.AbstractContextManager[Any]:

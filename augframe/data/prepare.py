@@ -176,7 +176,7 @@ def _as_read(source: Source, classes: Sequence[str] | None, settings: dict[str, 
     info: dict[str, Any] = {"preprocessing": "none (records used as read)", "split": None}
     if not settings["k"]:
         return RunData(batch, None, source.fingerprint(), info)
-    sp = _split(groups, batch.labels, settings, seed)
+    sp = _split(groups, batch.require_labels("data.split"), settings, seed)
     fold = sp.fold(settings["fold"], groups, val=False)
     info["split"] = {**sp.to_dict(), "fold": settings["fold"]}
     return RunData(batch.select(fold.train), batch.select(fold.test), source.fingerprint(), info)

@@ -354,20 +354,3 @@ def embed(model: nn.Module, x: np.ndarray | torch.Tensor, *, device: str = "cpu"
         with autocast(device):
             out.append(model.embed(xb).float().cpu())
     return torch.cat(out).double().numpy()
-
-
-def fresh_copy(model: nn.Module) -> nn.Module:
-    """A deep copy (used to train several runs from one seeded initialisation)."""
-    return copy.deepcopy(model)
-
-
-def augment_with(fn: Any) -> Augment:
-    """Wrap a ``(x, y, seed) -> x`` callable, checking it kept the shape."""
-
-    def run(x: torch.Tensor, y: torch.Tensor, seed: int) -> torch.Tensor:
-        out = fn(x, y, seed)
-        if out.shape != x.shape:
-            raise ValidationError(f"augmentation changed the batch shape {tuple(x.shape)} -> {tuple(out.shape)}")
-        return out
-
-    return run

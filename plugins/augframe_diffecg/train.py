@@ -8,6 +8,7 @@ would have seen.
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -17,12 +18,14 @@ import numpy as np
 import torch
 
 from augframe.errors import ValidationError
-from augframe.seeding import derive_seeds, numpy_rng, randn
+from augframe.seeding import Stream, derive_seeds, numpy_rng, randn
 from augframe.training import EMA, EpochSampler, TrainLog, autocast, load_train_state, save_train_state
 
 from augframe_diffecg.masks import training_masks
 from augframe_diffecg.prior import PRIORS, prior_fill
 from augframe_diffecg.schedule import Schedule
+
+log = logging.getLogger(__name__)
 
 STATE_NAME = "train_state.pt"
 LOG_NAME = "train_log.jsonl"
@@ -141,14 +144,14 @@ def train(model: torch.nn.Module, schedule: Schedule, data: Any, labels: np.ndar
     while step < settings.steps:
         if settings.time_budget_s is not None and time.perf_counter() - t_begin > settings.time_budget_s:
             break
-        rng = numpy_rng(seed, 0xD1FF, step)
+        rng = numpy_rng(seed, Stream.DIFFECG_BATCH, step)
         idx = batches.indices(step)
         x0 = torch.from_numpy(_crop(_gather(data, idx, length), settings.crop, rng) / scale).to(device)
         mask = torch.from_numpy(training_masks(tuple(x0.shape), rng)).to(device)
         y = labels[idx]
         y = np.where((y >= n_classes) | (rng.random(len(y)) < settings.p_uncond), -1, y)
         t = torch.from_numpy(rng.integers(0, schedule.num_steps, size=len(idx))).to(device)
-        noise = randn(derive_seeds(seed + 7919, len(idx), offset=step * len(idx)), tuple(x0.shape[1:]),
+        noise = randn(derive_seeds(seed + Stream.DIFFECG_NOISE, len(idx), offset=step * len(idx)), tuple(x0.shape[1:]),
                       device=device)
         x_t = schedule.q_sample(x0 - prior_fill(prior, x0, mask, period), t, noise)
         with autocast(device):
@@ -170,7 +173,7 @@ def train(model: torch.nn.Module, schedule: Schedule, data: Any, labels: np.ndar
             tlog.write(step=step, loss=running / count, lr=lr_at(step - 1, settings),
                        elapsed_s=round(time.perf_counter() - t_begin, 2))
             if progress:
-                print(tlog.records[-1], flush=True)
+                log.info("diffecg train %s", tlog.records[-1])
             running, count = 0.0, 0
         if state_path is not None and step % settings.checkpoint_every == 0:
             _save(state_path, model, opt, ema, step, settings)

@@ -16,6 +16,7 @@ import attrs
 import numpy as np
 import torch
 
+import augframe
 from augframe.errors import PluginError, ValidationError, require_choice
 from augframe.judges import JudgeRef, judge_ref
 from augframe.protocols import Candidates, GenerationRequest, GeneratorInfo
@@ -36,7 +37,6 @@ from augframe_diffstylets.schedule import CosineSchedule
 from augframe_diffstylets.smoothing import savgol
 
 NAME = "diffstylets"
-VERSION = "0.1.0"
 CHECKPOINT_FILE = "diffstylets.safetensors"
 DREW_A_BEAT = ("the diffusion model drew QRS-like activity where the target rhythm placed no beat: the output's "
                "rhythm is not the target's")
@@ -111,7 +111,7 @@ class DiffStyleTSGenerator:
             "normaliser": self.normaliser.to_dict(), "class_names": list(self.class_names),
             "checkpoint_layout": self.checkpoint_layout,
         }
-        return GeneratorInfo(NAME, VERSION, self.checkpoint_sha256, json.loads(json.dumps(params)),
+        return GeneratorInfo(NAME, augframe.__version__, self.checkpoint_sha256, json.loads(json.dumps(params)),
                              trained_against=self.trained_against)
 
     @property
@@ -214,10 +214,10 @@ class DiffStyleTSGenerator:
     @torch.inference_mode()
     def _styles_of(self, data: Any, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Style vectors of up to ``bank_per_class`` windows per class (the reference/prototype bank)."""
-        from augframe.seeding import numpy_rng
+        from augframe.seeding import Stream, numpy_rng
 
         labels = np.asarray(data.labels)
-        rng = numpy_rng(seed, 0x57)
+        rng = numpy_rng(seed, Stream.DIFFSTYLETS_STYLE_BANK)
         idx = np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:self.bank_per_class]
                               for c in range(self.model.cfg.num_classes)]).astype(np.int64)
         styles = []

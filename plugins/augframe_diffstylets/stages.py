@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from augframe.seeding import derive_seeds, randn
+from augframe.seeding import Stream, derive_seeds, randn
 from augframe_diffstylets.config import TrainConfig
 from augframe_diffstylets.model import DiffStyleTS, kl_divergence
 from augframe_diffstylets.normalise import Normaliser
@@ -33,7 +33,7 @@ from augframe_diffstylets.schedule import CosineSchedule, noise_level
 
 # per-sample stream ids of the loss's draws
 S_T, S_NOISE, S_VAE, S_CFG, S_T2, S_NOISE2, S_TARGET, S_BATCH = 11, 12, 13, 14, 15, 16, 17, 18
-MONITOR_SALT = 0x5EEDF00D  # seeds of the faithful stage-2 monitor (xor-ed, so they differ from training's)
+MONITOR_SALT = Stream.DIFFSTYLETS_MONITOR  # seeds of the faithful stage-2 monitor (xor-ed, so they differ from training's)
 
 
 def uniform(seeds: torch.Tensor, stream: int, shape: tuple[int, ...] = ()) -> torch.Tensor:
@@ -51,7 +51,7 @@ def randint(seeds: torch.Tensor, low: int, high: int, stream: int) -> torch.Tens
 
 def batch_seed(seed: int, epoch: int, step: int, device: Any = "cpu") -> torch.Tensor:
     """One seed shared by every rank for global step ``step`` of ``epoch`` (the per-batch coin)."""
-    return torch.from_numpy(derive_seeds(seed ^ 0xBA7C, 1, offset=(epoch << 32) + step)).to(device)
+    return torch.from_numpy(derive_seeds(seed ^ Stream.DIFFSTYLETS_BATCH, 1, offset=(epoch << 32) + step)).to(device)
 
 
 def other_class(y: torch.Tensor, num_classes: int, seeds: torch.Tensor | None = None) -> torch.Tensor:

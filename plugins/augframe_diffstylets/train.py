@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from augframe.distributed import epoch_sample_seeds
+from augframe.distributed import Indexed, epoch_sample_seeds
 from augframe.errors import ValidationError
 from augframe.training import (
     EpochSampler, TrainLog, autocast, load_train_state, make_loader, progress, save_train_state,
@@ -47,20 +47,6 @@ STATE_FILE = "train_state.pt"
 LOG_FILE = "train_log.jsonl"
 
 __all__ = ["LOG_FILE", "STATE_FILE", "Trainer", "other_class"]
-
-
-class _Indexed:
-    """Window items with their index, so each sample gets its per-sample seed."""
-
-    def __init__(self, data: Any) -> None:
-        self.data = data
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-    def __getitem__(self, i: int) -> tuple[Any, Any, int]:
-        x, y = self.data[i]
-        return x, y, i
 
 
 class Trainer:
@@ -147,7 +133,7 @@ class Trainer:
         sampler = EpochSampler(len(self.data), self.cfg.batch_size, seed=seed)
         sampler.set_epoch(stage_epoch)
         seed_table = torch.from_numpy(epoch_sample_seeds(seed, stage_epoch, len(self.data))).to(self.device)
-        loader = make_loader(_Indexed(self.data), sampler, num_workers=self.cfg.num_workers,
+        loader = make_loader(Indexed(self.data), sampler, num_workers=self.cfg.num_workers,
                              pin_memory=self.device.startswith("cuda"))
         n_steps = len(sampler)
         if self.cfg.max_steps_per_epoch is not None:

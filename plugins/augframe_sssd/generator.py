@@ -356,10 +356,10 @@ class _TrainSet:
 
     def rms(self, seed: int, limit: int = 2048) -> float:
         """Global RMS of the independent leads over up to ``limit`` windows (seeded choice)."""
-        from augframe.seeding import numpy_rng
+        from augframe.seeding import Stream, numpy_rng
 
         n = len(self)
-        idx = np.sort(numpy_rng(seed, 0x55D).choice(n, size=min(n, limit), replace=False))
+        idx = np.sort(numpy_rng(seed, Stream.SSSD_RMS).choice(n, size=min(n, limit), replace=False))
         value = float(np.sqrt(np.mean(np.square(self.signals(idx), dtype=np.float64))))
         if not math.isfinite(value) or value <= 0:
             raise ValidationError("training signals are all zero (or not finite); cannot scale them")
