@@ -34,12 +34,12 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from augframe.diffusion import NoiseSchedule
 from augframe.seeding import derive_seeds
 from augframe_diffstylets.config import ModelConfig, TrainConfig
 from augframe_diffstylets.model import ConditionalUNet, DiffStyleTS
 from augframe_diffstylets.normalise import Normaliser
 from augframe_diffstylets.sampler import sdedit
-from augframe_diffstylets.schedule import CosineSchedule
 from augframe_diffstylets.smoothing import savgol
 
 REF_SDEDIT_S = 8.0  # reference: s per SDEdit ECG (50 steps, CFG 3), 2 vCPU, timings.md
@@ -95,7 +95,7 @@ def load_reference_weights(model: DiffStyleTS) -> bool:
     return True
 
 
-def baseline_generate(model: DiffStyleTS, x: torch.Tensor, y: torch.Tensor, steps: int, schedule: CosineSchedule
+def baseline_generate(model: DiffStyleTS, x: torch.Tensor, y: torch.Tensor, steps: int, schedule: NoiseSchedule
                       ) -> np.ndarray:
     """The reference's way: one ECG at a time, two UNet forwards per step, scipy smoothing on the host."""
     from scipy.signal import savgol_filter
@@ -112,7 +112,7 @@ def baseline_generate(model: DiffStyleTS, x: torch.Tensor, y: torch.Tensor, step
 
 
 def ours_generate(model: DiffStyleTS, unet: Any, x: torch.Tensor, y: torch.Tensor, steps: int,
-                  schedule: CosineSchedule) -> torch.Tensor:
+                  schedule: NoiseSchedule) -> torch.Tensor:
     """Ours: the whole micro-batch at once, fused CFG forward of 2B, inference mode, device smoothing."""
     with torch.inference_mode():
         content, style = model.encode(x)
@@ -185,7 +185,7 @@ def main() -> None:
     torch.manual_seed(0)
     model = DiffStyleTS(ModelConfig()).eval()
     real_weights = load_reference_weights(model)
-    schedule = CosineSchedule()
+    schedule = NoiseSchedule.cosine()
     res: dict[str, Any] = {
         "device": platform.processor() or platform.machine(), "torch": torch.__version__, "threads": args.threads,
         "steps": steps, "ecgs": n_ecg, "repeats": repeats, "reference_weights": real_weights,

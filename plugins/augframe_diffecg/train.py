@@ -16,13 +16,13 @@ import attrs
 import numpy as np
 import torch
 
+from augframe.diffusion import NoiseSchedule
 from augframe.errors import ValidationError
 from augframe.seeding import derive_seeds, numpy_rng, randn
 from augframe.training import EMA, EpochSampler, TrainLog, autocast, load_train_state, save_train_state
 
 from augframe_diffecg.masks import training_masks
 from augframe_diffecg.prior import PRIORS, prior_fill
-from augframe_diffecg.schedule import Schedule
 
 STATE_NAME = "train_state.pt"
 LOG_NAME = "train_log.jsonl"
@@ -109,7 +109,7 @@ class _Batches:
         return np.asarray(idx)
 
 
-def train(model: torch.nn.Module, schedule: Schedule, data: Any, labels: np.ndarray, n_classes: int,
+def train(model: torch.nn.Module, schedule: NoiseSchedule, data: Any, labels: np.ndarray, n_classes: int,
           scale: float, settings: TrainSettings, seed: int = 0, device: str | torch.device = "cpu",
           workdir: Path | None = None, progress: bool = False,
           prior: str = "none", period: int = 0) -> tuple[torch.nn.Module, list[dict]]:
@@ -147,10 +147,10 @@ def train(model: torch.nn.Module, schedule: Schedule, data: Any, labels: np.ndar
         mask = torch.from_numpy(training_masks(tuple(x0.shape), rng)).to(device)
         y = labels[idx]
         y = np.where((y >= n_classes) | (rng.random(len(y)) < settings.p_uncond), -1, y)
-        t = torch.from_numpy(rng.integers(0, schedule.num_steps, size=len(idx))).to(device)
+        t = torch.from_numpy(rng.integers(0, schedule.num_train_timesteps, size=len(idx))).to(device)
         noise = randn(derive_seeds(seed + 7919, len(idx), offset=step * len(idx)), tuple(x0.shape[1:]),
                       device=device)
-        x_t = schedule.q_sample(x0 - prior_fill(prior, x0, mask, period), t, noise)
+        x_t = schedule.add_noise(x0 - prior_fill(prior, x0, mask, period), noise, t)
         with autocast(device):
             eps = model(x_t, t, x0 * mask, mask, torch.from_numpy(y).to(device))
         w = (~mask).float()

@@ -16,6 +16,7 @@ import attrs
 import numpy as np
 import torch
 
+from augframe.diffusion import NoiseSchedule
 from augframe.errors import PluginError, ValidationError, require_choice
 from augframe.judges import JudgeRef, judge_ref
 from augframe.protocols import Candidates, GenerationRequest, GeneratorInfo
@@ -31,7 +32,6 @@ from augframe_diffstylets.config import (
 from augframe_diffstylets.model import DiffStyleTS
 from augframe_diffstylets.normalise import Normaliser, fit_normaliser
 from augframe_diffstylets.sampler import ddim_sample, sdedit
-from augframe_diffstylets.schedule import CosineSchedule
 from augframe_diffstylets.smoothing import savgol
 
 NAME = "diffstylets"
@@ -80,7 +80,7 @@ class DiffStyleTSGenerator:
         self.sampler_cfg = from_mapping(SamplerConfig, sampler, "diffstylets sampler")
         self.train_cfg = from_mapping(TrainConfig, train, "diffstylets train")
         self.model_cfg = from_mapping(ModelConfig, model, "diffstylets model")
-        self.schedule = CosineSchedule(device=self.device)
+        self.schedule = NoiseSchedule.cosine()
         self.model: DiffStyleTS | None = None
         self.normaliser = Normaliser()
         self.class_names: tuple[str, ...] = ()

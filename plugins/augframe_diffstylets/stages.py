@@ -24,12 +24,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from augframe.diffusion import NoiseSchedule
 from augframe.seeding import derive_seeds, randn
 from augframe_diffstylets.config import TrainConfig
 from augframe_diffstylets.model import DiffStyleTS, kl_divergence
 from augframe_diffstylets.normalise import Normaliser
 from augframe_diffstylets.sampler import guided_eps, sdedit
-from augframe_diffstylets.schedule import CosineSchedule, noise_level
 
 # per-sample stream ids of the loss's draws
 S_T, S_NOISE, S_VAE, S_CFG, S_T2, S_NOISE2, S_TARGET, S_BATCH = 11, 12, 13, 14, 15, 16, 17, 18
@@ -79,9 +79,8 @@ class StageLoss(nn.Module):
         self.model, self.cfg, self.mode, self.stage, self.clamp = model, cfg, mode, stage, clamp
         self.null = model.cfg.null_class
         self.num_classes = model.cfg.num_classes
-        schedule = CosineSchedule()
-        self.T = schedule.T
-        self.register_buffer("ab", schedule.alphas_cumprod.clone(), persistent=False)
+        self.schedule = NoiseSchedule.cosine()
+        self.T = self.schedule.num_train_timesteps
         self.__dict__["judge"] = judge  # plain attribute: no parameters/buffers of the judge in this module
         self.__dict__["judge_index"] = judge_index
         self.__dict__["normaliser"] = normaliser or Normaliser()
@@ -93,10 +92,6 @@ class StageLoss(nn.Module):
         drop = uniform(coin_seed, S_BATCH) < p if self.mode == "faithful" else uniform(seeds, S_CFG) < p
         return torch.where(drop, torch.full_like(y, self.null), y)
 
-    def q_sample(self, x: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        ab = self.ab[t].view(-1, *([1] * (x.dim() - 1)))
-        return torch.sqrt(ab) * x + torch.sqrt(1 - ab) * noise
-
     # ---- loss ------------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor, y: torch.Tensor, seeds: torch.Tensor, coin_seed: torch.Tensor
                 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -107,7 +102,7 @@ class StageLoss(nn.Module):
         style, logits = m.style_encoder(x)
         t = randint(seeds, 0, self.T, S_T)
         noise = randn(seeds, tuple(x.shape[1:]), stream=S_NOISE, device=x.device)
-        eps_hat = m.unet(self.q_sample(x, t, noise), t, z, style, self.cfg_labels(y, seeds, coin_seed))
+        eps_hat = m.unet(self.schedule.add_noise(x, noise, t), t, z, style, self.cfg_labels(y, seeds, coin_seed))
         mse = F.mse_loss(eps_hat.float(), noise)
         ce = F.cross_entropy(logits.float(), y)
         kl = kl_divergence(mu.float(), logvar.float())
@@ -137,12 +132,11 @@ class StageLoss(nn.Module):
         """Improved stage 2: guided one-step x0 towards y' through the frozen judge, with gradients."""
         cfg = self.cfg
         target = other_class(y, self.num_classes, seeds)
-        t_hi = noise_level(cfg.flip_strength, cfg.flip_steps, "improved", self.T)
+        t_hi = self.schedule.sdedit_start(cfg.flip_strength, cfg.flip_steps)
         t = randint(seeds, max(1, t_hi // 2), t_hi + 1, S_T2)
-        x_t = self.q_sample(x, t, randn(seeds, tuple(x.shape[1:]), stream=S_NOISE2, device=x.device))
+        x_t = self.schedule.add_noise(x, randn(seeds, tuple(x.shape[1:]), stream=S_NOISE2, device=x.device), t)
         eps, _, _ = guided_eps(self.model.unet, x_t, t, content, style, target, self.null, cfg.flip_guidance)
-        ab = self.ab[t].view(-1, 1, 1)
-        x0 = ((x_t - torch.sqrt(1 - ab) * eps.float()) / torch.sqrt(ab)).clamp(-self.clamp, self.clamp)
+        x0 = self.schedule.predict_x0(x_t, eps.float(), t).clamp(-self.clamp, self.clamp)
         sim = F.mse_loss(x0, x)
         if self.judge is None:
             return torch.zeros((), device=x.device), sim
@@ -157,7 +151,7 @@ class StageLoss(nn.Module):
         try:
             content, style = model.encode(x)
             target = other_class(y, self.num_classes, seeds)
-            cf, _ = sdedit(model.unet, CosineSchedule(device=x.device), x, content, style, target,
+            cf, _ = sdedit(model.unet, self.schedule, x, content, style, target,
                            seeds ^ MONITOR_SALT, null_class=self.null, strength=cfg.flip_strength,
                            steps=cfg.flip_steps, guidance=cfg.flip_guidance, clamp=self.clamp, mode="faithful")
         finally:
