@@ -72,19 +72,6 @@ class DistContext:
         """True when collectives go through a process group."""
         return self.backend is not None
 
-    def shard(self, n: int) -> tuple[int, int]:
-        """This rank's contiguous part ``[start, stop)`` of n items (sizes differ by at most 1)."""
-        return shard_range(n, self.rank, self.world_size)
-
-
-def shard_range(n: int, rank: int, world_size: int) -> tuple[int, int]:
-    """Contiguous ``[start, stop)`` of rank ``rank``: the first ``n % world_size`` ranks get one more."""
-    if n < 0 or world_size < 1 or not 0 <= rank < world_size:
-        raise ValidationError(f"shard_range: bad n={n}, rank={rank}, world_size={world_size}")
-    base, extra = divmod(n, world_size)
-    start = rank * base + min(rank, extra)
-    return start, start + base + (1 if rank < extra else 0)
-
 
 def _env_int(name: str) -> int:
     raw = os.environ.get(name)
@@ -337,34 +324,6 @@ def unwrap(model: Any) -> Any:
     return model.module if isinstance(model, DDP) else model
 
 
-class CommMeter:
-    """Counts what DDP all-reduces: gradient bytes per step (payload; a ring all-reduce puts about
-    ``2 (W-1)/W`` times that on each rank's link). Attach with :meth:`attach` before training."""
-
-    def __init__(self) -> None:
-        self.bytes = 0
-        self.buckets = 0
-
-    def attach(self, model: Any) -> CommMeter:
-        from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
-        from torch.nn.parallel import DistributedDataParallel as DDP
-
-        if not isinstance(model, DDP):
-            raise ValidationError("CommMeter.attach needs the DDP-wrapped model that wrap_model returns on >1 rank")
-
-        def hook(state, bucket):  # type: ignore[no-untyped-def]  # DDP rejects non-GradBucket annotations
-            buf = bucket.buffer()
-            self.bytes += buf.numel() * buf.element_size()
-            self.buckets += 1
-            return allreduce_hook(None, bucket)
-
-        model.register_comm_hook(None, hook)
-        return self
-
-    def reset(self) -> None:
-        self.bytes = self.buckets = 0
-
-
 def rank_sampler(n: int, global_batch: int, ctx: DistContext, *, seed: int = 0, shuffle: bool = True,
                  drop_last: bool = True) -> EpochSampler:
     """This rank's :class:`EpochSampler` for a fixed global batch split evenly over ranks."""
@@ -579,7 +538,7 @@ def train_steps(ctx: DistContext, model: Any, optimizer: Any, dataset: Any, loss
 
 
 __all__ = [
-    "CommMeter", "DistContext", "StepBatch", "TrainPlan", "TrainProgress", "all_reduce_metrics", "barrier", "convert_batchnorm",
+    "DistContext", "StepBatch", "TrainPlan", "TrainProgress", "all_reduce_metrics", "barrier", "convert_batchnorm",
     "cross_rank_batchnorm_class", "epoch_sample_seeds", "free_port", "init_distributed", "launch", "rank_sampler",
-    "save_on_main", "shard_range", "shutdown", "sum_across_ranks", "train_steps", "unwrap", "wrap_model",
+    "save_on_main", "shutdown", "sum_across_ranks", "train_steps", "unwrap", "wrap_model",
 ]

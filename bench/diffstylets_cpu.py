@@ -129,7 +129,7 @@ def bf16_unet(unet: ConditionalUNet, compiled: bool = False, engine: str = "time
 
     bf = TimeMajorUNet(unet, torch.bfloat16) if engine == "timemajor" else copy.deepcopy(unet).to(torch.bfloat16).eval()
     if compiled:
-        from augframe.distributed_fastpath import compile_module
+        from augframe.training import compile_module
 
         bf = compile_module(bf, "cpu", cpu=True)
 

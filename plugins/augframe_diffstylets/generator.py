@@ -392,7 +392,7 @@ class DiffStyleTSGenerator:
         module = self._bf16_unet if cpu_bf16 else unet
         if self.compile:
             if self._compiled is None or self._compiled[0] is not module:
-                from augframe.distributed_fastpath import compile_module
+                from augframe.training import compile_module
 
                 self._compiled = (module, compile_module(module, self.device, cpu=True))
             module = self._compiled[1]

@@ -9,7 +9,7 @@ import torch
 import distributed_workers as W
 from augframe.distributed import (
     DistContext, TrainPlan, all_reduce_metrics, convert_batchnorm, cross_rank_batchnorm_class, epoch_sample_seeds,
-    init_distributed, rank_sampler, shard_range, train_steps, wrap_model,
+    init_distributed, rank_sampler, train_steps, wrap_model,
 )
 from augframe.errors import CheckpointError, ValidationError
 from augframe.training import TrainLog
@@ -96,14 +96,6 @@ def test_missing_rank_variable_is_named(monkeypatch):
     monkeypatch.delenv("RANK", raising=False)
     with pytest.raises(ValidationError, match="RANK.*torchrun"):
         init_distributed("cpu")
-
-
-def test_shards_cover_everything_once():
-    for n in (0, 1, 7, 10):
-        for world in (1, 2, 3, 4):
-            parts = [shard_range(n, r, world) for r in range(world)]
-            assert parts[0][0] == 0 and parts[-1][1] == n
-            assert all(a[1] == b[0] for a, b in zip(parts, parts[1:]))
 
 
 def test_rank_samplers_partition_each_global_batch():
