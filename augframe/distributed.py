@@ -26,6 +26,7 @@ bit-for-bit like a one-process run.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import time
@@ -39,7 +40,7 @@ import numpy as np
 
 from augframe.errors import CheckpointError, ValidationError
 from augframe.seeding import derive_seeds
-from augframe.training import EMA, EpochSampler, TrainLog, autocast, load_train_state, make_loader, \
+from augframe.training import EMA, EpochSampler, TrainLog, autocast, load_train_state, make_loader, progress, \
     resolve_device, save_train_state
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -392,24 +393,35 @@ class StepBatch:
 
 @attrs.frozen
 class TrainPlan:
-    """How long and how to train: all counts are in GLOBAL steps and the GLOBAL batch."""
+    """How long and how to train: all counts are in GLOBAL steps and the GLOBAL batch.
+
+    ``max_steps_per_epoch`` ends each epoch early (short runs over large data); ``autocast`` is bf16
+    autocast on CUDA, and on the CPU too with ``cpu_bf16``; ``progress`` shows a bar (None: on
+    terminals) labelled ``desc``.
+    """
 
     global_batch: int
     seed: int = 0
     epochs: int = 1
     max_steps: int | None = None
+    max_steps_per_epoch: int | None = None
     grad_clip: float | None = None
     checkpoint_every: int | None = None
     log_every: int = 10
     shuffle: bool = True
     num_workers: int = 0
     autocast: bool = True
+    cpu_bf16: bool = False
+    progress: bool | None = False
+    desc: str = "train"
 
     def __attrs_post_init__(self) -> None:
         if self.global_batch < 1 or self.epochs < 0 or self.log_every < 1:
             raise ValidationError(f"TrainPlan: bad global_batch/epochs/log_every in {self}")
-        if self.max_steps is not None and self.max_steps < 0:
-            raise ValidationError(f"TrainPlan.max_steps={self.max_steps} must be >= 0")
+        for name in ("max_steps", "max_steps_per_epoch"):
+            value = getattr(self, name)
+            if value is not None and value < (0 if name == "max_steps" else 1):
+                raise ValidationError(f"TrainPlan.{name}={value} must be >= {0 if name == 'max_steps' else 1}")
 
 
 @attrs.frozen
@@ -439,29 +451,42 @@ class _Indexed:
         return x, y, i
 
 
+def _check_same_config(path: Any, saved: Mapping[str, Any], config: Mapping[str, Any]) -> None:
+    now = json.loads(json.dumps(dict(config), sort_keys=True))
+    diff = sorted(k for k in set(now) | set(saved) if now.get(k) != saved.get(k))
+    if diff:
+        raise CheckpointError(f"training state {str(path)!r} was made with other settings ({diff}); "
+                              "use a fresh workdir or the same settings to resume")
+
+
 LossFn = Callable[[Any, StepBatch], "tuple[torch.Tensor, Mapping[str, Any]]"]
 
 
 def train_steps(ctx: DistContext, model: Any, optimizer: Any, dataset: Any, loss_fn: LossFn, plan: TrainPlan, *,
                 modules: Mapping[str, Any] | None = None, ema: EMA | None = None,
                 state_path: str | os.PathLike[str] | None = None, log: TrainLog | None = None,
-                config: Mapping[str, Any] = {}, on_step: Callable[[TrainProgress], None] | None = None) -> TrainProgress:
+                config: Mapping[str, Any] = {}, on_step: Callable[[TrainProgress], None] | None = None,
+                log_fields: Mapping[str, Any] = {}, start: TrainProgress | None = None) -> TrainProgress:
     """Train ``model`` (from :func:`wrap_model`) on this rank's share of every global batch.
 
     ``loss_fn(model, batch)`` returns ``(loss, metrics)``: the MEAN loss over the rank's samples
     (DDP then averages ranks into the global-batch mean) and per-metric MEANS to log. When
-    ``state_path`` exists the run resumes from it (any world size, same global batch); rank 0
-    writes it every ``checkpoint_every`` global steps and at the end. ``modules`` names what is
-    saved (default ``{'model': unwrap(model)}``); ``ema`` is updated after every step.
+    ``state_path`` exists the run resumes from it (any world size, same global batch, same ``config``:
+    pass the settings a resume must not change); rank 0
+    writes it every ``checkpoint_every`` global steps and at the end. Without a state file,
+    ``start`` (a previous call's result) continues a run in memory. ``modules`` names what is
+    saved (default ``{'model': unwrap(model)}``); ``ema`` is updated after every step. Every
+    ``log_every`` steps rank 0 logs the means since the last record, the throughput and ``log_fields``.
     """
     import torch
 
     modules = dict(modules or {"model": unwrap(model)})
     emas = {"ema": ema} if ema is not None else {}
-    epoch = step = global_step = 0
+    epoch, step, global_step = (start.epoch, start.step, start.global_step) if start is not None else (0, 0, 0)
     resumed_from = None
     if state_path is not None and Path(state_path).exists():
         info = load_train_state(state_path, modules=modules, optimizers={"optimizer": optimizer}, ema=emas)
+        _check_same_config(state_path, info["config"], config)
         saved_gb = info["extra"].get("global_batch")
         if saved_gb != plan.global_batch:
             raise CheckpointError(
@@ -471,7 +496,8 @@ def train_steps(ctx: DistContext, model: Any, optimizer: Any, dataset: Any, loss
         epoch, step, global_step = (int(info["counters"][k]) for k in ("epoch", "step", "global_step"))
         resumed_from = global_step
     sampler = rank_sampler(len(dataset), plan.global_batch, ctx, seed=plan.seed, shuffle=plan.shuffle)
-    if sampler.steps_per_epoch() == 0:
+    per_epoch = min(sampler.steps_per_epoch(), plan.max_steps_per_epoch or sampler.steps_per_epoch())
+    if per_epoch == 0:
         raise ValidationError(f"dataset of {len(dataset)} samples holds no full global batch of {plan.global_batch}")
     loader = make_loader(_Indexed(dataset), sampler, num_workers=plan.num_workers,
                          pin_memory=ctx.device.startswith("cuda"))
@@ -491,6 +517,9 @@ def train_steps(ctx: DistContext, model: Any, optimizer: Any, dataset: Any, loss
     count = 0
     last: dict[str, float] = {}
     samples, t0 = 0, time.perf_counter()
+    logged_samples, logged_t = 0, t0
+    total = plan.epochs * per_epoch if plan.max_steps is None else min(plan.max_steps, plan.epochs * per_epoch)
+    bar = progress(None, total=max(0, total - global_step), desc=plan.desc, enabled=plan.progress)
     model.train()
     while epoch < plan.epochs and not done():
         sampler.set_epoch(epoch, start_step=step)
@@ -501,7 +530,7 @@ def train_steps(ctx: DistContext, model: Any, optimizer: Any, dataset: Any, loss
             seeds = seed_table[idx.to(ctx.device, non_blocking=True)]
             batch = StepBatch(x=x, y=y, index=idx, seeds=seeds, epoch=epoch, step=step)
             optimizer.zero_grad(set_to_none=True)
-            with autocast(ctx.device, plan.autocast):
+            with autocast(ctx.device, plan.autocast, cpu_bf16=plan.cpu_bf16):
                 loss, metrics = loss_fn(model, batch)
             loss.backward()
             if plan.grad_clip is not None:
@@ -517,19 +546,26 @@ def train_steps(ctx: DistContext, model: Any, optimizer: Any, dataset: Any, loss
             samples += n * ctx.world_size
             step += 1
             global_step += 1
-            if step >= sampler.steps_per_epoch():
+            if bar is not None:
+                bar.update(1)
+            if step >= per_epoch:
                 epoch, step = epoch + 1, 0
             if global_step % plan.log_every == 0 or done():
                 last = all_reduce_metrics(ctx, sums, count)
                 sums, count = {}, 0
+                now = time.perf_counter()
                 if log is not None and ctx.is_main:
-                    log.write(epoch=epoch, step=step, global_step=global_step, **last)
+                    log.write(**log_fields, epoch=epoch, step=step, global_step=global_step, seconds=now - logged_t,
+                              samples_per_s=(samples - logged_samples) / max(now - logged_t, 1e-9), **last)
+                logged_samples, logged_t = samples, now
             if plan.checkpoint_every and global_step % plan.checkpoint_every == 0:
                 save()
             if on_step is not None:
                 on_step(TrainProgress(epoch, step, global_step, samples, time.perf_counter() - t0, last, resumed_from))
             if done() or step == 0:
                 break
+    if bar is not None:
+        bar.close()
     if count:
         last = all_reduce_metrics(ctx, sums, count)
     if not (plan.checkpoint_every and global_step % plan.checkpoint_every == 0):

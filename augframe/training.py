@@ -268,8 +268,12 @@ class TrainLog:
             return [json.loads(line) for line in f if line.strip()]
 
 
-def progress(iterable: Iterable[Any], *, total: int | None = None, desc: str = "", enabled: bool | None = None) -> Iterable[Any]:
-    """A tqdm progress bar on interactive terminals (or when ``enabled``), else the iterable."""
+def progress(iterable: Iterable[Any] | None, *, total: int | None = None, desc: str = "",
+             enabled: bool | None = None) -> Any:
+    """A tqdm progress bar on interactive terminals (or when ``enabled``), else the iterable.
+
+    With ``iterable=None`` the bar is advanced by hand (``update``) and disabled means None.
+    """
     if enabled is None:
         enabled = sys.stderr.isatty() and not os.environ.get("CI")
     if not enabled:

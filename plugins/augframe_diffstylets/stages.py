@@ -195,21 +195,28 @@ def loss_step(model: Any, x: torch.Tensor, y: torch.Tensor, seeds: torch.Tensor,
     return loss, metrics
 
 
+def epoch_steps(n: int, cfg: TrainConfig) -> int:
+    """Optimiser steps in one epoch of ``n`` windows: full global batches, capped by ``max_steps_per_epoch``."""
+    return max(1, min(n // cfg.batch_size, cfg.max_steps_per_epoch or n))
+
+
 def train_stage(ctx: Any, model: DiffStyleTS, data: Any, *, stage: int, mode: str, cfg: TrainConfig,
                 normaliser: Normaliser, seed: int = 0, epochs: int | None = None, max_steps: int | None = None,
                 judge: Any = None, judge_index: torch.Tensor | None = None,
-                state_path: str | Path | None = None, log: Any = None, log_every: int = 10,
-                config: Mapping[str, Any] = {}, optimizer: Any = None, ema: Any = None) -> tuple[Any, Any, Any]:
+                state_path: str | Path | None = None, log: Any = None, log_every: int | None = None,
+                config: Mapping[str, Any] = {}, optimizer: Any = None, ema: Any = None, precision: str = "auto",
+                start: Any = None) -> tuple[Any, Any, Any]:
     """Train one DiffStyleTS stage with :func:`augframe.distributed.train_steps` on this rank.
 
     ``ctx`` comes from :func:`augframe.distributed.init_distributed` (a one-process context runs the
     same loop unwrapped). ``cfg.batch_size`` is the GLOBAL batch; the model's BatchNorm is converted
     so its statistics span all ranks. Stage 2 seeds its epochs with ``seed + 1`` so its order and
     noise differ from stage 1's. Pass stage 1's ``optimizer`` / ``ema`` (returned) to stage 2 to keep
-    their state, as the single-process Trainer does. The trained weights are in ``model``. Returns
-    ``(TrainProgress, optimizer, EMA or None)``; the caller copies the EMA in when it is done.
-    Dropout (``model.dropout``) draws from each process's own RNG: set it to 0 for runs that must
-    equal a one-process run bit for bit.
+    their state. The trained weights are in ``model``. The log gets one record per epoch (or every
+    ``log_every`` steps), the state file one every ``cfg.checkpoint_every`` epochs and at the end;
+    ``start`` continues an earlier call in memory. Returns ``(TrainProgress, optimizer, EMA or None)``;
+    the caller copies the EMA in when it is done. Dropout (``model.dropout``) draws from each
+    process's own RNG: set it to 0 for runs that must equal a one-process run bit for bit.
     """
     from augframe.distributed import TrainPlan, train_steps, unwrap, wrap_model
 
@@ -229,14 +236,18 @@ def train_stage(ctx: Any, model: DiffStyleTS, data: Any, *, stage: int, mode: st
         ema = ModelEMA(inner, cfg.ema_decay)
     n_epochs = epochs if epochs is not None else (cfg.stage1_epochs if stage == 1 else cfg.stage2_epochs)
     plan_seed = seed + (stage - 1)
+    per_epoch = epoch_steps(len(data), cfg)
     plan = TrainPlan(global_batch=cfg.batch_size, seed=plan_seed, epochs=n_epochs, max_steps=max_steps,
-                     grad_clip=cfg.grad_clip, log_every=log_every, num_workers=cfg.num_workers)
+                     max_steps_per_epoch=cfg.max_steps_per_epoch, grad_clip=cfg.grad_clip,
+                     checkpoint_every=(cfg.checkpoint_every or 0) * per_epoch or None, log_every=log_every or per_epoch,
+                     num_workers=cfg.num_workers, autocast=precision != "float32", cpu_bf16=precision == "bfloat16",
+                     progress=cfg.progress, desc=f"diffstylets stage {stage}")
 
     def loss_fn(m: Any, batch: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         x = normaliser.forward(batch.x.float())
         coin = batch_seed(plan_seed, batch.epoch, batch.step, x.device)
         return loss_step(m, x, batch.y.long(), batch.seeds, coin)
 
-    progress = train_steps(ctx, wrapped, opt, data, loss_fn, plan, modules={"model": inner},
-                           ema=ema, state_path=state_path, log=log, config=config)
+    progress = train_steps(ctx, wrapped, opt, data, loss_fn, plan, modules={"model": inner}, ema=ema,
+                           state_path=state_path, log=log, config=config, log_fields={"stage": stage}, start=start)
     return progress, opt, ema

@@ -351,6 +351,10 @@ class _TrainSet:
     def __len__(self) -> int:
         return len(self.raw_labels)
 
+    def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """One window's independent leads and its label row (the training loop's item)."""
+        return self.signals(np.array([int(i)]))[0], self.labels[int(i)]
+
     def signals(self, idx: np.ndarray) -> np.ndarray:
         if isinstance(self.source, np.ndarray):
             return self.source[idx][:, self.positions]
