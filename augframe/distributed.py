@@ -389,13 +389,15 @@ class StepBatch:
     seeds: Any
     epoch: int
     step: int
+    global_step: int = 0
 
 
 @attrs.frozen
 class TrainPlan:
     """How long and how to train: all counts are in GLOBAL steps and the GLOBAL batch.
 
-    ``max_steps_per_epoch`` ends each epoch early (short runs over large data); ``autocast`` is bf16
+    ``max_steps_per_epoch`` ends each epoch early (short runs over large data); ``time_budget_s``
+    ends the run before the first step that starts later than that after the call; ``autocast`` is bf16
     autocast on CUDA, and on the CPU too with ``cpu_bf16``; ``progress`` shows a bar (None: on
     terminals) labelled ``desc``.
     """
@@ -405,6 +407,7 @@ class TrainPlan:
     epochs: int = 1
     max_steps: int | None = None
     max_steps_per_epoch: int | None = None
+    time_budget_s: float | None = None
     grad_clip: float | None = None
     checkpoint_every: int | None = None
     log_every: int = 10
@@ -466,7 +469,8 @@ def train_steps(ctx: DistContext, model: Any, optimizer: Any, dataset: Any, loss
                 modules: Mapping[str, Any] | None = None, ema: EMA | None = None,
                 state_path: str | os.PathLike[str] | None = None, log: TrainLog | None = None,
                 config: Mapping[str, Any] = {}, on_step: Callable[[TrainProgress], None] | None = None,
-                log_fields: Mapping[str, Any] = {}, start: TrainProgress | None = None) -> TrainProgress:
+                log_fields: Mapping[str, Any] = {}, start: TrainProgress | None = None,
+                lr_at: Callable[[int], float] | None = None) -> TrainProgress:
     """Train ``model`` (from :func:`wrap_model`) on this rank's share of every global batch.
 
     ``loss_fn(model, batch)`` returns ``(loss, metrics)``: the MEAN loss over the rank's samples
@@ -477,6 +481,7 @@ def train_steps(ctx: DistContext, model: Any, optimizer: Any, dataset: Any, loss
     ``start`` (a previous call's result) continues a run in memory. ``modules`` names what is
     saved (default ``{'model': unwrap(model)}``); ``ema`` is updated after every step. Every
     ``log_every`` steps rank 0 logs the means since the last record, the throughput and ``log_fields``.
+    ``lr_at(global_step)`` (0-based) sets every parameter group's learning rate before each step.
     """
     import torch
 
@@ -502,6 +507,8 @@ def train_steps(ctx: DistContext, model: Any, optimizer: Any, dataset: Any, loss
     loader = make_loader(_Indexed(dataset), sampler, num_workers=plan.num_workers,
                          pin_memory=ctx.device.startswith("cuda"))
 
+    samples, t0 = 0, time.perf_counter()
+
     def save() -> None:
         if state_path is not None:
             save_on_main(ctx, state_path, modules=modules, optimizers={"optimizer": optimizer}, ema=emas,
@@ -510,13 +517,13 @@ def train_steps(ctx: DistContext, model: Any, optimizer: Any, dataset: Any, loss
                                 "seed": plan.seed}, config=config)
 
     def done() -> bool:
-        return plan.max_steps is not None and global_step >= plan.max_steps
+        over_time = plan.time_budget_s is not None and time.perf_counter() - t0 > plan.time_budget_s
+        return over_time or (plan.max_steps is not None and global_step >= plan.max_steps)
 
     params = [p for p in unwrap(model).parameters() if p.requires_grad]
     sums: dict[str, Any] = {}
     count = 0
     last: dict[str, float] = {}
-    samples, t0 = 0, time.perf_counter()
     logged_samples, logged_t = 0, t0
     total = plan.epochs * per_epoch if plan.max_steps is None else min(plan.max_steps, plan.epochs * per_epoch)
     bar = progress(None, total=max(0, total - global_step), desc=plan.desc, enabled=plan.progress)
@@ -528,7 +535,10 @@ def train_steps(ctx: DistContext, model: Any, optimizer: Any, dataset: Any, loss
             x = x.to(ctx.device, non_blocking=True)
             y = y.to(ctx.device, non_blocking=True)
             seeds = seed_table[idx.to(ctx.device, non_blocking=True)]
-            batch = StepBatch(x=x, y=y, index=idx, seeds=seeds, epoch=epoch, step=step)
+            batch = StepBatch(x=x, y=y, index=idx, seeds=seeds, epoch=epoch, step=step, global_step=global_step)
+            if lr_at is not None:
+                for group in optimizer.param_groups:
+                    group["lr"] = lr_at(global_step)
             optimizer.zero_grad(set_to_none=True)
             with autocast(ctx.device, plan.autocast, cpu_bf16=plan.cpu_bf16):
                 loss, metrics = loss_fn(model, batch)

@@ -142,33 +142,40 @@ def make_loader(dataset: Any, sampler: EpochSampler, *, num_workers: int = 0, pi
 
 # ---- EMA -----------------------------------------------------------------------------------
 class EMA:
-    """Exponential moving average of a module's floating parameters and buffers."""
+    """Exponential moving average of a module's floating parameters and buffers.
 
-    def __init__(self, module: Any, decay: float = 0.999) -> None:
+    With ``warmup`` the n-th update (0-based) uses min(decay, (1 + n) / (10 + n)), so early averages
+    follow the model instead of its random initialisation; the update count is part of the state.
+    """
+
+    def __init__(self, module: Any, decay: float = 0.999, warmup: bool = False) -> None:
         if not 0.0 < decay < 1.0:
             raise ValidationError(f"EMA decay={decay} must lie in (0, 1)")
-        self.decay = decay
+        self.decay, self.warmup, self.updates = decay, warmup, 0
         self.shadow = {k: v.detach().clone() for k, v in module.state_dict().items()}
 
     def update(self, module: Any) -> None:
         import torch
 
+        n = self.updates
+        decay = min(self.decay, (1 + n) / (10 + n)) if self.warmup else self.decay
         with torch.no_grad():
             for k, v in module.state_dict().items():
                 s = self.shadow[k]
                 if v.is_floating_point():
-                    s.lerp_(v.detach(), 1.0 - self.decay)
+                    s.lerp_(v.detach(), 1.0 - decay)
                 else:
                     s.copy_(v)
+        self.updates = n + 1
 
     def copy_to(self, module: Any) -> None:
         module.load_state_dict(self.shadow, strict=True)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"decay": self.decay, "shadow": self.shadow}
+        return {"decay": self.decay, "updates": self.updates, "shadow": self.shadow}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self.decay = float(state["decay"])
+        self.decay, self.updates = float(state["decay"]), int(state.get("updates", 0))
         for k, v in state["shadow"].items():
             self.shadow[k].copy_(v)
 

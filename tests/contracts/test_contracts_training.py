@@ -94,3 +94,16 @@ def test_train_log(tmp_path):
 def test_compile_module_keeps_the_eager_module_on_the_cpu_unless_asked():
     net = torch.nn.Linear(2, 2)
     assert compile_module(net, "cpu") is net and compile_module(net, "cuda", enabled=False) is net
+
+
+def test_ema_warmup_follows_the_model_early_and_resumes_its_count():
+    m = torch.nn.Linear(1, 1, bias=False)
+    ema = EMA(m, 0.99, warmup=True)
+    with torch.no_grad():
+        m.weight.fill_(1.0)
+    start = float(ema.shadow["weight"])
+    ema.update(m)  # first update: decay min(0.99, 1/10) = 0.1
+    assert float(ema.shadow["weight"]) == pytest.approx(0.1 * start + 0.9)
+    again = EMA(m, 0.99, warmup=True)
+    again.load_state_dict(ema.state_dict())
+    assert again.updates == ema.updates == 1
