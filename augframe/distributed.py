@@ -397,7 +397,8 @@ class TrainPlan:
     """How long and how to train: all counts are in GLOBAL steps and the GLOBAL batch.
 
     ``max_steps_per_epoch`` ends each epoch early (short runs over large data); ``time_budget_s``
-    ends the run before the first step that starts later than that after the call; ``autocast`` is bf16
+    ends the run before the first step that starts later than that after the call (one process
+    only: ranks would stop at different steps); ``autocast`` is bf16
     autocast on CUDA, and on the CPU too with ``cpu_bf16``; ``progress`` shows a bar (None: on
     terminals) labelled ``desc``.
     """
@@ -475,9 +476,9 @@ def train_steps(ctx: DistContext, model: Any, optimizer: Any, dataset: Any, loss
 
     ``loss_fn(model, batch)`` returns ``(loss, metrics)``: the MEAN loss over the rank's samples
     (DDP then averages ranks into the global-batch mean) and per-metric MEANS to log. When
-    ``state_path`` exists the run resumes from it (any world size, same global batch, same ``config``:
-    pass the settings a resume must not change); rank 0
-    writes it every ``checkpoint_every`` global steps and at the end. Without a state file,
+    ``state_path`` exists the run resumes from it (any world size, same global batch, same
+    ``config``: pass the settings a resume must not change); rank 0 writes it every
+    ``checkpoint_every`` global steps and at the end. Without a state file,
     ``start`` (a previous call's result) continues a run in memory. ``modules`` names what is
     saved (default ``{'model': unwrap(model)}``); ``ema`` is updated after every step. Every
     ``log_every`` steps rank 0 logs the means since the last record, the throughput and ``log_fields``.
@@ -485,6 +486,9 @@ def train_steps(ctx: DistContext, model: Any, optimizer: Any, dataset: Any, loss
     """
     import torch
 
+    if ctx.active and plan.time_budget_s is not None:
+        raise ValidationError("TrainPlan.time_budget_s works on one process only (each rank's clock would "
+                              "stop it at another step); use max_steps on several ranks")
     modules = dict(modules or {"model": unwrap(model)})
     emas = {"ema": ema} if ema is not None else {}
     epoch, step, global_step = (start.epoch, start.step, start.global_step) if start is not None else (0, 0, 0)
