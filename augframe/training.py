@@ -10,7 +10,8 @@
   exact resume (modules, optimizers, EMA, RNG states, counters) atomically, loadable with
   ``torch.load(weights_only=True)``.
 * :class:`TrainLog` appends JSON lines; :func:`progress` wraps tqdm; :func:`autocast` gives bf16
-  autocast on CUDA (and on the CPU when asked) and a no-op otherwise.
+  autocast on CUDA (and on the CPU when asked) and a no-op otherwise; :func:`compile_module` is
+  ``torch.compile`` where it pays (CUDA, or the CPU when asked).
 """
 
 from __future__ import annotations
@@ -141,33 +142,40 @@ def make_loader(dataset: Any, sampler: EpochSampler, *, num_workers: int = 0, pi
 
 # ---- EMA -----------------------------------------------------------------------------------
 class EMA:
-    """Exponential moving average of a module's floating parameters and buffers."""
+    """Exponential moving average of a module's floating parameters and buffers.
 
-    def __init__(self, module: Any, decay: float = 0.999) -> None:
+    With ``warmup`` the n-th update (0-based) uses min(decay, (1 + n) / (10 + n)), so early averages
+    follow the model instead of its random initialisation; the update count is part of the state.
+    """
+
+    def __init__(self, module: Any, decay: float = 0.999, warmup: bool = False) -> None:
         if not 0.0 < decay < 1.0:
             raise ValidationError(f"EMA decay={decay} must lie in (0, 1)")
-        self.decay = decay
+        self.decay, self.warmup, self.updates = decay, warmup, 0
         self.shadow = {k: v.detach().clone() for k, v in module.state_dict().items()}
 
     def update(self, module: Any) -> None:
         import torch
 
+        n = self.updates
+        decay = min(self.decay, (1 + n) / (10 + n)) if self.warmup else self.decay
         with torch.no_grad():
             for k, v in module.state_dict().items():
                 s = self.shadow[k]
                 if v.is_floating_point():
-                    s.lerp_(v.detach(), 1.0 - self.decay)
+                    s.lerp_(v.detach(), 1.0 - decay)
                 else:
                     s.copy_(v)
+        self.updates = n + 1
 
     def copy_to(self, module: Any) -> None:
         module.load_state_dict(self.shadow, strict=True)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"decay": self.decay, "shadow": self.shadow}
+        return {"decay": self.decay, "updates": self.updates, "shadow": self.shadow}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self.decay = float(state["decay"])
+        self.decay, self.updates = float(state["decay"]), int(state.get("updates", 0))
         for k, v in state["shadow"].items():
             self.shadow[k].copy_(v)
 
@@ -277,6 +285,25 @@ def autocast(device: Any, enabled: bool = True, cpu_bf16: bool = False) -> conte
     if enabled and cpu_bf16 and dev.type == "cpu":
         return torch.autocast("cpu", dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def compile_module(module: Any, device: Any, *, enabled: bool = True, mode: str = "max-autotune-no-cudagraphs",
+                   cpu: bool = False) -> Any:
+    """``torch.compile(module)`` on CUDA when ``enabled``; on the CPU only when ``cpu`` is also set.
+
+    Compilation costs tens of seconds to minutes; it pays for long generation or training runs
+    with fixed shapes, not for short CPU jobs, so the CPU path stays eager unless asked. On the CPU,
+    the module is compiled for inference with frozen weights (inductor ``freezing``: conv weights
+    pre-packed for oneDNN, pointwise ops fused); call it under ``torch.inference_mode``/``no_grad``.
+    """
+    import torch
+
+    cuda = torch.device(device).type == "cuda"
+    if enabled and cuda and torch.cuda.is_available():
+        return torch.compile(module, mode=mode, dynamic=False)
+    if enabled and cpu and not cuda:
+        return torch.compile(module, options={"freezing": True})
+    return module
 
 
 def resolve_device(device: str | None) -> str:

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 import augframe
+from augframe.diffusion import NoiseSchedule
 from augframe.errors import PluginError, ValidationError, require_choice
 from augframe.judges import JudgeRef, judge_ref
 from augframe.protocols import Candidates, GenerationRequest, GeneratorInfo
@@ -33,7 +34,6 @@ from augframe_diffstylets.config import (
 from augframe_diffstylets.model import DiffStyleTS
 from augframe_diffstylets.normalise import Normaliser, fit_normaliser
 from augframe_diffstylets.sampler import ddim_sample, sdedit
-from augframe_diffstylets.schedule import CosineSchedule
 from augframe_diffstylets.smoothing import savgol
 
 NAME = "diffstylets"
@@ -83,7 +83,7 @@ class DiffStyleTSGenerator:
         self.sampler_cfg = from_mapping(SamplerConfig, sampler, "diffstylets sampler")
         self.train_cfg = from_mapping(TrainConfig, train, "diffstylets train")
         self.model_cfg = from_mapping(ModelConfig, model, "diffstylets model")
-        self.schedule = CosineSchedule(device=self.device)
+        self.schedule = NoiseSchedule.cosine()
         self.model: DiffStyleTS | None = None
         self.normaliser = Normaliser()
         self.class_names: tuple[str, ...] = ()
@@ -405,7 +405,7 @@ class DiffStyleTSGenerator:
         module = self._bf16_unet if cpu_bf16 else unet
         if self.compile:
             if self._compiled is None or self._compiled[0] is not module:
-                from augframe.distributed_fastpath import compile_module
+                from augframe.training import compile_module
 
                 self._compiled = (module, compile_module(module, self.device, cpu=True))
             module = self._compiled[1]

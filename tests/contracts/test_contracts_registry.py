@@ -86,7 +86,7 @@ def test_lazy_factory_exposes_target_signature():
     from augframe.plugins import lazy
 
     f = lazy("augframe.training.EMA")
-    assert list(inspect.signature(f).parameters) == ["module", "decay"]
+    assert list(inspect.signature(f).parameters) == ["module", "decay", "warmup"]
     reg = Registry()
     reg.register_module(_plugin("lz", lambda r, _: r("lazy-pass", lazy(f"{__name__}._Pass")), None))
     assert reg.create("filter", "lazy-pass", {"threshold": 0.2}).threshold == 0.2
