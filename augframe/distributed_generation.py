@@ -126,7 +126,7 @@ def generate_sharded(ctx: DistContext, generator: Any, job: GenerationJob, bank_
                 atomic.write_json(progress, {"next": b1})
                 continue
             if staging is None:
-                staging = Bank.create(mine, fs=batch.fs, leads=batch.leads, n_samples=batch.n_samples,
+                staging = Bank.create(mine, fs=batch.fs, leads=batch.leads, samples_per_window=batch.n_samples,
                                       class_names=job.class_names, units=batch.units)
             accepted += staging.append(batch, rows, skip_existing=True)
             atomic.write_json(progress, {"next": b1})
@@ -198,7 +198,7 @@ def merge_staging(bank_path: str | Path, *, chunk: int = 4096) -> int:
             size = len(Bank.open(bank_path, verify="none")) if (bank_path / BANK_META).exists() else 0
         else:
             first = banks[entries[0][1]]
-            with Bank.open_or_create(bank_path, fs=first.fs, leads=first.leads, n_samples=first.n_samples,
+            with Bank.open_or_create(bank_path, fs=first.fs, leads=first.leads, samples_per_window=first.n_samples,
                                      class_names=first.class_names, units=first.units) as final:
                 for c0 in range(0, len(entries), chunk):
                     _append_chunk(final, banks, entries[c0:c0 + chunk])

@@ -94,7 +94,7 @@ def run(recipe: Recipe, *, registry: Registry | None = None, stages: Sequence[st
 
     generator = None
     if "fit" in stages or "generate" in stages:
-        generator = _create(registry, "generator", recipe.generator.name, _generator_params(recipe), device)
+        generator = make_generator(recipe, registry, device)
     if "fit" in stages and recipe.generator.fit:
         with timer("fit"):
             log(f"[fit] {recipe.generator.name}")
@@ -103,9 +103,7 @@ def run(recipe: Recipe, *, registry: Registry | None = None, stages: Sequence[st
     bank_path = out / "bank"
     generation: dict[str, Any] = {}
     if "generate" in stages:
-        chain = FilterChain.from_specs(
-            [attrs.evolve(f, params=_with_device(registry, "filter", f.name, f.params, device, train=data.train))
-             for f in recipe.filters], registry)
+        chain = make_filter_chain(recipe, registry, device, data.train)
         with timer("generate"):
             generation = generate_into_bank(recipe, generator, chain, train, bank_path, progress=show, log=log,
                                             data_fingerprint=data.fingerprint)
@@ -120,9 +118,22 @@ def run(recipe: Recipe, *, registry: Registry | None = None, stages: Sequence[st
     report_path = None
     if "report" in stages:
         with timer("report"):
+            record["provenance"] = run_provenance(recipe, bank_path, record["plugins"])
             report_path = write_report(recipe, out, record, evaluations, log, data)
     atomic.write_json(out / "run.json", record)
     return RunResult(out, bank_path, generation, evaluations, report_path)
+
+
+def make_generator(recipe: Recipe, registry: Registry, device: str) -> Any:
+    """The recipe's generator (its params, its checkpoint, the run's device), unfitted."""
+    return _create(registry, "generator", recipe.generator.name, _generator_params(recipe), device)
+
+
+def make_filter_chain(recipe: Recipe, registry: Registry, device: str, train: Any) -> FilterChain:
+    """The recipe's ``[[filters]]`` in order, given the run's device and training windows where they take them."""
+    return FilterChain.from_specs(
+        [attrs.evolve(f, params=_with_device(registry, "filter", f.name, f.params, device, train=train))
+         for f in recipe.filters], registry)
 
 
 def _check_existing_bank(bank_path: Path, plan: Mapping[str, Any]) -> None:
@@ -244,7 +255,7 @@ def generate_into_bank(recipe: Recipe, generator: Any, chain: FilterChain, train
     if kind not in generator.request_kinds:
         raise RecipeError(f"generation.kind = {kind!r}, but generator {recipe.generator.name!r} serves only "
                           f"{sorted(generator.request_kinds)}")
-    bank = Bank.open_or_create(bank_path, fs=train.fs, leads=train.leads, n_samples=_n_samples(train),
+    bank = Bank.open_or_create(bank_path, fs=train.fs, leads=train.leads, samples_per_window=_n_samples(train),
                                class_names=train.class_names, units=_units(train))
     try:
         bank.claim_plan(generation_plan(recipe, data_fingerprint))
@@ -259,7 +270,7 @@ def generate_into_bank(recipe: Recipe, generator: Any, chain: FilterChain, train
         for tag, (count, rounds) in work_plan(recipe, train).items():
             done = state.get(tag, {})
             if done.get("plan") == fingerprint:  # this plan ran to its end before: nothing left to try
-                stats[tag] = {**done["stats"], "accepted_now": 0, "note": "complete in an earlier run"}
+                stats[tag] = _skipped_stats(done["stats"])
                 log(f"[generate] {tag}: complete in an earlier run ({stats[tag]['accepted_total']} in bank)")
                 continue
             stats[tag] = _generate_one(tag, count, rounds, recipe, generator, chain, train, bank, progress,
@@ -272,6 +283,15 @@ def generate_into_bank(recipe: Recipe, generator: Any, chain: FilterChain, train
     finally:
         bank.close()
     return {"kind": kind, "bank": str(bank_path), "per_target": stats}
+
+
+def _skipped_stats(earlier: Mapping[str, Any]) -> dict[str, Any]:
+    """A target an earlier run finished: this run made no candidate (its counts are 0, its acceptance
+    None); the figures of the run that finished it stay under ``earlier``, never as this run's."""
+    return {"wanted": earlier.get("wanted"), "accepted_total": earlier.get("accepted_total"), "accepted_now": 0,
+            "candidates": 0, "acceptance": None, "per_filter_acceptance": {},
+            "shortfall": earlier.get("shortfall"), "note": "complete in an earlier run",
+            "earlier": {k: earlier.get(k) for k in ("candidates", "acceptance", "per_filter_acceptance")}}
 
 
 def _read_state(path: Path, log: Callable[[str], None]) -> dict[str, Any]:
@@ -569,11 +589,16 @@ def write_report(recipe: Recipe, out: Path, record: Mapping[str, Any], evaluatio
             log("[report] augframe.report is not available: wrote summary.json and summary.md only")
         if render is not None:
             gen = _generation_result(record)
+            prov = record.get("provenance")
+            made_by = _generators_text(prov) if prov else recipe.generator.name
             pairs = _report_pairs(out / "bank", data)
             meta = {"run": recipe.run.name, "seed": recipe.run.seed, "device": record.get("device"),
-                    "recipe": recipe.path or "", **{f"data.{k}": v for k, v in record.get("data", {}).items()
-                                                     if isinstance(v, (str, int, float, list)) or v is None}}
-            path = Path(render(([gen] if gen else []) + results, out, pairs=pairs, meta=meta,
+                    "recipe": recipe.path or "", "generator": made_by,
+                    **{f"data.{k}": v for k, v in record.get("data", {}).items()
+                       if isinstance(v, (str, int, float, list)) or v is None}}
+            subtitle = f"{len(results)} evaluator(s) · generator {made_by} · seed {recipe.run.seed}"
+            shown = ([gen] if gen else []) + results + ([_provenance_result(prov)] if prov else [])
+            path = Path(render(shown, out, pairs=pairs, meta=meta, subtitle=subtitle,
                                title=recipe.report.title or f"augframe run {recipe.run.name}"))
     log(f"[report] {path}")
     return path
@@ -588,14 +613,125 @@ def _generation_result(record: Mapping[str, Any]) -> EvaluationResult | None:
     rows, metrics = [], {}
     for tag, s in per.items():
         filters = ", ".join(f"{k} {v:.0%}" for k, v in s.get("per_filter_acceptance", {}).items())
-        rows.append((tag, s.get("wanted"), s["accepted_total"], s["candidates"], f"{float(s['acceptance']):.1%}",
-                     filters or "-"))
+        rows.append((tag, s.get("wanted"), s["accepted_total"], s["accepted_now"], s["candidates"],
+                     _acceptance_text(s), filters or "-"))
         metrics[f"{tag}.in_bank"] = float(s["accepted_total"])
-        metrics[f"{tag}.acceptance"] = float(s["acceptance"])
-    table = Table(("target", "wanted", "in bank", "candidates (this run)", "acceptance", "per filter"), rows,
-                  caption="Candidates made, filtered and banked per direction / label")
+        if s["acceptance"] is not None:
+            metrics[f"{tag}.acceptance"] = float(s["acceptance"])
+    table = Table(("target", "wanted", "in bank", "new (this run)", "candidates (this run)", "acceptance (this run)",
+                   "per filter (this run)"), rows,
+                  caption="Candidates made, filtered and banked per direction / label; a target an earlier run "
+                          "finished makes none in this one")
     total = sum(int(s["accepted_total"]) for s in per.values())
     return EvaluationResult("generation", metrics, {"generation": table}, scale=f"{total} synthetic ECGs in the bank")
+
+
+def run_provenance(recipe: Recipe, bank_path: Path, plugins: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """What made the run's ECGs and figures, for run.json and the report.
+
+    ``generators``: each distinct generator the bank's rows record (name, version, parameters,
+    checkpoint sha256, how many samples it made; the recipe's generator, version unknown, when the
+    bank is empty); ``filters`` and ``evaluators``: the recipe's entries in order, each with the
+    plugin that provides it, that plugin's version, and the sha256 of the tensors of a weights file
+    its parameters name (as judge identities are hashed); ``plugins``: every loaded plugin's version.
+    """
+    owner = {(str(k), str(n)): (p["name"], p["version"]) for p in plugins for k, n in p.get("provides", ())}
+
+    def entry(kind: str, name: str, params: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
+        plugin, version = owner.get((kind, name), (None, None))
+        return {"name": name, "plugin": plugin, "plugin_version": version, "params": dict(params), **extra,
+                "checkpoint_sha256": _weights_hash(name, params)}
+
+    return {"generators": _bank_generators(bank_path, recipe, owner),
+            "filters": [entry("filter", f.name, f.params, min_score=f.min_score) for f in recipe.filters],
+            "evaluators": [entry("evaluator", e.name, e.params) for e in recipe.evaluators],
+            "plugins": [{"name": p["name"], "version": p["version"]} for p in plugins]}
+
+
+def _weights_hash(name: str, params: Mapping[str, Any]) -> str | None:
+    """sha256 of the tensors of the weights file the parameters name, None when they name none."""
+    from augframe.judges import WEIGHT_PARAMS, judge_identity
+
+    for key in WEIGHT_PARAMS:
+        if isinstance(params.get(key), str):
+            ident = judge_identity(name, {key: params[key]})
+            return ident.split(":", 1)[1] if ident.startswith("weights:") else None
+    return None
+
+
+def _bank_generators(bank_path: Path, recipe: Recipe, owner: Mapping[tuple[str, str], tuple[str, str]]
+                     ) -> list[dict[str, Any]]:
+    """Each distinct (name, version, checkpoint, params) generator in the bank's rows, with its sample count."""
+    rows: list[dict[str, Any]] = []
+    if (bank_path / "bank.json").exists():
+        with Bank.open(bank_path, verify="none") as bank:
+            rows = bank.rows()
+    found: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        g = r.get("generator") or {}
+        made = {k: g.get(k) for k in ("name", "version", "checkpoint_sha256", "params")}
+        key = json.dumps(made, sort_keys=True, default=str)
+        found.setdefault(key, {**made, "samples": 0})["samples"] += 1
+    gens = list(found.values()) or [{"name": recipe.generator.name, "version": None,
+                                     "checkpoint_sha256": None, "params": _generator_params(recipe), "samples": 0}]
+    for g in gens:
+        g["plugin"], g["plugin_version"] = owner.get(("generator", str(g["name"])), (None, None))
+    return gens
+
+
+def _generators_text(prov: Mapping[str, Any]) -> str:
+    return "; ".join(f"{g['name']} {g['version'] or '(version unknown)'}"
+                     + (f" (checkpoint sha256 {g['checkpoint_sha256'][:12]})" if g.get("checkpoint_sha256") else "")
+                     for g in prov["generators"])
+
+
+def _provenance_result(prov: Mapping[str, Any]) -> EvaluationResult:
+    """The provenance as report tables: generators, filters, evaluators, plugin versions."""
+    from augframe.protocols import Table
+
+    def js(v: Any) -> str:
+        return json.dumps(v, sort_keys=True, default=str)
+
+    gens = Table(("generator", "version", "checkpoint sha256", "parameters", "plugin", "samples"),
+                 [(g["name"], g["version"] or "unknown", g["checkpoint_sha256"] or "-", js(g["params"]),
+                   f"{g['plugin']} {g['plugin_version']}", g["samples"]) for g in prov["generators"]],
+                 caption="As recorded in every bank row: who made each synthetic ECG")
+    def parts(key: str) -> Table:
+        return Table(("#", "name", "plugin", "parameters", "weights sha256")
+                     + (("min score",) if key == "filters" else ()),
+                     [(i, e["name"], f"{e['plugin']} {e['plugin_version']}", js(e["params"]),
+                       e["checkpoint_sha256"] or "-") + ((e.get("min_score"),) if key == "filters" else ())
+                      for i, e in enumerate(prov[key])])
+    tables = {"generators": gens, "filters": parts("filters"), "evaluators": parts("evaluators"),
+              "plugins": Table(("plugin", "version"), [(p["name"], p["version"]) for p in prov["plugins"]])}
+    return EvaluationResult("provenance", {}, tables, details={"title": "Provenance", "section": "other"})
+
+
+def _provenance_markdown(prov: Mapping[str, Any]) -> list[str]:
+    if not prov:
+        return []
+    lines = ["## Provenance"]
+    for g in prov["generators"]:
+        lines.append(f"- generator {g['name']} {g['version'] or '(version unknown)'}, checkpoint sha256 "
+                     f"{g['checkpoint_sha256'] or '-'}, params {json.dumps(g['params'], sort_keys=True, default=str)}"
+                     f" ({g['samples']} samples; plugin {g['plugin']} {g['plugin_version']})")
+    for key in ("filters", "evaluators"):
+        for e in prov[key]:
+            lines.append(f"- {key[:-1]} {e['name']} (plugin {e['plugin']} {e['plugin_version']}), params "
+                         f"{json.dumps(e['params'], sort_keys=True, default=str)}"
+                         + (f", weights sha256 {e['checkpoint_sha256']}" if e["checkpoint_sha256"] else ""))
+    lines.append("- plugins: " + ", ".join(f"{p['name']} {p['version']}" for p in prov["plugins"]))
+    return lines + [""]
+
+
+def _acceptance_text(s: Mapping[str, Any]) -> str:
+    """This run's acceptance, or, for a target an earlier run finished, that it made nothing now."""
+    if s["acceptance"] is not None:
+        return f"{float(s['acceptance']):.1%}"
+    earlier = s.get("earlier") or {}
+    if earlier.get("acceptance") is None:
+        return "- (nothing made)"
+    return f"- (complete in an earlier run: {earlier['candidates']} candidates, {float(earlier['acceptance']):.1%})"
 
 
 def _report_pairs(bank_path: Path, data: RunData | None, per_tag: int = 3) -> tuple[ECGBatch, ECGBatch] | None:
@@ -623,10 +759,12 @@ def _report_markdown(summary: Mapping[str, Any]) -> str:
                   f"leads {data.get('leads')}, classes {data.get('class_names')}", ""]
     gen = run.get("generation", {}).get("per_target", {})
     if gen:
-        lines += ["| target | wanted | in bank | new | candidates | acceptance |", "|---|---|---|---|---|---|"]
+        lines += ["| target | wanted | in bank | new (this run) | candidates (this run) | acceptance (this run) |",
+                  "|---|---|---|---|---|---|"]
         lines += [f"| {t} | {s['wanted']} | {s['accepted_total']} | {s['accepted_now']} | {s['candidates']} | "
-                  f"{s['acceptance']:.3f} |" for t, s in gen.items()]
+                  f"{_acceptance_text(s)} |" for t, s in gen.items()]
         lines.append("")
+    lines += _provenance_markdown(run.get("provenance") or {})
     for name, ev in summary["evaluations"].items():
         lines.append(f"## {name}" + (f" (scale: {ev['scale']})" if ev["scale"] else ""))
         lines += [f"- {k}: {v:.4g}" if isinstance(v, (int, float)) else f"- {k}: {v}" for k, v in ev["metrics"].items()]
