@@ -614,7 +614,7 @@ def _generation_result(record: Mapping[str, Any]) -> EvaluationResult | None:
     for tag, s in per.items():
         filters = ", ".join(f"{k} {v:.0%}" for k, v in s.get("per_filter_acceptance", {}).items())
         rows.append((tag, s.get("wanted"), s["accepted_total"], s["accepted_now"], s["candidates"],
-                     _acceptance_text(s), filters or "-"))
+                     acceptance_text(s), filters or "-"))
         metrics[f"{tag}.in_bank"] = float(s["accepted_total"])
         if s["acceptance"] is not None:
             metrics[f"{tag}.acceptance"] = float(s["acceptance"])
@@ -724,7 +724,7 @@ def _provenance_markdown(prov: Mapping[str, Any]) -> list[str]:
     return lines + [""]
 
 
-def _acceptance_text(s: Mapping[str, Any]) -> str:
+def acceptance_text(s: Mapping[str, Any]) -> str:
     """This run's acceptance, or, for a target an earlier run finished, that it made nothing now."""
     if s["acceptance"] is not None:
         return f"{float(s['acceptance']):.1%}"
@@ -762,7 +762,7 @@ def _report_markdown(summary: Mapping[str, Any]) -> str:
         lines += ["| target | wanted | in bank | new (this run) | candidates (this run) | acceptance (this run) |",
                   "|---|---|---|---|---|---|"]
         lines += [f"| {t} | {s['wanted']} | {s['accepted_total']} | {s['accepted_now']} | {s['candidates']} | "
-                  f"{_acceptance_text(s)} |" for t, s in gen.items()]
+                  f"{acceptance_text(s)} |" for t, s in gen.items()]
         lines.append("")
     lines += _provenance_markdown(run.get("provenance") or {})
     for name, ev in summary["evaluations"].items():

@@ -64,3 +64,16 @@ def test_rerun_summary_does_not_repeat_earlier_counts(tmp_path):
     gen = next(r for r in page["results"] if r["name"] == "generation")
     assert all(row[3] == 0 and row[4] == 0 for row in gen["tables"]["generation"]["rows"])
     assert not any(k.endswith(".acceptance") for k in gen["metrics"])
+
+
+def test_rerun_cli_line_says_nothing_was_made(tmp_path, monkeypatch, capsys):
+    from augframe.cli import main
+
+    monkeypatch.setattr(pipeline.Registry, "discover", classmethod(lambda cls, allow=None, block=None: toy_registry()))
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(RECIPE.format(out=str(tmp_path / "out").replace("\\", "/"), extra=""))
+    assert main(["generate", str(recipe), "--count", "2", "--no-progress"]) == 0
+    assert "N->A: 2 accepted in bank (2 new from" in capsys.readouterr().out
+    assert main(["generate", str(recipe), "--count", "2", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "N->A: 2 accepted in bank (0 new from 0 candidates this run, acceptance - (complete in an earlier run:" in out
