@@ -10,8 +10,8 @@ so the share realised is the share asked for. The picked positions and per-sampl
 ``(seed, epoch, batch index)`` with :func:`augframe.seeding.derive_seeds`, so a replayed run makes
 the same batches.
 
-:class:`LiveAugmentedLoader` wraps any DataLoader yielding ``(x, y)`` and yields
-``(x, y, synthetic)``. It is a loader wrapper rather than a ``collate_fn`` on purpose: collate runs
+:class:`LiveAugmentedLoader` wraps any DataLoader yielding ``(x, y)`` (or dict) batches and yields
+``(x, y, synthetic)`` (or the dict with a ``synthetic`` entry). It is a loader wrapper rather than a ``collate_fn`` on purpose: collate runs
 inside DataLoader worker processes, which must not own a GPU model; the wrapper runs the generator
 in the training process, on the generator's device, on batches the workers prepared.
 """

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import attrs
 import numpy as np
@@ -32,7 +32,7 @@ from augframe.signals import ECGBatch
 from augframe.windows import ArrayWindows, as_windows
 
 #: A recipe object, the path of a recipe file, or the folder ``augframe run`` wrote (holding recipe.toml).
-RunLike = Union[Recipe, str, os.PathLike]
+RunLike = Recipe | str | os.PathLike
 
 
 def load_run_data(run: RunLike, *, registry: Any = None) -> RunData:

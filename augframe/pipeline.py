@@ -633,14 +633,15 @@ def run_provenance(recipe: Recipe, bank_path: Path, plugins: Sequence[Mapping[st
     checkpoint sha256, how many samples it made; the recipe's generator, version unknown, when the
     bank is empty); ``filters`` and ``evaluators``: the recipe's entries in order, each with the
     plugin that provides it, that plugin's version, and the sha256 of the tensors of a weights file
-    its parameters name (as judge identities are hashed); ``plugins``: every loaded plugin's version.
+    its parameters name (as judge identities are hashed) and the judge it classifies with, if any
+    (:func:`augframe.judges.judge_identity`); ``plugins``: every loaded plugin's version.
     """
     owner = {(str(k), str(n)): (p["name"], p["version"]) for p in plugins for k, n in p.get("provides", ())}
 
     def entry(kind: str, name: str, params: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
         plugin, version = owner.get((kind, name), (None, None))
         return {"name": name, "plugin": plugin, "plugin_version": version, "params": dict(params), **extra,
-                "checkpoint_sha256": _weights_hash(name, params)}
+                "checkpoint_sha256": _weights_hash(name, params), "judge": _judge_of(params)}
 
     return {"generators": _bank_generators(bank_path, recipe, owner),
             "filters": [entry("filter", f.name, f.params, min_score=f.min_score) for f in recipe.filters],
@@ -656,6 +657,16 @@ def _weights_hash(name: str, params: Mapping[str, Any]) -> str | None:
         if isinstance(params.get(key), str):
             ident = judge_identity(name, {key: params[key]})
             return ident.split(":", 1)[1] if ident.startswith("weights:") else None
+    return None
+
+
+def _judge_of(params: Mapping[str, Any]) -> dict[str, str] | None:
+    """The classifier a filter or evaluator judges with (``judge`` / ``classifier`` + ``*_params``) and its identity."""
+    from augframe.judges import judge_identity
+
+    for key in ("judge", "classifier"):
+        if isinstance(params.get(key), str):
+            return {"classifier": params[key], "identity": judge_identity(params[key], params.get(f"{key}_params"))}
     return None
 
 
@@ -696,11 +707,14 @@ def _provenance_result(prov: Mapping[str, Any]) -> EvaluationResult:
                  [(g["name"], g["version"] or "unknown", g["checkpoint_sha256"] or "-", js(g["params"]),
                    f"{g['plugin']} {g['plugin_version']}", g["samples"]) for g in prov["generators"]],
                  caption="As recorded in every bank row: who made each synthetic ECG")
+    def judge(e: Mapping[str, Any]) -> str:
+        return f"{e['judge']['classifier']} {e['judge']['identity']}" if e.get("judge") else "-"
+
     def parts(key: str) -> Table:
-        return Table(("#", "name", "plugin", "parameters", "weights sha256")
+        return Table(("#", "name", "plugin", "parameters", "weights sha256", "judge (weights or params hash)")
                      + (("min score",) if key == "filters" else ()),
                      [(i, e["name"], f"{e['plugin']} {e['plugin_version']}", js(e["params"]),
-                       e["checkpoint_sha256"] or "-") + ((e.get("min_score"),) if key == "filters" else ())
+                       e["checkpoint_sha256"] or "-", judge(e)) + ((e.get("min_score"),) if key == "filters" else ())
                       for i, e in enumerate(prov[key])])
     tables = {"generators": gens, "filters": parts("filters"), "evaluators": parts("evaluators"),
               "plugins": Table(("plugin", "version"), [(p["name"], p["version"]) for p in prov["plugins"]])}
@@ -719,7 +733,8 @@ def _provenance_markdown(prov: Mapping[str, Any]) -> list[str]:
         for e in prov[key]:
             lines.append(f"- {key[:-1]} {e['name']} (plugin {e['plugin']} {e['plugin_version']}), params "
                          f"{json.dumps(e['params'], sort_keys=True, default=str)}"
-                         + (f", weights sha256 {e['checkpoint_sha256']}" if e["checkpoint_sha256"] else ""))
+                         + (f", weights sha256 {e['checkpoint_sha256']}" if e["checkpoint_sha256"] else "")
+                         + (f", judge {e['judge']['classifier']} {e['judge']['identity']}" if e.get("judge") else ""))
     lines.append("- plugins: " + ", ".join(f"{p['name']} {p['version']}" for p in prov["plugins"]))
     return lines + [""]
 

@@ -5,30 +5,43 @@ from __future__ import annotations
 
 import json
 
+import torch
+from safetensors.torch import save_file
+
 from augframe import pipeline
 from augframe import recipe as R
+from augframe.judges import weights_sha256
 from augframe.protocols import GeneratorInfo
 from core_toys import RECIPE, PhaseShiftGenerator, toy_registry
 
 SHA = "c0ffee" * 10 + "beef"
 
 
-def _recipe(out):
+def _recipe(out, judge_weights=None):
     text = RECIPE.format(out=str(out).replace("\\", "/"), extra="")
+    if judge_weights is not None:
+        path = str(judge_weights).replace("\\", "/")
+        text = text.replace("[mix]", f'[[filters]]\nname = "judged"\nparams = {{ judge = "afib-j", judge_params = '
+                                     f'{{ checkpoint = "{path}" }} }}\n\n[mix]')
     return R.loads(text + '\n[[evaluators]]\nname = "moments"\nparams = { note = "second" }\n')
 
 
 def test_report_names_what_made_the_ecgs(tmp_path, monkeypatch):
     monkeypatch.setattr(PhaseShiftGenerator, "info", property(
         lambda self: GeneratorInfo("phase-shift", "9.8.7", SHA, {"scale": self.scale, "max_shift": self.max_shift})))
-    pipeline.run(_recipe(tmp_path / "run"), registry=toy_registry(), log=lambda m: None)
+    weights = tmp_path / "judge.safetensors"
+    save_file({"w": torch.arange(6, dtype=torch.float32).reshape(2, 3)}, str(weights))
+    pipeline.run(_recipe(tmp_path / "run", weights), registry=toy_registry(), log=lambda m: None)
     out = tmp_path / "run"
     prov = json.loads((out / "run.json").read_text())["provenance"]
+    judge_sha = weights_sha256(weights)
+    assert prov["filters"][1]["judge"] == {"classifier": "afib-j", "identity": f"weights:{judge_sha}"}
     gen = prov["generators"]
     assert len(gen) == 1 and gen[0]["version"] == "9.8.7" and gen[0]["checkpoint_sha256"] == SHA
     assert gen[0]["params"] == {"scale": 0.3, "max_shift": 20} and gen[0]["plugin"] == "toys"
-    assert [(f["name"], f["plugin"], f["plugin_version"], f["params"]) for f in prov["filters"]] == \
-        [("amplitude", "toys", "0.0.1", {"max_ratio": 1.3})]
+    assert [(f["name"], f["plugin"], f["plugin_version"]) for f in prov["filters"]] == \
+        [("amplitude", "toys", "0.0.1"), ("judged", "toys", "0.0.1")]
+    assert prov["filters"][0]["params"] == {"max_ratio": 1.3} and prov["filters"][0]["judge"] is None
     assert prov["plugins"] == [{"name": "toys", "version": "0.0.1"}]
     page = json.loads((out / "report.json").read_text())
     tables = next(r for r in page["results"] if r["name"] == "provenance")["tables"]
@@ -38,7 +51,7 @@ def test_report_names_what_made_the_ecgs(tmp_path, monkeypatch):
     header = html.split("<header>")[1].split("</header>")[0]
     assert "2 evaluator(s)" in header and "phase-shift 9.8.7" in header  # not 4: generation and provenance
     assert len(page["results"]) == 4                                     # are sections, not evaluators
-    for text in (SHA, "max_ratio", "toys", "0.0.1"):
+    for text in (SHA, "max_ratio", "toys", "0.0.1", judge_sha):
         assert text in html
     summary = (out / "summary.md").read_text()
     assert f"phase-shift 9.8.7, checkpoint sha256 {SHA}" in summary and "filter amplitude (plugin toys 0.0.1)" in summary
@@ -55,7 +68,7 @@ def test_rerun_summary_does_not_repeat_earlier_counts(tmp_path):
         assert s["earlier"]["candidates"] == earlier["candidates"]
         assert s["accepted_total"] == earlier["accepted_total"]
     summary = (out / "summary.md").read_text()
-    rows = [line for line in summary.splitlines() if line.startswith("| N->A") or line.startswith("| A->N")]
+    rows = [line for line in summary.splitlines() if line.startswith(("| N->A", "| A->N"))]
     assert len(rows) == 2
     for line in rows:
         cells = [c.strip() for c in line.strip("|").split("|")]
