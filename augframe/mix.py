@@ -62,6 +62,9 @@ def training_data(run: RunLike, base: Any, *, test: Any = None, seed: int | None
         device: live mode: where the generator runs (default ``run.device``).
         keys: live mode: the signal and label keys of dict batches.
 
+    Live candidates are made from the items of the batch itself, so ``test`` plays no part there:
+    keep test items out of the loader you pass.
+
     Returns:
         ``AugmentedDataset`` (items ``(signal, label, synthetic)``; call ``set_epoch`` each epoch) or
         ``LiveAugmentedLoader`` (batches ``(x, y, synthetic)``).
@@ -191,7 +194,7 @@ def _test_lineage(test: Any) -> tuple[set[str], set[str], set[str]]:
     """(window ids, records, patients) of a test split; a plain id matches a window, record or patient."""
     if isinstance(test, ECGBatch):
         test = ArrayWindows(test)
-    if hasattr(test, "__getitem__") and hasattr(test, "__len__") and not isinstance(test, (str, list, tuple)):
+    if hasattr(test, "__getitem__") and hasattr(test, "__len__") and not isinstance(test, (str, list, tuple, np.ndarray)):
         ids, records, patients = _lineage(test)
         return set(ids), set(records or ()), set(patients or ())
     if isinstance(test, str) or not isinstance(test, Iterable):

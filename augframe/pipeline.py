@@ -115,10 +115,10 @@ def run(recipe: Recipe, *, registry: Registry | None = None, stages: Sequence[st
         with timer("evaluate"):
             evaluations = evaluate_bank(recipe, registry, data, bank_path, out / "eval", device, show, log)
 
+    record["provenance"] = run_provenance(recipe, bank_path, record["plugins"])
     report_path = None
     if "report" in stages:
         with timer("report"):
-            record["provenance"] = run_provenance(recipe, bank_path, record["plugins"])
             report_path = write_report(recipe, out, record, evaluations, log, data)
     atomic.write_json(out / "run.json", record)
     return RunResult(out, bank_path, generation, evaluations, report_path)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -39,6 +41,8 @@ def test_load_run_data_gives_the_windows_the_bank_was_made_against(run_dir):
     assert not set(train.ids) & set(test.ids)
     rows = augframe.training_data(run_dir, train, registry=toy_registry()).bank.rows()
     assert {r["source_id"] for r in rows} <= set(train.ids)  # the bank's sources are these training windows
+    prov = json.loads((run_dir / "run.json").read_text())["provenance"]  # recorded without the report stage too
+    assert prov["generators"][0]["samples"] == len(rows)
 
 
 def test_bank_mode_gives_the_augmented_dataset_at_the_recipe_share(run_dir):
@@ -72,6 +76,8 @@ def test_sources_of_the_test_split_never_enter_training(run_dir):
     reg = toy_registry()
     bank = augframe.training_data(run_dir, train, registry=reg).bank
     assert excluded_sources(bank, train, test) == set()  # the run's own split: no source is a test window
+    two = sorted({r["source_id"] for r in bank.rows()})[:2]
+    assert excluded_sources(bank, train, np.asarray(two)) == set(two)  # ids as an array, a list or a set
     everything = _picked_sources(augframe.training_data(run_dir, train, registry=reg, test=[]))
     held = sorted(everything)[:6]  # a user's test split that holds windows the bank was made from
     assert held
