@@ -103,6 +103,13 @@ class GeneratorSpec:
     checkpoint: str | None = _field(None, types=(str,),
                                     doc="weights file, passed to the factory as its 'checkpoint' parameter")
 
+    def factory_params(self) -> dict[str, Any]:
+        """The factory's parameters: ``params``, plus ``checkpoint`` when it is set."""
+        params = dict(self.params)
+        if self.checkpoint is not None:
+            params["checkpoint"] = self.checkpoint
+        return params
+
 
 @attrs.frozen
 class FilterSpec:
@@ -540,10 +547,7 @@ def check_plugins(recipe: Recipe, registry: Any) -> None:
     entries: list[tuple[str, str, str, Mapping[str, Any]]] = [
         ("source", "data.source", recipe.data.source, recipe.data.params),
     ]
-    gen_params = dict(recipe.generator.params)
-    if recipe.generator.checkpoint is not None:
-        gen_params["checkpoint"] = recipe.generator.checkpoint
-    entries.append(("generator", "generator.name", recipe.generator.name, gen_params))
+    entries.append(("generator", "generator.name", recipe.generator.name, recipe.generator.factory_params()))
     entries += [("filter", f"filters[{i}].name", f.name, f.params) for i, f in enumerate(recipe.filters)]
     entries += [("evaluator", f"evaluators[{i}].name", e.name, e.params) for i, e in enumerate(recipe.evaluators)]
     entries += [("source", f"evaluation.external[{i}].source", x.source, x.params)
