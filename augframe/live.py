@@ -61,7 +61,8 @@ class LiveAugmenter:
     Args:
         generator: a Generator serving ``mode`` requests.
         filters: a FilterChain, a sequence of Filters, or None (accept every candidate).
-        fraction: share of each batch to replace (of the eligible items), ``0 <= fraction <= 1``.
+        fraction: share of each batch to replace, ``0 <= fraction <= 1``: ``round(fraction * B)`` items,
+            at most the eligible ones (in ``transfer``, those of a class with a target).
         seed: run seed; batch b of epoch e uses seeds derived from (seed, e, b).
         fs, leads, class_names: how to read the batch's signals and labels.
         mode: ``'transfer'`` (needs ``targets``) or ``'sample'`` (a new ECG of the item's class).
