@@ -18,6 +18,15 @@ from augframe.signals import STANDARD_LEADS, ECGBatch
 
 __version__ = "0.1.0"
 
+__all__ = [
+    "AugframeError", "BankError", "CheckpointError", "DataError", "PluginError", "RecipeError",
+    "ValidationError", "hookimpl", "Candidates", "EvalContext", "EvaluationResult", "ExternalSet", "Figure", "JudgeRef",
+    "FilterResult", "GenerationRequest", "GeneratorInfo", "Record", "Table", "STANDARD_LEADS",
+    "ECGBatch", "__version__",
+]
+
+__all__ += ["training_data", "load_run_data"]
+
 
 def __getattr__(name: str) -> object:
     """``training_data`` and ``load_run_data`` (augframe.mix), imported on first use: ``import augframe`` stays light."""
@@ -26,11 +35,3 @@ def __getattr__(name: str) -> object:
 
         return getattr(mix, name)
     raise AttributeError(f"module 'augframe' has no attribute {name!r}")
-
-
-__all__ = [
-    "AugframeError", "BankError", "CheckpointError", "DataError", "PluginError", "RecipeError",
-    "ValidationError", "hookimpl", "Candidates", "EvalContext", "EvaluationResult", "ExternalSet", "Figure", "JudgeRef",
-    "FilterResult", "GenerationRequest", "GeneratorInfo", "Record", "Table", "STANDARD_LEADS",
-    "ECGBatch", "__version__", "training_data", "load_run_data",
-]
