@@ -198,8 +198,9 @@ def merge_staging(bank_path: str | Path, *, chunk: int = 4096) -> int:
             size = len(Bank.open(bank_path, verify="none")) if (bank_path / BANK_META).exists() else 0
         else:
             first = banks[entries[0][1]]
-            with Bank.open_or_create(bank_path, fs=first.fs, leads=first.leads, samples_per_window=first.n_samples,
-                                     class_names=first.class_names, units=first.units) as final:
+            with Bank.open_or_create(bank_path, fs=first.fs, leads=first.leads,
+                                     samples_per_window=first.samples_per_window, class_names=first.class_names,
+                                     units=first.units) as final:
                 for c0 in range(0, len(entries), chunk):
                     _append_chunk(final, banks, entries[c0:c0 + chunk])
                 size = len(final)
@@ -213,7 +214,7 @@ def merge_staging(bank_path: str | Path, *, chunk: int = 4096) -> int:
 
 def _append_chunk(final: Bank, banks: list[Bank], entries: list[tuple[int, int, int]]) -> None:
     first = banks[entries[0][1]]
-    signals = np.empty((len(entries), len(first.leads), first.n_samples), dtype=np.float32)
+    signals = np.empty((len(entries), len(first.leads), first.samples_per_window), dtype=np.float32)
     labels = np.empty(len(entries), dtype=np.int64)
     rows: list[dict[str, Any]] = [{}] * len(entries)
     which = np.array([b for _, b, _ in entries])
