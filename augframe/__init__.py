@@ -35,3 +35,14 @@ __all__ = [
     "FilterResult", "GenerationRequest", "GeneratorInfo", "Record", "Table", "STANDARD_LEADS",
     "ECGBatch", "Register", "__version__", "software_versions",
 ]
+
+__all__ += ["training_data", "load_run_data"]
+
+
+def __getattr__(name: str) -> object:
+    """``training_data`` and ``load_run_data`` (augframe.mix), imported on first use: ``import augframe`` stays light."""
+    if name in ("training_data", "load_run_data"):
+        from augframe import mix
+
+        return getattr(mix, name)
+    raise AttributeError(f"module 'augframe' has no attribute {name!r}")

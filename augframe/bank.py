@@ -2,7 +2,8 @@
 
 Layout of a bank directory::
 
-    bank.json              fs, leads, n_samples, class_names, units, label kind (fixed at creation)
+    bank.json              fs, leads, n_samples (time samples per ECG: Bank.samples_per_window),
+                           class_names, units, label kind (fixed at creation)
     shard-000000.npy       float32 [n, leads, samples] of one append (written to a temp file, renamed)
     shard-000000.json      that append's manifest rows + sha256 of the .npy: the COMMIT POINT
     ...
@@ -83,13 +84,13 @@ class Bank:
 
     # ---- construction ------------------------------------------------------------------------
     @classmethod
-    def create(cls, path: str | os.PathLike[str], *, fs: float, leads: Sequence[str], n_samples: int,
+    def create(cls, path: str | os.PathLike[str], *, fs: float, leads: Sequence[str], samples_per_window: int,
                class_names: Sequence[str], units: str = "mV", multilabel: bool = False) -> Bank:
         """Make a new, empty bank (the directory may exist but must not hold a bank)."""
         p = Path(path)
         if (p / BANK_META).exists():
             raise BankError(f"{str(p)!r} already holds a bank; open it with Bank.open or Bank.open_or_create")
-        meta = _make_meta(fs, leads, n_samples, class_names, units, multilabel)
+        meta = _make_meta(fs, leads, samples_per_window, class_names, units, multilabel)
         p.mkdir(parents=True, exist_ok=True)
         atomic.write_json(p / BANK_META, meta)
         return cls(p, meta, writable=True, verify="none")
@@ -115,20 +116,21 @@ class Bank:
         return cls(p, _checked_meta(meta, meta_path), writable=writable, verify=verify)
 
     @classmethod
-    def open_or_create(cls, path: str | os.PathLike[str], *, fs: float, leads: Sequence[str], n_samples: int,
+    def open_or_create(cls, path: str | os.PathLike[str], *, fs: float, leads: Sequence[str], samples_per_window: int,
                        class_names: Sequence[str], units: str = "mV", multilabel: bool = False) -> Bank:
         """Open the bank for appending if it exists (its layout must match), else create it."""
         p = Path(path)
         if not (p / BANK_META).exists():
-            return cls.create(p, fs=fs, leads=leads, n_samples=n_samples, class_names=class_names,
+            return cls.create(p, fs=fs, leads=leads, samples_per_window=samples_per_window, class_names=class_names,
                               units=units, multilabel=multilabel)
         bank = cls.open(p, writable=True, verify="none")
-        want = _make_meta(fs, leads, n_samples, class_names, units, multilabel)
+        want = _make_meta(fs, leads, samples_per_window, class_names, units, multilabel)
         for key in ("fs", "leads", "n_samples", "class_names", "units", "multilabel"):
             if bank.meta[key] != want[key]:
                 bank.close()
+                name = "samples_per_window" if key == "n_samples" else key
                 raise BankError(
-                    f"bank {str(p)!r} holds {key}={bank.meta[key]!r} but this run makes {key}={want[key]!r}; "
+                    f"bank {str(p)!r} holds {name}={bank.meta[key]!r} but this run makes {name}={want[key]!r}; "
                     "use another bank directory or make matching samples"
                 )
         return bank
@@ -143,7 +145,8 @@ class Bank:
         return tuple(self.meta["leads"])
 
     @property
-    def n_samples(self) -> int:
+    def samples_per_window(self) -> int:
+        """Time samples in each ECG (``bank.json``'s ``n_samples``); ``len(bank)`` counts the ECGs."""
         return int(self.meta["n_samples"])
 
     @property
@@ -326,7 +329,7 @@ class Bank:
             self._verified.add(s)
 
     def _check_shape(self, path: Path, shard: Mapping[str, Any], shape: Any, dtype: Any, fortran: bool) -> None:
-        want = (shard["n"], len(self.leads), self.n_samples)
+        want = (shard["n"], len(self.leads), self.samples_per_window)
         if tuple(shape) != want or np.dtype(dtype) != np.float32 or fortran:
             raise BankError(f"bank shard {path} holds {np.dtype(dtype)}{list(shape)}, expected float32{list(want)}")
 
@@ -336,7 +339,7 @@ class Bank:
         n = len(self)
         if idx.size and (idx.min() < 0 or idx.max() >= n):
             raise IndexError(f"bank indices must lie in 0..{n - 1}")
-        out = np.empty((len(idx), len(self.leads), self.n_samples), dtype=np.float32)
+        out = np.empty((len(idx), len(self.leads), self.samples_per_window), dtype=np.float32)
         shard_of = np.searchsorted(self._offsets, idx, side="right") - 1
         for s in np.unique(shard_of):
             sel = np.flatnonzero(shard_of == s)
@@ -476,7 +479,7 @@ class Bank:
                 raise BankError(f"manifest row {i} has no 'key'; give every sample a unique key")
             _check_key(r["key"], f"manifest row {i}")
         checks = (("fs", float(batch.fs), self.fs), ("leads", tuple(batch.leads), self.leads),
-                  ("n_samples", batch.n_samples, self.n_samples), ("units", batch.units, self.units))
+                  ("samples_per_window", batch.n_samples, self.samples_per_window), ("units", batch.units, self.units))
         for name, got, want in checks:
             if got != want:
                 raise BankError(f"appended batch has {name}={got!r}; bank {str(self.path)!r} holds {name}={want!r}")
@@ -709,15 +712,16 @@ def _checked_meta(meta: dict[str, Any], path: Path) -> dict[str, Any]:
         raise BankError(f"{path}: {exc}") from exc
 
 
-def _make_meta(fs: float, leads: Sequence[str], n_samples: int, class_names: Sequence[str], units: str,
+def _make_meta(fs: float, leads: Sequence[str], samples_per_window: int, class_names: Sequence[str], units: str,
                multilabel: bool) -> dict[str, Any]:
     if not fs > 0:
         raise BankError(f"bank fs={fs} must be a positive sampling rate")
-    if int(n_samples) < 1:
-        raise BankError(f"bank n_samples={n_samples} must be positive")
+    if int(samples_per_window) < 1:
+        raise BankError(f"bank samples_per_window={samples_per_window} must be positive")
     if not class_names:
         raise BankError("a bank needs class_names (the names its labels index)")
     return {
-        "format": FORMAT, "fs": float(fs), "leads": [canonical_lead(x) for x in leads], "n_samples": int(n_samples),
+        "format": FORMAT, "fs": float(fs), "leads": [canonical_lead(x) for x in leads],
+        "n_samples": int(samples_per_window),
         "class_names": [str(c) for c in class_names], "units": str(units), "multilabel": bool(multilabel),
     }

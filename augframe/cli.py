@@ -207,8 +207,8 @@ def cmd_stages(args: argparse.Namespace) -> int:
     print(f"output: {result.output_dir}")
     if result.generation:
         for tag, s in result.generation["per_target"].items():
-            print(f"  {tag}: {s['accepted_total']} accepted in bank ({s['candidates']} candidates this run, "
-                  f"acceptance {s['acceptance']:.1%})")
+            print(f"  {tag}: {s['accepted_total']} accepted in bank ({s['accepted_now']} new from "
+                  f"{s['candidates']} candidates this run, acceptance {pipeline.acceptance_text(s)})")
     for name, path in result.evaluations.items():
         print(f"  evaluation {name}: {path}")
     if result.report:

@@ -42,6 +42,12 @@ from augframe.filterchain import ChainResult, FilterChain, chain_summary
 from augframe.judges import JudgeRef, judge_ref
 from augframe.plugins import Registry
 from augframe.protocols import KINDS, EvalContext, EvaluationResult, GenerationRequest
+from augframe.provenance import (
+    generators_text,
+    provenance_markdown,
+    provenance_result,
+    run_provenance,
+)
 from augframe.recipe import Recipe, check_plugins, parse_direction
 from augframe.seeding import Stream, derive_seeds, numpy_rng
 from augframe.signals import ECGBatch
@@ -96,7 +102,7 @@ def run(recipe: Recipe, *, registry: Registry | None = None, stages: Sequence[st
 
     generator = None
     if "fit" in stages or "generate" in stages:
-        generator = _create(registry, "generator", recipe.generator.name, _generator_params(recipe), device)
+        generator = make_generator(recipe, registry, device)
     if "fit" in stages and recipe.generator.fit:
         with timer("fit"):
             log(f"[fit] {recipe.generator.name}")
@@ -105,9 +111,7 @@ def run(recipe: Recipe, *, registry: Registry | None = None, stages: Sequence[st
     bank_path = out / "bank"
     generation: dict[str, Any] = {}
     if "generate" in stages:
-        chain = FilterChain.from_specs(
-            [attrs.evolve(f, params=_with_device(registry, "filter", f.name, f.params, device, train=data.train))
-             for f in recipe.filters], registry)
+        chain = make_filter_chain(recipe, registry, device, data.train)
         with timer("generate"):
             generation = generate_into_bank(recipe, generator, chain, train, bank_path, progress=show, log=log,
                                             data_fingerprint=data.fingerprint)
@@ -119,12 +123,25 @@ def run(recipe: Recipe, *, registry: Registry | None = None, stages: Sequence[st
         with timer("evaluate"):
             evaluations = evaluate_bank(recipe, registry, data, bank_path, out / "eval", device, show, log)
 
+    record["provenance"] = run_provenance(recipe, bank_path, record["plugins"])
     report_path = None
     if "report" in stages:
         with timer("report"):
             report_path = write_report(recipe, out, record, evaluations, log, data)
     atomic.write_json(out / "run.json", record)
     return RunResult(out, bank_path, generation, evaluations, report_path)
+
+
+def make_generator(recipe: Recipe, registry: Registry, device: str) -> Any:
+    """The recipe's generator (its params, its checkpoint, the run's device), unfitted."""
+    return _create(registry, "generator", recipe.generator.name, recipe.generator.factory_params(), device)
+
+
+def make_filter_chain(recipe: Recipe, registry: Registry, device: str, train: Any) -> FilterChain:
+    """The recipe's ``[[filters]]`` in order, given the run's device and training windows where they take them."""
+    return FilterChain.from_specs(
+        [attrs.evolve(f, params=_with_device(registry, "filter", f.name, f.params, device, train=train))
+         for f in recipe.filters], registry)
 
 
 def _check_existing_bank(bank_path: Path, plan: Mapping[str, Any]) -> None:
@@ -246,7 +263,7 @@ def generate_into_bank(recipe: Recipe, generator: Any, chain: FilterChain, train
     if kind not in generator.request_kinds:
         raise RecipeError(f"generation.kind = {kind!r}, but generator {recipe.generator.name!r} serves only "
                           f"{sorted(generator.request_kinds)}")
-    bank = Bank.open_or_create(bank_path, fs=train.fs, leads=train.leads, n_samples=_n_samples(train),
+    bank = Bank.open_or_create(bank_path, fs=train.fs, leads=train.leads, samples_per_window=_n_samples(train),
                                class_names=train.class_names, units=_units(train))
     try:
         bank.claim_plan(generation_plan(recipe, data_fingerprint))
@@ -261,7 +278,7 @@ def generate_into_bank(recipe: Recipe, generator: Any, chain: FilterChain, train
         for tag, (count, rounds) in work_plan(recipe, train).items():
             done = state.get(tag, {})
             if done.get("plan") == fingerprint:  # this plan ran to its end before: nothing left to try
-                stats[tag] = {**done["stats"], "accepted_now": 0, "note": "complete in an earlier run"}
+                stats[tag] = _skipped_stats(done["stats"])
                 log(f"[generate] {tag}: complete in an earlier run ({stats[tag]['accepted_total']} in bank)")
                 continue
             stats[tag] = _generate_one(tag, count, rounds, recipe, generator, chain, train, bank, progress,
@@ -274,6 +291,15 @@ def generate_into_bank(recipe: Recipe, generator: Any, chain: FilterChain, train
     finally:
         bank.close()
     return {"kind": kind, "bank": str(bank_path), "per_target": stats}
+
+
+def _skipped_stats(earlier: Mapping[str, Any]) -> dict[str, Any]:
+    """A target an earlier run finished: this run made no candidate (its counts are 0, its acceptance
+    None); the figures of the run that finished it stay under ``earlier``, never as this run's."""
+    return {"wanted": earlier.get("wanted"), "accepted_total": earlier.get("accepted_total"), "accepted_now": 0,
+            "candidates": 0, "acceptance": None, "per_filter_acceptance": {},
+            "shortfall": earlier.get("shortfall"), "note": "complete in an earlier run",
+            "earlier": {k: earlier.get(k) for k in ("candidates", "acceptance", "per_filter_acceptance")}}
 
 
 def _read_state(path: Path, log: Callable[[str], None]) -> dict[str, Any]:
@@ -570,11 +596,16 @@ def write_report(recipe: Recipe, out: Path, record: Mapping[str, Any], evaluatio
             log("[report] augframe.report is not available: wrote summary.json and summary.md only")
         if render is not None:
             gen = _generation_result(record)
+            prov = record.get("provenance")
+            made_by = generators_text(prov) if prov else recipe.generator.name
             pairs = _report_pairs(out / "bank", data)
             meta = {"run": recipe.run.name, "seed": recipe.run.seed, "device": record.get("device"),
-                    "recipe": recipe.path or "", **{f"data.{k}": v for k, v in record.get("data", {}).items()
-                                                     if isinstance(v, (str, int, float, list)) or v is None}}
-            path = Path(render(([gen] if gen else []) + results, out, pairs=pairs, meta=meta,
+                    "recipe": recipe.path or "", "generator": made_by,
+                    **{f"data.{k}": v for k, v in record.get("data", {}).items()
+                       if isinstance(v, (str, int, float, list)) or v is None}}
+            subtitle = f"{len(results)} evaluator(s) · generator {made_by} · seed {recipe.run.seed}"
+            shown = ([gen] if gen else []) + results + ([provenance_result(prov)] if prov else [])
+            path = Path(render(shown, out, pairs=pairs, meta=meta, subtitle=subtitle,
                                title=recipe.report.title or f"augframe run {recipe.run.name}"))
     log(f"[report] {path}")
     return path
@@ -589,14 +620,27 @@ def _generation_result(record: Mapping[str, Any]) -> EvaluationResult | None:
     rows, metrics = [], {}
     for tag, s in per.items():
         filters = ", ".join(f"{k} {v:.0%}" for k, v in s.get("per_filter_acceptance", {}).items())
-        rows.append((tag, s.get("wanted"), s["accepted_total"], s["candidates"], f"{float(s['acceptance']):.1%}",
-                     filters or "-"))
+        rows.append((tag, s.get("wanted"), s["accepted_total"], s["accepted_now"], s["candidates"],
+                     acceptance_text(s), filters or "-"))
         metrics[f"{tag}.in_bank"] = float(s["accepted_total"])
-        metrics[f"{tag}.acceptance"] = float(s["acceptance"])
-    table = Table(("target", "wanted", "in bank", "candidates (this run)", "acceptance", "per filter"), rows,
-                  caption="Candidates made, filtered and banked per direction / label")
+        if s["acceptance"] is not None:
+            metrics[f"{tag}.acceptance"] = float(s["acceptance"])
+    table = Table(("target", "wanted", "in bank", "new (this run)", "candidates (this run)", "acceptance (this run)",
+                   "per filter (this run)"), rows,
+                  caption="Candidates made, filtered and banked per direction / label; a target an earlier run "
+                          "finished makes none in this one")
     total = sum(int(s["accepted_total"]) for s in per.values())
     return EvaluationResult("generation", metrics, {"generation": table}, scale=f"{total} synthetic ECGs in the bank")
+
+
+def acceptance_text(s: Mapping[str, Any]) -> str:
+    """This run's acceptance, or, for a target an earlier run finished, that it made nothing now."""
+    if s["acceptance"] is not None:
+        return f"{float(s['acceptance']):.1%}"
+    earlier = s.get("earlier") or {}
+    if earlier.get("acceptance") is None:
+        return "- (nothing made)"
+    return f"- (complete in an earlier run: {earlier['candidates']} candidates, {float(earlier['acceptance']):.1%})"
 
 
 def _report_pairs(bank_path: Path, data: RunData | None, per_tag: int = 3) -> tuple[ECGBatch, ECGBatch] | None:
@@ -624,10 +668,12 @@ def _report_markdown(summary: Mapping[str, Any]) -> str:
                   f"leads {data.get('leads')}, classes {data.get('class_names')}", ""]
     gen = run.get("generation", {}).get("per_target", {})
     if gen:
-        lines += ["| target | wanted | in bank | new | candidates | acceptance |", "|---|---|---|---|---|---|"]
+        lines += ["| target | wanted | in bank | new (this run) | candidates (this run) | acceptance (this run) |",
+                  "|---|---|---|---|---|---|"]
         lines += [f"| {t} | {s['wanted']} | {s['accepted_total']} | {s['accepted_now']} | {s['candidates']} | "
-                  f"{s['acceptance']:.3f} |" for t, s in gen.items()]
+                  f"{acceptance_text(s)} |" for t, s in gen.items()]
         lines.append("")
+    lines += provenance_markdown(run.get("provenance") or {})
     for name, ev in summary["evaluations"].items():
         lines.append(f"## {name}" + (f" (scale: {ev['scale']})" if ev["scale"] else ""))
         lines += [f"- {k}: {v:.4g}" if isinstance(v, (int, float)) else f"- {k}: {v}" for k, v in ev["metrics"].items()]
@@ -638,13 +684,6 @@ def _report_markdown(summary: Mapping[str, Any]) -> str:
 # --------------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------------
-def _generator_params(recipe: Recipe) -> dict[str, Any]:
-    params = dict(recipe.generator.params)
-    if recipe.generator.checkpoint is not None:
-        params["checkpoint"] = recipe.generator.checkpoint
-    return params
-
-
 def _accepts(registry: Registry, kind: str, name: str, param: str) -> bool:
     try:
         sig = inspect.signature(registry.get(kind, name).factory)
