@@ -60,6 +60,11 @@ class Bank:
     ``(signal [leads, samples] float32, label)`` like a WindowDataset item.
     """
 
+    # set by _load_manifests (and kept current by _add_shard / append)
+    _shards: list[dict[str, Any]]
+    _key_index: dict[str, int] | None  # key -> position, built on first use by _index
+    _next_shard: int
+
     def __init__(self, path: Path, meta: dict[str, Any], *, writable: bool, verify: str) -> None:
         if verify not in VERIFY_MODES:
             raise ValidationError(f"Bank verify={verify!r}; use one of {VERIFY_MODES}")
@@ -267,7 +272,7 @@ class Bank:
         shards = shard_of.tolist()
         fds = self._fds if self._pid == _PID[0] else {}
         handles = {s: fds.get(s) or self._shard_fd(s) for s in set(shards)}  # opens (and verifies) on first use
-        flat = memoryview(out).cast("B")
+        flat = out.data.cast("B")  # out is C-contiguous (checked above)
         read = os.preadv if _HAVE_PREADV else (lambda fd, bufs, at: _preadv(fd, bufs[0], at))
         end = 0
         for s, start in zip(shards, starts):
@@ -402,7 +407,7 @@ class Bank:
         """
         if not self.writable:
             raise BankError(f"bank {str(self.path)!r} was opened read-only; open it with writable=True to append")
-        self._check_batch(batch, rows)
+        batch_labels = self._check_batch(batch, rows)
         keys = [str(r["key"]) for r in rows]
         if len(set(keys)) != len(keys):
             dup = next(k for k in keys if keys.count(k) > 1)
@@ -415,7 +420,7 @@ class Bank:
         if not keep:
             return 0
         signals = np.ascontiguousarray(batch.numpy()[keep], dtype=np.float32)
-        labels = batch.labels[keep]
+        labels = batch_labels[keep]
         out_rows = []
         for j, i in enumerate(keep):
             row = {k: jsonable(v) for k, v in rows[i].items()}
@@ -469,7 +474,8 @@ class Bank:
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise BankError(f"{path} is unreadable ({exc}); the bank cannot be trusted") from exc
 
-    def _check_batch(self, batch: ECGBatch, rows: Sequence[Mapping[str, Any]]) -> None:
+    def _check_batch(self, batch: ECGBatch, rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """Raise BankError if ``batch`` and ``rows`` cannot be appended; return the batch's labels."""
         if not isinstance(batch, ECGBatch):
             raise BankError(f"Bank.append takes an ECGBatch, not {type(batch).__name__}")
         if len(rows) != len(batch):
@@ -493,6 +499,7 @@ class Bank:
             raise BankError(f"appended batch labels have shape {batch.labels.shape}; this bank stores {kind} labels")
         if not multilabel and len(batch) and (batch.labels.min() < 0 or batch.labels.max() >= len(self.class_names)):
             raise BankError(f"appended labels must be class indices in 0..{len(self.class_names) - 1}")
+        return batch.labels
 
     def close(self) -> None:
         """Release the write lock and this process's file handles."""
@@ -551,12 +558,12 @@ class Bank:
 
     def _load_manifests(self) -> None:
         """Keys, labels and shard offsets from the committed manifests (rows are not kept)."""
-        self._shards: list[dict[str, Any]] = []
+        self._shards = []
         keys: list[str] = []
         labels: list[Any] = []
         offsets = [0]
-        files = sorted(p for p in self.path.glob("shard-*.json") if _SHARD_RE.match(p.name))
-        for p in files:
+        files = sorted((int(m.group(1)), p) for p in self.path.glob("shard-*.json") if (m := _SHARD_RE.match(p.name)))
+        for _, p in files:
             manifest = self._read_manifest(p)
             rows = manifest.pop("rows")
             keys.extend(r["key"] for r in rows)
@@ -567,12 +574,12 @@ class Bank:
         self._offsets_list = offsets
         self._keys = np.asarray(keys, dtype=str) if keys else np.zeros(0, dtype="<U1")
         self._labels = self._label_array(labels)
-        self._key_index: dict[str, int] | None = None
+        self._key_index = None
         if len(np.unique(self._keys)) != len(self._keys):
             uniq, counts = np.unique(self._keys, return_counts=True)
             raise BankError(f"bank {str(self.path)!r} holds key {str(uniq[counts > 1][0])!r} more than once; "
                             "the bank was edited by hand")
-        self._next_shard = (int(_SHARD_RE.match(files[-1].name).group(1)) + 1) if files else 0
+        self._next_shard = files[-1][0] + 1 if files else 0
 
     def _read_manifest(self, path: Path) -> dict[str, Any]:
         try:

@@ -243,12 +243,17 @@ def _batchnorm_class() -> type:
             mean = stats[:c] / n
             var = (stats[c:2 * c] / n - mean * mean).clamp_min(0.0)
             if self.track_running_stats:
+                tracked, running_mean, running_var = self.num_batches_tracked, self.running_mean, self.running_var
+                if tracked is None or running_mean is None or running_var is None:
+                    raise ValidationError("CrossRankBatchNorm has track_running_stats=True but no running-statistics "
+                                          "buffers (it was switched on after construction); construct the module "
+                                          "with track_running_stats=True instead")
                 with torch.no_grad():
-                    self.num_batches_tracked.add_(1)
-                    momentum = (1.0 / float(self.num_batches_tracked)) if self.momentum is None else self.momentum
+                    tracked.add_(1)
+                    momentum = (1.0 / float(tracked)) if self.momentum is None else self.momentum
                     unbiased = var * (n / (n - 1)) if float(n) > 1 else var
-                    self.running_mean.lerp_(mean.to(self.running_mean.dtype), momentum)
-                    self.running_var.lerp_(unbiased.to(self.running_var.dtype), momentum)
+                    running_mean.lerp_(mean.to(running_mean.dtype), momentum)
+                    running_var.lerp_(unbiased.to(running_var.dtype), momentum)
             shape = [1, c] + [1] * (input.dim() - 2)
             inv = torch.rsqrt(var + self.eps).to(input.dtype).view(shape)
             out = (input - mean.to(input.dtype).view(shape)) * inv

@@ -241,7 +241,7 @@ class LiveAugmentedLoader:
         self.epoch = int(epoch)
         self.augmenter.set_epoch(epoch)
         for s in (getattr(self.loader, "sampler", None), getattr(self.loader, "batch_sampler", None)):
-            if hasattr(s, "set_epoch"):
+            if s is not None and hasattr(s, "set_epoch"):
                 s.set_epoch(epoch)
 
     def __len__(self) -> int:

@@ -103,10 +103,10 @@ def run(recipe: Recipe, *, registry: Registry | None = None, stages: Sequence[st
     generator = None
     if "fit" in stages or "generate" in stages:
         generator = make_generator(recipe, registry, device)
-    if "fit" in stages and recipe.generator.fit:
-        with timer("fit"):
-            log(f"[fit] {recipe.generator.name}")
-            generator.fit(data.train, seed=recipe.run.seed, workdir=out / "generator")
+        if "fit" in stages and recipe.generator.fit:
+            with timer("fit"):
+                log(f"[fit] {recipe.generator.name}")
+                generator.fit(data.train, seed=recipe.run.seed, workdir=out / "generator")
 
     bank_path = out / "bank"
     generation: dict[str, Any] = {}
@@ -220,6 +220,8 @@ def work_plan(recipe: Recipe, train: Any) -> dict[str, tuple[int | None, list[li
             tag = f"complete-{g.mask['task']}:{name}"
             plan[tag] = (g.count, _source_rounds(tag, labels == names.index(name), names.index(name), recipe, ids))
     else:
+        if g.count is None:  # recipe loading checks this too; a Recipe built in code is not checked there
+            raise RecipeError("generation.count is required for kind = 'sample' (samples wanted per label)")
         for name in g.labels:
             _check_class("generation.labels: class", name, names)
             tag = f"sample:{name}"
@@ -244,7 +246,7 @@ def _source_rounds(tag: str, is_member: np.ndarray, target: int, recipe: Recipe,
     rounds = []
     for a in range(recipe.generation.attempts_per_source):
         seeds = derive_seeds(int(derive_seeds(tag_seed, 1, offset=a)[0]), len(members))
-        rounds.append([WorkItem(f"{tag}:{ids[j]}", a, int(s), int(j), target) for j, s in zip(members, seeds)])
+        rounds.append([WorkItem(f"{tag}:{ids[int(j)]}", a, int(s), int(j), target) for j, s in zip(members, seeds)])
     return rounds
 
 
@@ -462,7 +464,8 @@ def _manifest_row(item: WorkItem, cands: Any, res: ChainResult, i: int, sources:
     return {
         "key": item.unit, "attempt": item.attempt, "seed": int(cands.seeds[i]),
         "source_id": None if sources is None else sources.ids[i],
-        "source_label": None if sources is None else sources.class_names[int(sources.labels[i])],
+        "source_label": None if sources is None
+        else sources.class_names[int(sources.require_labels("a bank manifest row's source_label")[i])],
         "target": cands.batch.class_names[int(cands.batch.labels[i])],
         "generator": {"name": info.name, "version": info.version, "checkpoint_sha256": info.checkpoint_sha256,
                       "params": dict(info.params),
@@ -592,9 +595,8 @@ def write_report(recipe: Recipe, out: Path, record: Mapping[str, Any], evaluatio
         try:
             from augframe.report import write_report as render
         except ImportError:
-            render = None
             log("[report] augframe.report is not available: wrote summary.json and summary.md only")
-        if render is not None:
+        else:
             gen = _generation_result(record)
             prov = record.get("provenance")
             made_by = generators_text(prov) if prov else recipe.generator.name

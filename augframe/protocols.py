@@ -364,6 +364,15 @@ class ExternalSet:
     one_class: str | None = None
 
 
+# EvalContext's converters; typed ones because mypy's attrs plugin leaves ``converter=tuple`` generic
+def _external_set_tuple(sets: Iterable[ExternalSet]) -> tuple[ExternalSet, ...]:
+    return tuple(sets)
+
+
+def _judge_ref_tuple(refs: Iterable[JudgeRef]) -> tuple[JudgeRef, ...]:
+    return tuple(refs)
+
+
 @attrs.frozen(eq=False)
 class EvalContext:
     """Run-level settings and data every evaluator gets.
@@ -384,8 +393,8 @@ class EvalContext:
     workdir: Path | None = None
     progress: bool = False
     train: ECGBatch | None = None
-    external: tuple[ExternalSet, ...] = attrs.field(default=(), converter=tuple)
-    dependent_judges: tuple[JudgeRef, ...] = attrs.field(default=(), converter=tuple)
+    external: tuple[ExternalSet, ...] = attrs.field(default=(), converter=_external_set_tuple)
+    dependent_judges: tuple[JudgeRef, ...] = attrs.field(default=(), converter=_judge_ref_tuple)
     provenance_known: bool = True
 
     def independence(self, judge: JudgeRef) -> Independence:
