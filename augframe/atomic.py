@@ -18,6 +18,8 @@ from typing import IO, Any
 
 import numpy as np
 
+from augframe.jsonable import jsonable
+
 TMP_SUFFIX = ".tmp"
 
 
@@ -84,17 +86,16 @@ def write_text(path: str | os.PathLike[str], text: str, encoding: str = "utf-8")
 
 
 def write_json(path: str | os.PathLike[str], obj: Any, **kw: Any) -> None:
-    """Atomically write ``obj`` as JSON (indented, keys in insertion order, numpy scalars allowed)."""
+    """Atomically write ``obj`` as JSON (indented, keys in insertion order; see :func:`jsonable`)."""
     kw.setdefault("indent", 1)
-    write_text(path, json.dumps(obj, default=_json_default, **kw) + "\n")
+    write_text(path, json.dumps(jsonable(obj), **kw) + "\n")
 
 
 def write_npy(path: str | os.PathLike[str], array: np.ndarray) -> str:
     """Atomically write ``array`` in .npy format; returns the SHA-256 of the bytes written."""
     h = hashlib.sha256()
     with atomic_open(path, "wb") as f:
-        f = _HashingWriter(f, h)
-        np.lib.format.write_array(f, np.ascontiguousarray(array), allow_pickle=False)
+        np.lib.format.write_array(_HashingWriter(f, h), np.ascontiguousarray(array), allow_pickle=False)
     return h.hexdigest()
 
 
@@ -133,15 +134,3 @@ class _HashingWriter:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._f, name)
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, (Path, os.PathLike)):
-        return os.fspath(o)
-    if isinstance(o, (set, frozenset, tuple)):
-        return list(o)
-    raise TypeError(f"{type(o).__name__} is not JSON serialisable")

@@ -2,7 +2,8 @@
 
 Layout of a bank directory::
 
-    bank.json              fs, leads, n_samples, class_names, units, label kind (fixed at creation)
+    bank.json              fs, leads, n_samples (time samples per ECG: Bank.samples_per_window),
+                           class_names, units, label kind (fixed at creation)
     shard-000000.npy       float32 [n, leads, samples] of one append (written to a temp file, renamed)
     shard-000000.json      that append's manifest rows + sha256 of the .npy: the COMMIT POINT
     ...
@@ -33,6 +34,7 @@ import numpy as np
 
 from augframe import atomic
 from augframe.errors import BankError, ValidationError
+from augframe.jsonable import jsonable
 from augframe.signals import ECGBatch, canonical_lead
 
 try:  # POSIX advisory lock; one writer per bank
@@ -58,6 +60,11 @@ class Bank:
     ``(signal [leads, samples] float32, label)`` like a WindowDataset item.
     """
 
+    # set by _load_manifests (and kept current by _add_shard / append)
+    _shards: list[dict[str, Any]]
+    _key_index: dict[str, int] | None  # key -> position, built on first use by _index
+    _next_shard: int
+
     def __init__(self, path: Path, meta: dict[str, Any], *, writable: bool, verify: str) -> None:
         if verify not in VERIFY_MODES:
             raise ValidationError(f"Bank verify={verify!r}; use one of {VERIFY_MODES}")
@@ -82,13 +89,13 @@ class Bank:
 
     # ---- construction ------------------------------------------------------------------------
     @classmethod
-    def create(cls, path: str | os.PathLike[str], *, fs: float, leads: Sequence[str], n_samples: int,
+    def create(cls, path: str | os.PathLike[str], *, fs: float, leads: Sequence[str], samples_per_window: int,
                class_names: Sequence[str], units: str = "mV", multilabel: bool = False) -> Bank:
         """Make a new, empty bank (the directory may exist but must not hold a bank)."""
         p = Path(path)
         if (p / BANK_META).exists():
             raise BankError(f"{str(p)!r} already holds a bank; open it with Bank.open or Bank.open_or_create")
-        meta = _make_meta(fs, leads, n_samples, class_names, units, multilabel)
+        meta = _make_meta(fs, leads, samples_per_window, class_names, units, multilabel)
         p.mkdir(parents=True, exist_ok=True)
         atomic.write_json(p / BANK_META, meta)
         return cls(p, meta, writable=True, verify="none")
@@ -114,20 +121,21 @@ class Bank:
         return cls(p, _checked_meta(meta, meta_path), writable=writable, verify=verify)
 
     @classmethod
-    def open_or_create(cls, path: str | os.PathLike[str], *, fs: float, leads: Sequence[str], n_samples: int,
+    def open_or_create(cls, path: str | os.PathLike[str], *, fs: float, leads: Sequence[str], samples_per_window: int,
                        class_names: Sequence[str], units: str = "mV", multilabel: bool = False) -> Bank:
         """Open the bank for appending if it exists (its layout must match), else create it."""
         p = Path(path)
         if not (p / BANK_META).exists():
-            return cls.create(p, fs=fs, leads=leads, n_samples=n_samples, class_names=class_names,
+            return cls.create(p, fs=fs, leads=leads, samples_per_window=samples_per_window, class_names=class_names,
                               units=units, multilabel=multilabel)
         bank = cls.open(p, writable=True, verify="none")
-        want = _make_meta(fs, leads, n_samples, class_names, units, multilabel)
+        want = _make_meta(fs, leads, samples_per_window, class_names, units, multilabel)
         for key in ("fs", "leads", "n_samples", "class_names", "units", "multilabel"):
             if bank.meta[key] != want[key]:
                 bank.close()
+                name = "samples_per_window" if key == "n_samples" else key
                 raise BankError(
-                    f"bank {str(p)!r} holds {key}={bank.meta[key]!r} but this run makes {key}={want[key]!r}; "
+                    f"bank {str(p)!r} holds {name}={bank.meta[key]!r} but this run makes {name}={want[key]!r}; "
                     "use another bank directory or make matching samples"
                 )
         return bank
@@ -142,7 +150,8 @@ class Bank:
         return tuple(self.meta["leads"])
 
     @property
-    def n_samples(self) -> int:
+    def samples_per_window(self) -> int:
+        """Time samples in each ECG (``bank.json``'s ``n_samples``); ``len(bank)`` counts the ECGs."""
         return int(self.meta["n_samples"])
 
     @property
@@ -263,7 +272,7 @@ class Bank:
         shards = shard_of.tolist()
         fds = self._fds if self._pid == _PID[0] else {}
         handles = {s: fds.get(s) or self._shard_fd(s) for s in set(shards)}  # opens (and verifies) on first use
-        flat = memoryview(out).cast("B")
+        flat = out.data.cast("B")  # out is C-contiguous (checked above)
         read = os.preadv if _HAVE_PREADV else (lambda fd, bufs, at: _preadv(fd, bufs[0], at))
         end = 0
         for s, start in zip(shards, starts):
@@ -325,7 +334,7 @@ class Bank:
             self._verified.add(s)
 
     def _check_shape(self, path: Path, shard: Mapping[str, Any], shape: Any, dtype: Any, fortran: bool) -> None:
-        want = (shard["n"], len(self.leads), self.n_samples)
+        want = (shard["n"], len(self.leads), self.samples_per_window)
         if tuple(shape) != want or np.dtype(dtype) != np.float32 or fortran:
             raise BankError(f"bank shard {path} holds {np.dtype(dtype)}{list(shape)}, expected float32{list(want)}")
 
@@ -335,7 +344,7 @@ class Bank:
         n = len(self)
         if idx.size and (idx.min() < 0 or idx.max() >= n):
             raise IndexError(f"bank indices must lie in 0..{n - 1}")
-        out = np.empty((len(idx), len(self.leads), self.n_samples), dtype=np.float32)
+        out = np.empty((len(idx), len(self.leads), self.samples_per_window), dtype=np.float32)
         shard_of = np.searchsorted(self._offsets, idx, side="right") - 1
         for s in np.unique(shard_of):
             sel = np.flatnonzero(shard_of == s)
@@ -398,7 +407,7 @@ class Bank:
         """
         if not self.writable:
             raise BankError(f"bank {str(self.path)!r} was opened read-only; open it with writable=True to append")
-        self._check_batch(batch, rows)
+        batch_labels = self._check_batch(batch, rows)
         keys = [str(r["key"]) for r in rows]
         if len(set(keys)) != len(keys):
             dup = next(k for k in keys if keys.count(k) > 1)
@@ -411,10 +420,10 @@ class Bank:
         if not keep:
             return 0
         signals = np.ascontiguousarray(batch.numpy()[keep], dtype=np.float32)
-        labels = batch.labels[keep]
+        labels = batch_labels[keep]
         out_rows = []
         for j, i in enumerate(keep):
-            row = {k: _jsonable(v) for k, v in rows[i].items()}
+            row = {k: jsonable(v) for k, v in rows[i].items()}
             row["key"] = keys[i]
             row["label"] = labels[j].tolist()
             out_rows.append(row)
@@ -465,7 +474,8 @@ class Bank:
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise BankError(f"{path} is unreadable ({exc}); the bank cannot be trusted") from exc
 
-    def _check_batch(self, batch: ECGBatch, rows: Sequence[Mapping[str, Any]]) -> None:
+    def _check_batch(self, batch: ECGBatch, rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """Raise BankError if ``batch`` and ``rows`` cannot be appended; return the batch's labels."""
         if not isinstance(batch, ECGBatch):
             raise BankError(f"Bank.append takes an ECGBatch, not {type(batch).__name__}")
         if len(rows) != len(batch):
@@ -475,7 +485,7 @@ class Bank:
                 raise BankError(f"manifest row {i} has no 'key'; give every sample a unique key")
             _check_key(r["key"], f"manifest row {i}")
         checks = (("fs", float(batch.fs), self.fs), ("leads", tuple(batch.leads), self.leads),
-                  ("n_samples", batch.n_samples, self.n_samples), ("units", batch.units, self.units))
+                  ("samples_per_window", batch.n_samples, self.samples_per_window), ("units", batch.units, self.units))
         for name, got, want in checks:
             if got != want:
                 raise BankError(f"appended batch has {name}={got!r}; bank {str(self.path)!r} holds {name}={want!r}")
@@ -489,6 +499,7 @@ class Bank:
             raise BankError(f"appended batch labels have shape {batch.labels.shape}; this bank stores {kind} labels")
         if not multilabel and len(batch) and (batch.labels.min() < 0 or batch.labels.max() >= len(self.class_names)):
             raise BankError(f"appended labels must be class indices in 0..{len(self.class_names) - 1}")
+        return batch.labels
 
     def close(self) -> None:
         """Release the write lock and this process's file handles."""
@@ -547,12 +558,12 @@ class Bank:
 
     def _load_manifests(self) -> None:
         """Keys, labels and shard offsets from the committed manifests (rows are not kept)."""
-        self._shards: list[dict[str, Any]] = []
+        self._shards = []
         keys: list[str] = []
         labels: list[Any] = []
         offsets = [0]
-        files = sorted(p for p in self.path.glob("shard-*.json") if _SHARD_RE.match(p.name))
-        for p in files:
+        files = sorted((int(m.group(1)), p) for p in self.path.glob("shard-*.json") if (m := _SHARD_RE.match(p.name)))
+        for _, p in files:
             manifest = self._read_manifest(p)
             rows = manifest.pop("rows")
             keys.extend(r["key"] for r in rows)
@@ -563,12 +574,12 @@ class Bank:
         self._offsets_list = offsets
         self._keys = np.asarray(keys, dtype=str) if keys else np.zeros(0, dtype="<U1")
         self._labels = self._label_array(labels)
-        self._key_index: dict[str, int] | None = None
+        self._key_index = None
         if len(np.unique(self._keys)) != len(self._keys):
             uniq, counts = np.unique(self._keys, return_counts=True)
             raise BankError(f"bank {str(self.path)!r} holds key {str(uniq[counts > 1][0])!r} more than once; "
                             "the bank was edited by hand")
-        self._next_shard = (int(_SHARD_RE.match(files[-1].name).group(1)) + 1) if files else 0
+        self._next_shard = files[-1][0] + 1 if files else 0
 
     def _read_manifest(self, path: Path) -> dict[str, Any]:
         try:
@@ -708,27 +719,16 @@ def _checked_meta(meta: dict[str, Any], path: Path) -> dict[str, Any]:
         raise BankError(f"{path}: {exc}") from exc
 
 
-def _make_meta(fs: float, leads: Sequence[str], n_samples: int, class_names: Sequence[str], units: str,
+def _make_meta(fs: float, leads: Sequence[str], samples_per_window: int, class_names: Sequence[str], units: str,
                multilabel: bool) -> dict[str, Any]:
     if not fs > 0:
         raise BankError(f"bank fs={fs} must be a positive sampling rate")
-    if int(n_samples) < 1:
-        raise BankError(f"bank n_samples={n_samples} must be positive")
+    if int(samples_per_window) < 1:
+        raise BankError(f"bank samples_per_window={samples_per_window} must be positive")
     if not class_names:
         raise BankError("a bank needs class_names (the names its labels index)")
     return {
-        "format": FORMAT, "fs": float(fs), "leads": [canonical_lead(x) for x in leads], "n_samples": int(n_samples),
+        "format": FORMAT, "fs": float(fs), "leads": [canonical_lead(x) for x in leads],
+        "n_samples": int(samples_per_window),
         "class_names": [str(c) for c in class_names], "units": str(units), "multilabel": bool(multilabel),
     }
-
-
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, np.generic):
-        return v.item()
-    if isinstance(v, np.ndarray):
-        return v.tolist()
-    if isinstance(v, Mapping):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
-    return v

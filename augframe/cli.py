@@ -10,10 +10,11 @@ and shows its traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
 import sys
-import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from augframe.errors import AugframeError, PluginError, RecipeError, ValidationError
@@ -30,6 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USAGE
+    handler = _log_to_stderr()
     try:
         return int(args.func(args) or 0)
     except AugframeError as exc:
@@ -43,6 +45,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:  # pragma: no cover
         print("augframe: interrupted; re-run the same command to resume", file=sys.stderr)
         return 130
+    finally:
+        logging.getLogger("augframe").removeHandler(handler)
+        logging.getLogger("augframe").setLevel(logging.NOTSET)  # the library never sets one itself
+
+
+def _log_to_stderr() -> logging.Handler:
+    """The command's one log handler: augframe's INFO messages, as plain lines on stderr."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    root = logging.getLogger("augframe")
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    return handler
+
+
+@contextlib.contextmanager
+def _quiet(logger: str) -> Iterator[None]:
+    """Hold back ``logger``'s messages while the command reports the same facts itself."""
+    log = logging.getLogger(logger)
+    before, log.disabled = log.disabled, True
+    try:
+        yield
+    finally:
+        log.disabled = before
 
 
 def _one_line(exc: BaseException) -> str:
@@ -74,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--no-plugins", action="store_true",
                     help="check keys and types only, not plugin names (no plugin is loaded)")
     cp.set_defaults(func=cmd_recipe_check)
-    rp.set_defaults(func=lambda a: (rp.print_help(), EXIT_USAGE)[1])
+    rp.set_defaults(func=lambda a: _help(rp))
 
     for name, helptext, desc in (
         ("run", "run a recipe: fit -> generate -> filter -> bank -> evaluate -> report",
@@ -105,12 +131,11 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_plugins(args: argparse.Namespace) -> int:
     from augframe.plugins import Registry
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # failures are listed below, with their errors
+    with _quiet("augframe.plugins"):  # failures are listed below, with their errors
         reg = Registry.discover()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for info in reg.plugins():
-        descriptions = {(p.kind, p.name): p.description for p in _provisions(reg, info.name)}
+        descriptions = {(p.kind, p.name): p.description for p in reg.provisions(info.name)}
         rows.append({
             "name": info.name, "version": info.version, "module": info.module,
             "provides": [{"kind": k, "name": n, "description": descriptions.get((k, n), "")} for k, n in info.provides],
@@ -156,8 +181,7 @@ def cmd_recipe_check(args: argparse.Namespace) -> int:
     if not args.no_plugins:
         from augframe.plugins import Registry
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with _quiet("augframe.plugins"):  # check_plugins names the failures that matter
             reg = Registry.discover(recipe.plugins.allow, recipe.plugins.block)
         recipe_mod.check_plugins(recipe, reg)
     print(f"# {args.file}: OK" + (" (plugin names not checked)" if args.no_plugins else ""))
@@ -183,8 +207,8 @@ def cmd_stages(args: argparse.Namespace) -> int:
     print(f"output: {result.output_dir}")
     if result.generation:
         for tag, s in result.generation["per_target"].items():
-            print(f"  {tag}: {s['accepted_total']} accepted in bank ({s['candidates']} candidates this run, "
-                  f"acceptance {s['acceptance']:.1%})")
+            print(f"  {tag}: {s['accepted_total']} accepted in bank ({s['accepted_now']} new from "
+                  f"{s['candidates']} candidates this run, acceptance {pipeline.acceptance_text(s)})")
     for name, path in result.evaluations.items():
         print(f"  evaluation {name}: {path}")
     if result.report:
@@ -192,14 +216,9 @@ def cmd_stages(args: argparse.Namespace) -> int:
     return 0
 
 
-def _provisions(reg: Any, plugin: str) -> list[Any]:
-    out = []
-    for kind in ("generator", "filter", "evaluator", "source", "classifier"):
-        for name in reg.names(kind):
-            prov = reg.get(kind, name)
-            if prov.plugin == plugin:
-                out.append(prov)
-    return out
+def _help(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return EXIT_USAGE
 
 
 def _version() -> str:

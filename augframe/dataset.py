@@ -44,7 +44,7 @@ import numpy as np
 
 from augframe.bank import Bank
 from augframe.errors import BankError, ValidationError
-from augframe.seeding import derive_seeds, numpy_rng
+from augframe.seeding import Stream, derive_seeds, numpy_rng
 from augframe.signals import ECGBatch
 
 try:
@@ -54,8 +54,8 @@ except ImportError:  # pragma: no cover
     _torch = None  # type: ignore[assignment]
     _TorchDataset = object  # type: ignore[misc,assignment]
 
-_STREAM_SELECT = 0xA5A5  # separates the "which items" permutation from the "which sample" hash
-_STREAM_PICK = 0x5EED
+_STREAM_SELECT = Stream.DATASET_SELECT  # separates "which items" from "which sample"
+_STREAM_PICK = Stream.DATASET_PICK
 _F32 = np.dtype(np.float32)
 
 
@@ -73,8 +73,8 @@ class AugmentedItem(NamedTuple):
         """Pickle a collated CPU batch with labels and flags in one tensor.
 
         A DataLoader worker hands each tensor of a batch to the main process as its own
-        shared-memory segment, passed by file descriptor, which costs ~0.3 ms of CPU on each side
-        per tensor and batch whatever its size (measured; ~2.5 us per item at batch 256). Packing
+        shared-memory segment, passed by file descriptor, at a fixed CPU cost on each side per
+        tensor and batch whatever its size (docs/benchmarks-changelog.md, augmented_dataset). Packing
         the bytes of the int64 labels and of the bool flags into one uint8 tensor makes a batch
         cost what a plain ``(signal, label)`` batch costs; the main process unpacks it into the
         same ``AugmentedItem`` of three tensors, labels and flags being views of the packed bytes.
@@ -205,7 +205,7 @@ class AugmentedDataset(_TorchDataset):
         if self._plan_epoch != epoch:
             self.plan(epoch)
         if self._pick_list is None:
-            self._pick_list = self._pick.tolist()  # per-item lookups: a list is ~10x faster than numpy
+            self._pick_list = self._pick.tolist()  # per-item lookups: a list beats numpy scalar indexing
         j = self._pick_list[i]
         if j >= 0:
             return _make_item((self.bank[j][0], self._label_list[i], True))

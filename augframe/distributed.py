@@ -26,6 +26,7 @@ bit-for-bit like a one-process run.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import time
@@ -39,7 +40,7 @@ import numpy as np
 
 from augframe.errors import CheckpointError, ValidationError
 from augframe.seeding import derive_seeds
-from augframe.training import EMA, EpochSampler, TrainLog, autocast, load_train_state, make_loader, \
+from augframe.training import EMA, EpochSampler, TrainLog, autocast, load_train_state, make_loader, progress, \
     resolve_device, save_train_state
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -71,19 +72,6 @@ class DistContext:
     def active(self) -> bool:
         """True when collectives go through a process group."""
         return self.backend is not None
-
-    def shard(self, n: int) -> tuple[int, int]:
-        """This rank's contiguous part ``[start, stop)`` of n items (sizes differ by at most 1)."""
-        return shard_range(n, self.rank, self.world_size)
-
-
-def shard_range(n: int, rank: int, world_size: int) -> tuple[int, int]:
-    """Contiguous ``[start, stop)`` of rank ``rank``: the first ``n % world_size`` ranks get one more."""
-    if n < 0 or world_size < 1 or not 0 <= rank < world_size:
-        raise ValidationError(f"shard_range: bad n={n}, rank={rank}, world_size={world_size}")
-    base, extra = divmod(n, world_size)
-    start = rank * base + min(rank, extra)
-    return start, start + base + (1 if rank < extra else 0)
 
 
 def _env_int(name: str) -> int:
@@ -255,12 +243,17 @@ def _batchnorm_class() -> type:
             mean = stats[:c] / n
             var = (stats[c:2 * c] / n - mean * mean).clamp_min(0.0)
             if self.track_running_stats:
+                tracked, running_mean, running_var = self.num_batches_tracked, self.running_mean, self.running_var
+                if tracked is None or running_mean is None or running_var is None:
+                    raise ValidationError("CrossRankBatchNorm has track_running_stats=True but no running-statistics "
+                                          "buffers (it was switched on after construction); construct the module "
+                                          "with track_running_stats=True instead")
                 with torch.no_grad():
-                    self.num_batches_tracked.add_(1)
-                    momentum = (1.0 / float(self.num_batches_tracked)) if self.momentum is None else self.momentum
+                    tracked.add_(1)
+                    momentum = (1.0 / float(tracked)) if self.momentum is None else self.momentum
                     unbiased = var * (n / (n - 1)) if float(n) > 1 else var
-                    self.running_mean.lerp_(mean.to(self.running_mean.dtype), momentum)
-                    self.running_var.lerp_(unbiased.to(self.running_var.dtype), momentum)
+                    running_mean.lerp_(mean.to(running_mean.dtype), momentum)
+                    running_var.lerp_(unbiased.to(running_var.dtype), momentum)
             shape = [1, c] + [1] * (input.dim() - 2)
             inv = torch.rsqrt(var + self.eps).to(input.dtype).view(shape)
             out = (input - mean.to(input.dtype).view(shape)) * inv
@@ -337,34 +330,6 @@ def unwrap(model: Any) -> Any:
     return model.module if isinstance(model, DDP) else model
 
 
-class CommMeter:
-    """Counts what DDP all-reduces: gradient bytes per step (payload; a ring all-reduce puts about
-    ``2 (W-1)/W`` times that on each rank's link). Attach with :meth:`attach` before training."""
-
-    def __init__(self) -> None:
-        self.bytes = 0
-        self.buckets = 0
-
-    def attach(self, model: Any) -> CommMeter:
-        from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
-        from torch.nn.parallel import DistributedDataParallel as DDP
-
-        if not isinstance(model, DDP):
-            raise ValidationError("CommMeter.attach needs the DDP-wrapped model that wrap_model returns on >1 rank")
-
-        def hook(state, bucket):  # type: ignore[no-untyped-def]  # DDP rejects non-GradBucket annotations
-            buf = bucket.buffer()
-            self.bytes += buf.numel() * buf.element_size()
-            self.buckets += 1
-            return allreduce_hook(None, bucket)
-
-        model.register_comm_hook(None, hook)
-        return self
-
-    def reset(self) -> None:
-        self.bytes = self.buckets = 0
-
-
 def rank_sampler(n: int, global_batch: int, ctx: DistContext, *, seed: int = 0, shuffle: bool = True,
                  drop_last: bool = True) -> EpochSampler:
     """This rank's :class:`EpochSampler` for a fixed global batch split evenly over ranks."""
@@ -429,28 +394,43 @@ class StepBatch:
     seeds: Any
     epoch: int
     step: int
+    global_step: int = 0
 
 
 @attrs.frozen
 class TrainPlan:
-    """How long and how to train: all counts are in GLOBAL steps and the GLOBAL batch."""
+    """How long and how to train: all counts are in GLOBAL steps and the GLOBAL batch.
+
+    ``max_steps_per_epoch`` ends each epoch early (short runs over large data); ``time_budget_s``
+    ends the run before the first step that starts later than that after the call (one process
+    only: ranks would stop at different steps); ``autocast`` is bf16
+    autocast on CUDA, and on the CPU too with ``cpu_bf16``; ``progress`` shows a bar (None: on
+    terminals) labelled ``desc``.
+    """
 
     global_batch: int
     seed: int = 0
     epochs: int = 1
     max_steps: int | None = None
+    max_steps_per_epoch: int | None = None
+    time_budget_s: float | None = None
     grad_clip: float | None = None
     checkpoint_every: int | None = None
     log_every: int = 10
     shuffle: bool = True
     num_workers: int = 0
     autocast: bool = True
+    cpu_bf16: bool = False
+    progress: bool | None = False
+    desc: str = "train"
 
     def __attrs_post_init__(self) -> None:
         if self.global_batch < 1 or self.epochs < 0 or self.log_every < 1:
             raise ValidationError(f"TrainPlan: bad global_batch/epochs/log_every in {self}")
-        if self.max_steps is not None and self.max_steps < 0:
-            raise ValidationError(f"TrainPlan.max_steps={self.max_steps} must be >= 0")
+        for name in ("max_steps", "max_steps_per_epoch"):
+            value = getattr(self, name)
+            if value is not None and value < (0 if name == "max_steps" else 1):
+                raise ValidationError(f"TrainPlan.{name}={value} must be >= {0 if name == 'max_steps' else 1}")
 
 
 @attrs.frozen
@@ -466,8 +446,8 @@ class TrainProgress:
     resumed_from: int | None = None
 
 
-class _Indexed:
-    """Dataset items with their index appended, so the loop knows each sample's seed."""
+class Indexed:
+    """Dataset items ``(x, y)`` as ``(x, y, index)``, so a training loop knows each sample's seed."""
 
     def __init__(self, data: Any) -> None:
         self.data = data
@@ -480,29 +460,47 @@ class _Indexed:
         return x, y, i
 
 
+def _check_same_config(path: Any, saved: Mapping[str, Any], config: Mapping[str, Any]) -> None:
+    now = json.loads(json.dumps(dict(config), sort_keys=True))
+    diff = sorted(k for k in set(now) | set(saved) if now.get(k) != saved.get(k))
+    if diff:
+        raise CheckpointError(f"training state {str(path)!r} was made with other settings ({diff}); "
+                              "use a fresh workdir or the same settings to resume")
+
+
 LossFn = Callable[[Any, StepBatch], "tuple[torch.Tensor, Mapping[str, Any]]"]
 
 
 def train_steps(ctx: DistContext, model: Any, optimizer: Any, dataset: Any, loss_fn: LossFn, plan: TrainPlan, *,
                 modules: Mapping[str, Any] | None = None, ema: EMA | None = None,
                 state_path: str | os.PathLike[str] | None = None, log: TrainLog | None = None,
-                config: Mapping[str, Any] = {}, on_step: Callable[[TrainProgress], None] | None = None) -> TrainProgress:
+                config: Mapping[str, Any] = {}, on_step: Callable[[TrainProgress], None] | None = None,
+                log_fields: Mapping[str, Any] = {}, start: TrainProgress | None = None,
+                lr_at: Callable[[int], float] | None = None) -> TrainProgress:
     """Train ``model`` (from :func:`wrap_model`) on this rank's share of every global batch.
 
     ``loss_fn(model, batch)`` returns ``(loss, metrics)``: the MEAN loss over the rank's samples
     (DDP then averages ranks into the global-batch mean) and per-metric MEANS to log. When
-    ``state_path`` exists the run resumes from it (any world size, same global batch); rank 0
-    writes it every ``checkpoint_every`` global steps and at the end. ``modules`` names what is
-    saved (default ``{'model': unwrap(model)}``); ``ema`` is updated after every step.
+    ``state_path`` exists the run resumes from it (any world size, same global batch, same
+    ``config``: pass the settings a resume must not change); rank 0 writes it every
+    ``checkpoint_every`` global steps and at the end. Without a state file,
+    ``start`` (a previous call's result) continues a run in memory. ``modules`` names what is
+    saved (default ``{'model': unwrap(model)}``); ``ema`` is updated after every step. Every
+    ``log_every`` steps rank 0 logs the means since the last record, the throughput and ``log_fields``.
+    ``lr_at(global_step)`` (0-based) sets every parameter group's learning rate before each step.
     """
     import torch
 
+    if ctx.active and plan.time_budget_s is not None:
+        raise ValidationError("TrainPlan.time_budget_s works on one process only (each rank's clock would "
+                              "stop it at another step); use max_steps on several ranks")
     modules = dict(modules or {"model": unwrap(model)})
     emas = {"ema": ema} if ema is not None else {}
-    epoch = step = global_step = 0
+    epoch, step, global_step = (start.epoch, start.step, start.global_step) if start is not None else (0, 0, 0)
     resumed_from = None
     if state_path is not None and Path(state_path).exists():
         info = load_train_state(state_path, modules=modules, optimizers={"optimizer": optimizer}, ema=emas)
+        _check_same_config(state_path, info["config"], config)
         saved_gb = info["extra"].get("global_batch")
         if saved_gb != plan.global_batch:
             raise CheckpointError(
@@ -512,10 +510,13 @@ def train_steps(ctx: DistContext, model: Any, optimizer: Any, dataset: Any, loss
         epoch, step, global_step = (int(info["counters"][k]) for k in ("epoch", "step", "global_step"))
         resumed_from = global_step
     sampler = rank_sampler(len(dataset), plan.global_batch, ctx, seed=plan.seed, shuffle=plan.shuffle)
-    if sampler.steps_per_epoch() == 0:
+    per_epoch = min(sampler.steps_per_epoch(), plan.max_steps_per_epoch or sampler.steps_per_epoch())
+    if per_epoch == 0:
         raise ValidationError(f"dataset of {len(dataset)} samples holds no full global batch of {plan.global_batch}")
-    loader = make_loader(_Indexed(dataset), sampler, num_workers=plan.num_workers,
+    loader = make_loader(Indexed(dataset), sampler, num_workers=plan.num_workers,
                          pin_memory=ctx.device.startswith("cuda"))
+
+    samples, t0 = 0, time.perf_counter()
 
     def save() -> None:
         if state_path is not None:
@@ -525,13 +526,16 @@ def train_steps(ctx: DistContext, model: Any, optimizer: Any, dataset: Any, loss
                                 "seed": plan.seed}, config=config)
 
     def done() -> bool:
-        return plan.max_steps is not None and global_step >= plan.max_steps
+        over_time = plan.time_budget_s is not None and time.perf_counter() - t0 > plan.time_budget_s
+        return over_time or (plan.max_steps is not None and global_step >= plan.max_steps)
 
     params = [p for p in unwrap(model).parameters() if p.requires_grad]
     sums: dict[str, Any] = {}
     count = 0
     last: dict[str, float] = {}
-    samples, t0 = 0, time.perf_counter()
+    logged_samples, logged_t = 0, t0
+    total = plan.epochs * per_epoch if plan.max_steps is None else min(plan.max_steps, plan.epochs * per_epoch)
+    bar = progress(None, total=max(0, total - global_step), desc=plan.desc, enabled=plan.progress)
     model.train()
     while epoch < plan.epochs and not done():
         sampler.set_epoch(epoch, start_step=step)
@@ -540,9 +544,12 @@ def train_steps(ctx: DistContext, model: Any, optimizer: Any, dataset: Any, loss
             x = x.to(ctx.device, non_blocking=True)
             y = y.to(ctx.device, non_blocking=True)
             seeds = seed_table[idx.to(ctx.device, non_blocking=True)]
-            batch = StepBatch(x=x, y=y, index=idx, seeds=seeds, epoch=epoch, step=step)
+            batch = StepBatch(x=x, y=y, index=idx, seeds=seeds, epoch=epoch, step=step, global_step=global_step)
+            if lr_at is not None:
+                for group in optimizer.param_groups:
+                    group["lr"] = lr_at(global_step)
             optimizer.zero_grad(set_to_none=True)
-            with autocast(ctx.device, plan.autocast):
+            with autocast(ctx.device, plan.autocast, cpu_bf16=plan.cpu_bf16):
                 loss, metrics = loss_fn(model, batch)
             loss.backward()
             if plan.grad_clip is not None:
@@ -558,19 +565,26 @@ def train_steps(ctx: DistContext, model: Any, optimizer: Any, dataset: Any, loss
             samples += n * ctx.world_size
             step += 1
             global_step += 1
-            if step >= sampler.steps_per_epoch():
+            if bar is not None:
+                bar.update(1)
+            if step >= per_epoch:
                 epoch, step = epoch + 1, 0
             if global_step % plan.log_every == 0 or done():
                 last = all_reduce_metrics(ctx, sums, count)
                 sums, count = {}, 0
+                now = time.perf_counter()
                 if log is not None and ctx.is_main:
-                    log.write(epoch=epoch, step=step, global_step=global_step, **last)
+                    log.write(**log_fields, epoch=epoch, step=step, global_step=global_step, seconds=now - logged_t,
+                              samples_per_s=(samples - logged_samples) / max(now - logged_t, 1e-9), **last)
+                logged_samples, logged_t = samples, now
             if plan.checkpoint_every and global_step % plan.checkpoint_every == 0:
                 save()
             if on_step is not None:
                 on_step(TrainProgress(epoch, step, global_step, samples, time.perf_counter() - t0, last, resumed_from))
             if done() or step == 0:
                 break
+    if bar is not None:
+        bar.close()
     if count:
         last = all_reduce_metrics(ctx, sums, count)
     if not (plan.checkpoint_every and global_step % plan.checkpoint_every == 0):
@@ -579,7 +593,7 @@ def train_steps(ctx: DistContext, model: Any, optimizer: Any, dataset: Any, loss
 
 
 __all__ = [
-    "CommMeter", "DistContext", "StepBatch", "TrainPlan", "TrainProgress", "all_reduce_metrics", "barrier", "convert_batchnorm",
+    "DistContext", "StepBatch", "TrainPlan", "TrainProgress", "all_reduce_metrics", "barrier", "convert_batchnorm",
     "cross_rank_batchnorm_class", "epoch_sample_seeds", "free_port", "init_distributed", "launch", "rank_sampler",
-    "save_on_main", "shard_range", "shutdown", "sum_across_ranks", "train_steps", "unwrap", "wrap_model",
+    "save_on_main", "shutdown", "sum_across_ranks", "train_steps", "unwrap", "wrap_model",
 ]

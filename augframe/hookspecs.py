@@ -8,22 +8,32 @@ hand). It implements one or more of the hooks below with ``@augframe.hookimpl``;
     def augframe_register_filters(register):
         register("my-filter", MyFilter, description="rejects flat lines")
 
-``register(name, factory, description="")`` records a factory: a callable that takes the
-parameters a recipe gives (as keyword arguments) and returns an object satisfying the protocol of
-its kind in :mod:`augframe.protocols`. The core builds instances on demand; runtime work (fit,
+``register(name, factory, description="")`` (:class:`Register`) records a factory: a callable that
+takes the parameters a recipe gives (as keyword arguments) and returns an object satisfying the
+protocol of its kind in :mod:`augframe.protocols` (the table ``augframe.protocols.KINDS``). The core builds instances on demand; runtime work (fit,
 generate, score, evaluate, records) is plain method calls on them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any, Protocol
+
 import pluggy
 
 PROJECT = "augframe"
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
-Register = Callable[..., None]
+class Register(Protocol):
+    """The callback every register hook gets: records one factory of the hook's kind.
+
+    ``name`` is what recipes call it by (unique per kind across all plugins); ``factory`` takes the
+    recipe's parameters as keyword arguments (``augframe.plugins.lazy("pkg.module.attr")`` defers
+    the import); ``description`` is the one line ``augframe plugins`` shows.
+    """
+
+    def __call__(self, name: str, factory: Callable[..., Any], description: str = "") -> None: ...
 
 
 @hookspec
@@ -60,13 +70,4 @@ def augframe_register_classifiers(register: Register) -> None:
     and evaluators that train or apply one ask the registry by name, so no plugin imports
     another plugin's code.
     """
-
-
-HOOK_KINDS: dict[str, str] = {
-    "augframe_register_generators": "generator",
-    "augframe_register_filters": "filter",
-    "augframe_register_evaluators": "evaluator",
-    "augframe_register_sources": "source",
-    "augframe_register_classifiers": "classifier",
-}
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
-import sys
+import logging
 import time
 import zlib
 from collections.abc import Callable, Mapping, Sequence
@@ -32,21 +32,29 @@ from typing import Any
 import attrs
 import numpy as np
 
+import augframe
 from augframe import atomic
-from augframe.bank import Bank
+from augframe.bank import BANK_META, Bank
 from augframe.data.external import load_external_sets
 from augframe.data.prepare import RunData
 from augframe.errors import DataError, PluginError, RecipeError, ValidationError
 from augframe.filterchain import ChainResult, FilterChain, chain_summary
 from augframe.judges import JudgeRef, judge_ref
 from augframe.plugins import Registry
-from augframe.protocols import EvalContext, EvaluationResult, GenerationRequest
-from augframe.recipe import RUN_CONTEXT, Recipe, check_plugins, parse_direction
-from augframe.seeding import derive_seeds, numpy_rng
+from augframe.protocols import KINDS, EvalContext, EvaluationResult, GenerationRequest
+from augframe.provenance import (
+    generators_text,
+    provenance_markdown,
+    provenance_result,
+    run_provenance,
+)
+from augframe.recipe import Recipe, check_plugins, parse_direction
+from augframe.seeding import Stream, derive_seeds, numpy_rng
 from augframe.signals import ECGBatch
 from augframe.windows import ArrayWindows, as_windows, gather
 
 STAGES = ("fit", "generate", "evaluate", "report")
+_log = logging.getLogger(__name__)
 
 
 @attrs.frozen
@@ -67,7 +75,7 @@ def run(recipe: Recipe, *, registry: Registry | None = None, stages: Sequence[st
     for s in stages:
         if s not in STAGES:
             raise ValidationError(f"unknown stage {s!r}; stages are {STAGES}")
-    log = log or _stderr
+    log = log or _log.info
     show = recipe.run.progress if progress is None else progress
     registry = registry if registry is not None else Registry.discover(recipe.plugins.allow, recipe.plugins.block)
     check_plugins(recipe, registry)
@@ -76,7 +84,7 @@ def run(recipe: Recipe, *, registry: Registry | None = None, stages: Sequence[st
     device = resolve_device(recipe.run.device)
     out = _output_dir(recipe)
     record: dict[str, Any] = {"recipe": recipe.run.name, "seed": recipe.run.seed, "device": device,
-                              "versions": _versions(), "plugins": _plugin_table(registry), "timings_s": {}}
+                              "versions": augframe.software_versions(), "plugins": _plugin_table(registry), "timings_s": {}}
     timer = _Timer(record["timings_s"])
 
     with timer("data"):
@@ -94,18 +102,16 @@ def run(recipe: Recipe, *, registry: Registry | None = None, stages: Sequence[st
 
     generator = None
     if "fit" in stages or "generate" in stages:
-        generator = _create(registry, "generator", recipe.generator.name, _generator_params(recipe), device)
-    if "fit" in stages and recipe.generator.fit:
-        with timer("fit"):
-            log(f"[fit] {recipe.generator.name}")
-            generator.fit(data.train, seed=recipe.run.seed, workdir=out / "generator")
+        generator = make_generator(recipe, registry, device)
+        if "fit" in stages and recipe.generator.fit:
+            with timer("fit"):
+                log(f"[fit] {recipe.generator.name}")
+                generator.fit(data.train, seed=recipe.run.seed, workdir=out / "generator")
 
     bank_path = out / "bank"
     generation: dict[str, Any] = {}
     if "generate" in stages:
-        chain = FilterChain.from_specs(
-            [attrs.evolve(f, params=_with_device(registry, "filter", f.name, f.params, device, train=data.train))
-             for f in recipe.filters], registry)
+        chain = make_filter_chain(recipe, registry, device, data.train)
         with timer("generate"):
             generation = generate_into_bank(recipe, generator, chain, train, bank_path, progress=show, log=log,
                                             data_fingerprint=data.fingerprint)
@@ -117,12 +123,25 @@ def run(recipe: Recipe, *, registry: Registry | None = None, stages: Sequence[st
         with timer("evaluate"):
             evaluations = evaluate_bank(recipe, registry, data, bank_path, out / "eval", device, show, log)
 
+    record["provenance"] = run_provenance(recipe, bank_path, record["plugins"])
     report_path = None
     if "report" in stages:
         with timer("report"):
             report_path = write_report(recipe, out, record, evaluations, log, data)
     atomic.write_json(out / "run.json", record)
     return RunResult(out, bank_path, generation, evaluations, report_path)
+
+
+def make_generator(recipe: Recipe, registry: Registry, device: str) -> Any:
+    """The recipe's generator (its params, its checkpoint, the run's device), unfitted."""
+    return _create(registry, "generator", recipe.generator.name, recipe.generator.factory_params(), device)
+
+
+def make_filter_chain(recipe: Recipe, registry: Registry, device: str, train: Any) -> FilterChain:
+    """The recipe's ``[[filters]]`` in order, given the run's device and training windows where they take them."""
+    return FilterChain.from_specs(
+        [attrs.evolve(f, params=_with_device(registry, "filter", f.name, f.params, device, train=train))
+         for f in recipe.filters], registry)
 
 
 def _check_existing_bank(bank_path: Path, plan: Mapping[str, Any]) -> None:
@@ -201,6 +220,8 @@ def work_plan(recipe: Recipe, train: Any) -> dict[str, tuple[int | None, list[li
             tag = f"complete-{g.mask['task']}:{name}"
             plan[tag] = (g.count, _source_rounds(tag, labels == names.index(name), names.index(name), recipe, ids))
     else:
+        if g.count is None:  # recipe loading checks this too; a Recipe built in code is not checked there
+            raise RecipeError("generation.count is required for kind = 'sample' (samples wanted per label)")
         for name in g.labels:
             _check_class("generation.labels: class", name, names)
             tag = f"sample:{name}"
@@ -221,30 +242,30 @@ def _source_rounds(tag: str, is_member: np.ndarray, target: int, recipe: Recipe,
     """Attempt rounds over the member sources (seeded order), each source with its own seed per attempt."""
     tag_seed = _name_seed(recipe.run.seed, tag)
     members = np.flatnonzero(is_member)
-    members = members[numpy_rng(tag_seed, 0x0D).permutation(len(members))]
+    members = members[numpy_rng(tag_seed, Stream.PIPELINE_SOURCE_ROUNDS).permutation(len(members))]
     rounds = []
     for a in range(recipe.generation.attempts_per_source):
         seeds = derive_seeds(int(derive_seeds(tag_seed, 1, offset=a)[0]), len(members))
-        rounds.append([WorkItem(f"{tag}:{ids[j]}", a, int(s), int(j), target) for j, s in zip(members, seeds)])
+        rounds.append([WorkItem(f"{tag}:{ids[int(j)]}", a, int(s), int(j), target) for j, s in zip(members, seeds)])
     return rounds
 
 
 def generate_into_bank(recipe: Recipe, generator: Any, chain: FilterChain, train: Any, bank_path: Path, *,
-                       progress: bool = True, log: Callable[[str], None] = print,
+                       progress: bool = True, log: Callable[[str], None] = _log.info,
                        data_fingerprint: str | None = None) -> dict[str, Any]:
     """Make, filter and bank candidates for every direction / label; resumes from what the bank holds.
 
     The bank is bound to the run's generation plan (:func:`generation_plan`): resuming into a bank
     made by another plan (other seed, data, generator, options or filters) raises BankError.
     """
-    from tqdm.auto import tqdm as progress_bar
+    from augframe.progress import progress as progress_bar
 
     g = recipe.generation
     kind = g.kind
     if kind not in generator.request_kinds:
         raise RecipeError(f"generation.kind = {kind!r}, but generator {recipe.generator.name!r} serves only "
                           f"{sorted(generator.request_kinds)}")
-    bank = Bank.open_or_create(bank_path, fs=train.fs, leads=train.leads, n_samples=_n_samples(train),
+    bank = Bank.open_or_create(bank_path, fs=train.fs, leads=train.leads, samples_per_window=_n_samples(train),
                                class_names=train.class_names, units=_units(train))
     try:
         bank.claim_plan(generation_plan(recipe, data_fingerprint))
@@ -259,7 +280,7 @@ def generate_into_bank(recipe: Recipe, generator: Any, chain: FilterChain, train
         for tag, (count, rounds) in work_plan(recipe, train).items():
             done = state.get(tag, {})
             if done.get("plan") == fingerprint:  # this plan ran to its end before: nothing left to try
-                stats[tag] = {**done["stats"], "accepted_now": 0, "note": "complete in an earlier run"}
+                stats[tag] = _skipped_stats(done["stats"])
                 log(f"[generate] {tag}: complete in an earlier run ({stats[tag]['accepted_total']} in bank)")
                 continue
             stats[tag] = _generate_one(tag, count, rounds, recipe, generator, chain, train, bank, progress,
@@ -272,6 +293,15 @@ def generate_into_bank(recipe: Recipe, generator: Any, chain: FilterChain, train
     finally:
         bank.close()
     return {"kind": kind, "bank": str(bank_path), "per_target": stats}
+
+
+def _skipped_stats(earlier: Mapping[str, Any]) -> dict[str, Any]:
+    """A target an earlier run finished: this run made no candidate (its counts are 0, its acceptance
+    None); the figures of the run that finished it stay under ``earlier``, never as this run's."""
+    return {"wanted": earlier.get("wanted"), "accepted_total": earlier.get("accepted_total"), "accepted_now": 0,
+            "candidates": 0, "acceptance": None, "per_filter_acceptance": {},
+            "shortfall": earlier.get("shortfall"), "note": "complete in an earlier run",
+            "earlier": {k: earlier.get(k) for k in ("candidates", "acceptance", "per_filter_acceptance")}}
 
 
 def _read_state(path: Path, log: Callable[[str], None]) -> dict[str, Any]:
@@ -329,7 +359,7 @@ def _generate_one(tag: str, count: int | None, rounds: list[list[WorkItem]], rec
     accepted_before = len(done)
     results: list[ChainResult] = []
     total_items = sum(len(r) for r in rounds)
-    bar = progress_bar(total=total_items, desc=f"generate {tag}", disable=None if show else True, leave=False)
+    bar = progress_bar(total=total_items, desc=f"generate {tag}", enabled=None if show else False)
     for attempt, items in enumerate(rounds):
         pending = [it for it in items if done.get(it.unit, attempt) >= attempt]
         for start in range(0, len(pending), g.batch_size):
@@ -406,7 +436,7 @@ def completion_mask(spec: Mapping[str, Any], sources: ECGBatch, seeds: np.ndarra
     elif task == "gap":
         length = max(1, int(round(float(spec["fraction"]) * n_samples)))
         for i, seed in enumerate(seeds):
-            start = int(numpy_rng(int(seed), 0x6A9).integers(0, n_samples - length + 1))
+            start = int(numpy_rng(int(seed), Stream.PIPELINE_MASK).integers(0, n_samples - length + 1))
             mask[i, :, start:start + length] = False
     elif task == "random_gaps":
         chunk = max(1, int(round(float(spec["chunk_s"]) * sources.fs)))
@@ -416,7 +446,7 @@ def completion_mask(spec: Mapping[str, Any], sources: ECGBatch, seeds: np.ndarra
             raise RecipeError(f"generation.mask: fraction {spec['fraction']} of {n_chunks} chunks of "
                               f"{spec['chunk_s']} s hides {k} chunks; choose values that hide some but not all")
         for i, seed in enumerate(seeds):
-            for c in numpy_rng(int(seed), 0x6A9).permutation(n_chunks)[:k]:
+            for c in numpy_rng(int(seed), Stream.PIPELINE_MASK).permutation(n_chunks)[:k]:
                 mask[i, :, c * chunk:(c + 1) * chunk] = False
     else:  # leads
         missing = [str(x) for x in spec["missing"]]
@@ -434,7 +464,8 @@ def _manifest_row(item: WorkItem, cands: Any, res: ChainResult, i: int, sources:
     return {
         "key": item.unit, "attempt": item.attempt, "seed": int(cands.seeds[i]),
         "source_id": None if sources is None else sources.ids[i],
-        "source_label": None if sources is None else sources.class_names[int(sources.labels[i])],
+        "source_label": None if sources is None
+        else sources.class_names[int(sources.require_labels("a bank manifest row's source_label")[i])],
         "target": cands.batch.class_names[int(cands.batch.labels[i])],
         "generator": {"name": info.name, "version": info.version, "checkpoint_sha256": info.checkpoint_sha256,
                       "params": dict(info.params),
@@ -450,10 +481,9 @@ def _manifest_row(item: WorkItem, cands: Any, res: ChainResult, i: int, sources:
 def evaluate_bank(recipe: Recipe, registry: Registry, data: RunData, bank_path: Path, eval_dir: Path,
                   device: str, progress: bool, log: Callable[[str], None]) -> dict[str, Path]:
     """Run every ``[[evaluators]]`` entry on (real, bank) and write eval/NAME.json."""
-    try:
-        bank = Bank.open(bank_path, verify="full")
-    except Exception as exc:
-        raise DataError(f"cannot evaluate: {exc}; run the generate stage first") from exc
+    if not (Path(bank_path) / BANK_META).exists():
+        raise DataError(f"cannot evaluate: there is no bank at {bank_path}; run the generate stage first")
+    bank = Bank.open(bank_path, verify="full")  # a corrupt bank is a BankError naming the file
     if len(bank) == 0:
         raise DataError(f"the bank at {bank_path} is empty: nothing was accepted, so there is nothing to evaluate")
     real_ds = as_windows(data.test if data.test is not None else data.train)
@@ -469,7 +499,7 @@ def evaluate_bank(recipe: Recipe, registry: Registry, data: RunData, bank_path: 
     out: dict[str, Path] = {}
     for i, spec in enumerate(recipe.evaluators):
         ev = _create(registry, "evaluator", spec.name, spec.params, device)
-        rng = numpy_rng(recipe.run.seed, 0xE7A1, i)
+        rng = numpy_rng(recipe.run.seed, Stream.PIPELINE_EVALUATOR, i)
         syn_idx = _subset(len(bank), spec.max_samples, rng)
         real_idx = _subset(len(real_ds), spec.max_samples, rng)
         sources = _sources_of(bank, syn_idx, train)
@@ -565,15 +595,19 @@ def write_report(recipe: Recipe, out: Path, record: Mapping[str, Any], evaluatio
         try:
             from augframe.report import write_report as render
         except ImportError:
-            render = None
             log("[report] augframe.report is not available: wrote summary.json and summary.md only")
-        if render is not None:
+        else:
             gen = _generation_result(record)
+            prov = record.get("provenance")
+            made_by = generators_text(prov) if prov else recipe.generator.name
             pairs = _report_pairs(out / "bank", data)
             meta = {"run": recipe.run.name, "seed": recipe.run.seed, "device": record.get("device"),
-                    "recipe": recipe.path or "", **{f"data.{k}": v for k, v in record.get("data", {}).items()
-                                                     if isinstance(v, (str, int, float, list)) or v is None}}
-            path = Path(render(([gen] if gen else []) + results, out, pairs=pairs, meta=meta,
+                    "recipe": recipe.path or "", "generator": made_by,
+                    **{f"data.{k}": v for k, v in record.get("data", {}).items()
+                       if isinstance(v, (str, int, float, list)) or v is None}}
+            subtitle = f"{len(results)} evaluator(s) · generator {made_by} · seed {recipe.run.seed}"
+            shown = ([gen] if gen else []) + results + ([provenance_result(prov)] if prov else [])
+            path = Path(render(shown, out, pairs=pairs, meta=meta, subtitle=subtitle,
                                title=recipe.report.title or f"augframe run {recipe.run.name}"))
     log(f"[report] {path}")
     return path
@@ -588,14 +622,27 @@ def _generation_result(record: Mapping[str, Any]) -> EvaluationResult | None:
     rows, metrics = [], {}
     for tag, s in per.items():
         filters = ", ".join(f"{k} {v:.0%}" for k, v in s.get("per_filter_acceptance", {}).items())
-        rows.append((tag, s.get("wanted"), s["accepted_total"], s["candidates"], f"{float(s['acceptance']):.1%}",
-                     filters or "-"))
+        rows.append((tag, s.get("wanted"), s["accepted_total"], s["accepted_now"], s["candidates"],
+                     acceptance_text(s), filters or "-"))
         metrics[f"{tag}.in_bank"] = float(s["accepted_total"])
-        metrics[f"{tag}.acceptance"] = float(s["acceptance"])
-    table = Table(("target", "wanted", "in bank", "candidates (this run)", "acceptance", "per filter"), rows,
-                  caption="Candidates made, filtered and banked per direction / label")
+        if s["acceptance"] is not None:
+            metrics[f"{tag}.acceptance"] = float(s["acceptance"])
+    table = Table(("target", "wanted", "in bank", "new (this run)", "candidates (this run)", "acceptance (this run)",
+                   "per filter (this run)"), rows,
+                  caption="Candidates made, filtered and banked per direction / label; a target an earlier run "
+                          "finished makes none in this one")
     total = sum(int(s["accepted_total"]) for s in per.values())
     return EvaluationResult("generation", metrics, {"generation": table}, scale=f"{total} synthetic ECGs in the bank")
+
+
+def acceptance_text(s: Mapping[str, Any]) -> str:
+    """This run's acceptance, or, for a target an earlier run finished, that it made nothing now."""
+    if s["acceptance"] is not None:
+        return f"{float(s['acceptance']):.1%}"
+    earlier = s.get("earlier") or {}
+    if earlier.get("acceptance") is None:
+        return "- (nothing made)"
+    return f"- (complete in an earlier run: {earlier['candidates']} candidates, {float(earlier['acceptance']):.1%})"
 
 
 def _report_pairs(bank_path: Path, data: RunData | None, per_tag: int = 3) -> tuple[ECGBatch, ECGBatch] | None:
@@ -623,10 +670,12 @@ def _report_markdown(summary: Mapping[str, Any]) -> str:
                   f"leads {data.get('leads')}, classes {data.get('class_names')}", ""]
     gen = run.get("generation", {}).get("per_target", {})
     if gen:
-        lines += ["| target | wanted | in bank | new | candidates | acceptance |", "|---|---|---|---|---|---|"]
+        lines += ["| target | wanted | in bank | new (this run) | candidates (this run) | acceptance (this run) |",
+                  "|---|---|---|---|---|---|"]
         lines += [f"| {t} | {s['wanted']} | {s['accepted_total']} | {s['accepted_now']} | {s['candidates']} | "
-                  f"{s['acceptance']:.3f} |" for t, s in gen.items()]
+                  f"{acceptance_text(s)} |" for t, s in gen.items()]
         lines.append("")
+    lines += provenance_markdown(run.get("provenance") or {})
     for name, ev in summary["evaluations"].items():
         lines.append(f"## {name}" + (f" (scale: {ev['scale']})" if ev["scale"] else ""))
         lines += [f"- {k}: {v:.4g}" if isinstance(v, (int, float)) else f"- {k}: {v}" for k, v in ev["metrics"].items()]
@@ -637,13 +686,6 @@ def _report_markdown(summary: Mapping[str, Any]) -> str:
 # --------------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------------
-def _generator_params(recipe: Recipe) -> dict[str, Any]:
-    params = dict(recipe.generator.params)
-    if recipe.generator.checkpoint is not None:
-        params["checkpoint"] = recipe.generator.checkpoint
-    return params
-
-
 def _accepts(registry: Registry, kind: str, name: str, param: str) -> bool:
     try:
         sig = inspect.signature(registry.get(kind, name).factory)
@@ -658,7 +700,7 @@ def _with_device(registry: Registry, kind: str, name: str, params: Mapping[str, 
     and (for filters such as ``near-copy``) the run's training windows as ``train``."""
     params = dict(params)
     for key, value in (("device", device), ("train", train)):
-        if key not in RUN_CONTEXT[kind]:
+        if key not in KINDS[kind].run_context:
             continue
         if value is not None and key not in params and _accepts(registry, kind, name, key):
             params[key] = value
@@ -701,26 +743,10 @@ def _hint(name: str, valid: Sequence[str]) -> str:
     return suggest(name, valid)
 
 
-def _versions() -> dict[str, str]:
-    import augframe
-
-    out = {"augframe": augframe.__version__, "python": sys.version.split()[0], "numpy": np.__version__}
-    try:
-        import torch
-
-        out["torch"] = torch.__version__
-    except ImportError:  # pragma: no cover
-        pass
-    return out
-
 
 def _plugin_table(registry: Registry) -> list[dict[str, Any]]:
     return [{"name": p.name, "version": p.version, "provides": [list(x) for x in p.provides], "error": p.error}
             for p in registry.plugins()]
-
-
-def _stderr(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 class _Timer:

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import importlib.metadata as md
 import inspect
+import logging
 import os
-import warnings
 from collections.abc import Callable, Iterable, Mapping
 from types import ModuleType
 from typing import Any
@@ -31,6 +31,7 @@ from augframe.protocols import KINDS
 ENTRY_POINT_GROUP = "augframe"
 ENV_ALLOW = "AUGFRAME_PLUGINS"
 ENV_BLOCK = "AUGFRAME_DISABLE_PLUGINS"
+log = logging.getLogger(__name__)
 
 
 @attrs.frozen
@@ -78,63 +79,83 @@ class Registry:
     ) -> Registry:
         """A registry with every allowed plugin of the ``augframe`` entry-point group loaded.
 
-        ``allow`` / ``block`` add to the environment's lists (a plugin must pass both).
+        ``allow`` / ``block`` add to the environment's lists (a plugin must pass both). Every module
+        is registered before any register hook runs, so one plugin's hook wrapper sees them all.
         """
         reg = cls()
         env_allow, env_block = _split_env(ENV_ALLOW), _split_env(ENV_BLOCK)
         allowed = _intersect(env_allow, frozenset(allow) if allow is not None else None)
-        blocked = (env_block or frozenset()) | frozenset(block or ())
         for ep in md.entry_points(group=ENTRY_POINT_GROUP):
-            if ep.name in blocked:
-                reg.skipped[ep.name] = f"blocked by {ENV_BLOCK}" if ep.name in (env_block or ()) \
-                    else "blocked by the recipe's [plugins] block"
+            if ep.name in (env_block or ()):
+                reg.block(ep.name, f"blocked by {ENV_BLOCK}")
+            elif ep.name in frozenset(block or ()):
+                reg.block(ep.name, "blocked by the recipe's [plugins] block")
             elif allowed is not None and ep.name not in allowed:
-                reg.skipped[ep.name] = f"not allowed by {ENV_ALLOW}" if env_allow is not None and ep.name not in env_allow \
-                    else "not in the recipe's [plugins] allow"
-            else:
-                reg._load_entry_point(ep)
+                reg.block(ep.name, f"not allowed by {ENV_ALLOW}" if env_allow is not None and ep.name not in env_allow
+                          else "not in the recipe's [plugins] allow")
+        attached = [ep.name for ep in md.entry_points(group=ENTRY_POINT_GROUP) if reg._load_entry_point(ep)]
+        for name in attached:
+            reg._collect(name)
         return reg
 
-    def _load_entry_point(self, ep: md.EntryPoint) -> None:
+    def block(self, name: str, why: str) -> None:
+        """Never load plugin ``name`` (pluggy's block list); ``why`` is what errors and the CLI say."""
+        self._pm.set_blocked(name)
+        self.skipped[name] = why
+
+    def _load_entry_point(self, ep: md.EntryPoint) -> bool:
+        if self._pm.is_blocked(ep.name):
+            return False
         version = ep.dist.version if ep.dist is not None else "unknown"
         try:
             module = ep.load()
         except Exception as exc:  # a broken plugin must not take the others down
             self._record_error(ep.name, version, ep.value, exc)
-            return
-        self.register_module(module, name=ep.name, version=version)
+            return False
+        return self._attach(module, ep.name, version)
 
     def register_module(self, module: ModuleType | object, name: str | None = None, version: str = "0") -> None:
         """Register a plugin object (module) by hand, e.g. in tests or notebooks."""
-        name = name or getattr(module, "__name__", repr(module))
+        name = name or str(getattr(module, "__name__", repr(module)))
+        if self._attach(module, name, version):
+            self._collect(name)
+
+    def _attach(self, module: object, name: str, version: str) -> bool:
+        """Register ``module`` with pluggy under ``name``; False if it is blocked or broken."""
         if name in self._plugins:
             raise PluginError(f"a plugin named {name!r} is already registered")
         modname = getattr(module, "__name__", type(module).__name__)
         try:
-            self._pm.register(module, name=name)
-            provides = self._call_register_hooks(name)
-        except Exception as exc:
-            if self._pm.is_registered(module):
-                self._pm.unregister(module)
-            self._forget(name)
+            registered = self._pm.register(module, name=name)
+        except Exception as exc:  # e.g. a hookimpl whose arguments do not match its hookspec
             self._record_error(name, version, modname, exc)
-            return
-        self._plugins[name] = PluginInfo(name, version, modname, tuple(provides))
+            return False
+        if registered is None:
+            return False
+        self._plugins[name] = PluginInfo(name, version, modname)
+        return True
 
-    def _call_register_hooks(self, plugin: str) -> list[tuple[str, str]]:
+    def _collect(self, plugin: str) -> None:
+        """Call ``plugin``'s register hooks through pluggy (with every plugin's hook wrappers)."""
         provided: list[tuple[str, str]] = []
-        for hook_name, kind in hookspecs.HOOK_KINDS.items():
-            for impl in getattr(self._pm.hook, hook_name).get_hookimpls():
-                if impl.plugin_name != plugin:
-                    continue
-
+        info = self._plugins[plugin]
+        try:
+            for kind in KINDS.values():
                 def register(name: str, factory: Callable[..., Any], description: str = "",
-                             _kind: str = kind) -> None:
+                             _kind: str = kind.name) -> None:
                     self._add(Provision(_kind, name, factory, plugin, description))
                     provided.append((_kind, name))
 
-                impl.function(register=register)
-        return provided
+                others = [impl.plugin for impl in getattr(self._pm.hook, kind.hook).get_hookimpls()
+                          if impl.plugin_name != plugin and not (impl.wrapper or impl.hookwrapper)]
+                self._pm.subset_hook_caller(kind.hook, remove_plugins=others)(register=register)
+        except Exception as exc:
+            self._pm.unregister(name=plugin)
+            self._forget(plugin)
+            del self._plugins[plugin]
+            self._record_error(plugin, info.version, info.module, exc)
+            return
+        self._plugins[plugin] = attrs.evolve(info, provides=tuple(provided))
 
     def _add(self, prov: Provision) -> None:
         table = self._provisions[prov.kind]
@@ -156,7 +177,7 @@ class Registry:
         msg = f"{type(exc).__name__}: {exc}"
         self.load_errors[name] = msg
         self._plugins[name] = PluginInfo(name, version, module, (), msg)
-        warnings.warn(f"augframe plugin {name!r} failed to load and was skipped: {msg}", stacklevel=3)
+        log.warning("augframe plugin %r failed to load and was skipped: %s", name, msg)
 
     # ---- lookup -----------------------------------------------------------------------------
     def plugins(self) -> list[PluginInfo]:
@@ -164,6 +185,10 @@ class Registry:
 
     def names(self, kind: str) -> list[str]:
         return sorted(self._table(kind))
+
+    def provisions(self, plugin: str) -> list[Provision]:
+        """What ``plugin`` registered, kind by kind."""
+        return [p for table in self._provisions.values() for p in table.values() if p.plugin == plugin]
 
     def get(self, kind: str, name: str) -> Provision:
         table = self._table(kind)
@@ -181,13 +206,8 @@ class Registry:
         prov = self.get(kind, name)
         params = dict(params or {})
         check_params(prov, params)
-        try:
-            obj = prov.factory(**params)
-        except PluginError:
-            raise
-        except TypeError as exc:
-            raise PluginError(f"{kind} {name!r} rejected its parameters {sorted(params)}: {exc}") from exc
-        proto = KINDS[kind]
+        obj = prov.factory(**params)  # check_params named bad input; an error from inside is a bug: traceback
+        proto = KINDS[kind].protocol
         if not isinstance(obj, proto):
             raise PluginError(
                 f"{kind} {name!r} from plugin {prov.plugin!r} built a {type(obj).__name__}, which does not "
@@ -287,7 +307,7 @@ def _type_hints(factory: Any) -> dict[str, Any]:
 
     try:
         target = factory.resolve() if isinstance(factory, lazy) else factory
-        fn = target.__init__ if isinstance(target, type) else target
+        fn = getattr(target, "__init__") if isinstance(target, type) else target
         return typing.get_type_hints(fn)
     except Exception:  # annotations under TYPE_CHECKING, attrs-generated __init__...: no type check
         return {}

@@ -8,7 +8,7 @@ classes, so a stage cannot change what an earlier stage produced.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -16,12 +16,18 @@ import attrs
 import numpy as np
 
 from augframe.errors import ValidationError
+from augframe.jsonable import jsonable
 from augframe.judges import Independence, JudgeRef, assess
 from augframe.seeding import derive_seeds
 from augframe.signals import ECGBatch
 
 RequestKind = Literal["transfer", "sample", "complete"]
 REQUEST_KINDS: tuple[str, ...] = ("transfer", "sample", "complete")
+
+
+def _strs(items: Iterable[str]) -> tuple[str, ...]:
+    """attrs converter: any iterable of names -> a tuple (typed, so checkers see the field's type)."""
+    return tuple(items)
 
 
 def _int64(a: Any) -> np.ndarray:
@@ -55,7 +61,7 @@ class GenerationRequest:
     seeds: np.ndarray = attrs.field(converter=_int64)
     sources: ECGBatch | None = None
     mask: np.ndarray | None = None
-    class_names: tuple[str, ...] = attrs.field(converter=tuple, default=())
+    class_names: tuple[str, ...] = attrs.field(converter=_strs, default=())
     options: Mapping[str, Any] = attrs.field(factory=dict)
 
     def __attrs_post_init__(self) -> None:
@@ -80,6 +86,8 @@ class GenerationRequest:
     def _validate_mask(self, n: int) -> None:
         if self.mask is None:
             raise ValidationError("a 'complete' request needs mask (True where the signal is known)")
+        if self.sources is None:
+            raise ValidationError("a 'complete' request needs sources (the known signals)")
         mask = np.asarray(self.mask, dtype=bool)
         expected = tuple(self.sources.signals.shape)
         if mask.shape != expected:
@@ -92,7 +100,7 @@ class GenerationRequest:
         return len(self.labels)
 
     @classmethod
-    def transfer(cls, sources: ECGBatch, labels: Sequence[int], seed: int, **options: Any) -> GenerationRequest:
+    def transfer(cls, sources: ECGBatch, labels: Sequence[int] | np.ndarray, seed: int, **options: Any) -> GenerationRequest:
         """Turn each source into an ECG of ``labels[i]``; per-sample seeds derive from ``seed``."""
         return cls("transfer", np.asarray(labels), derive_seeds(seed, len(sources)), sources=sources,
                    class_names=sources.class_names, options=options)
@@ -280,7 +288,7 @@ class Filter(Protocol):
 class Table:
     """A small results table: column names and rows of JSON-serialisable cells."""
 
-    columns: tuple[str, ...] = attrs.field(converter=tuple)
+    columns: tuple[str, ...] = attrs.field(converter=_strs)
     rows: tuple[tuple[Any, ...], ...] = attrs.field(converter=lambda rows: tuple(tuple(r) for r in rows))
     caption: str = ""
 
@@ -317,12 +325,12 @@ class EvaluationResult:
     metrics: Mapping[str, float] = attrs.field(factory=dict)
     tables: Mapping[str, Table] = attrs.field(factory=dict)
     figures: Mapping[str, Figure] = attrs.field(factory=dict)
-    notes: tuple[str, ...] = attrs.field(converter=tuple, default=())
+    notes: tuple[str, ...] = attrs.field(converter=_strs, default=())
     scale: str = ""
     details: Mapping[str, Any] = attrs.field(factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return attrs.asdict(self, recurse=True, value_serializer=_jsonable)
+        return jsonable(attrs.asdict(self, recurse=True))
 
     def to_json(self, **kw: Any) -> str:
         return json.dumps(self.to_dict(), **kw)
@@ -340,16 +348,6 @@ class EvaluationResult:
         )
 
 
-def _jsonable(_inst: Any, _field: Any, value: Any) -> Any:
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, tuple):
-        return list(value)
-    return value
-
-
 @attrs.frozen(eq=False)
 class ExternalSet:
     """Real ECGs from another database, for testing only (never trained on).
@@ -364,6 +362,15 @@ class ExternalSet:
     name: str
     batch: ECGBatch
     one_class: str | None = None
+
+
+# EvalContext's converters; typed ones because mypy's attrs plugin leaves ``converter=tuple`` generic
+def _external_set_tuple(sets: Iterable[ExternalSet]) -> tuple[ExternalSet, ...]:
+    return tuple(sets)
+
+
+def _judge_ref_tuple(refs: Iterable[JudgeRef]) -> tuple[JudgeRef, ...]:
+    return tuple(refs)
 
 
 @attrs.frozen(eq=False)
@@ -386,8 +393,8 @@ class EvalContext:
     workdir: Path | None = None
     progress: bool = False
     train: ECGBatch | None = None
-    external: tuple[ExternalSet, ...] = attrs.field(default=(), converter=tuple)
-    dependent_judges: tuple[JudgeRef, ...] = attrs.field(default=(), converter=tuple)
+    external: tuple[ExternalSet, ...] = attrs.field(default=(), converter=_external_set_tuple)
+    dependent_judges: tuple[JudgeRef, ...] = attrs.field(default=(), converter=_judge_ref_tuple)
     provenance_known: bool = True
 
     def independence(self, judge: JudgeRef) -> Independence:
@@ -418,7 +425,7 @@ class Record:
     id: str
     signal: np.ndarray
     fs: float
-    leads: tuple[str, ...] = attrs.field(converter=tuple)
+    leads: tuple[str, ...] = attrs.field(converter=_strs)
     label: str | None = None
     statements: Mapping[str, float] = attrs.field(factory=dict)
     patient_id: str | None = None
@@ -460,10 +467,30 @@ class Classifier(Protocol):
     def load_state_dict(self, state: Any, strict: bool = True) -> Any: ...
 
 
-KINDS: dict[str, type] = {
-    "generator": Generator,
-    "filter": Filter,
-    "evaluator": Evaluator,
-    "source": Source,
-    "classifier": Classifier,
-}
+@attrs.frozen
+class PluginKind:
+    """One kind of plugin: the protocol its objects satisfy and the hook that registers them.
+
+    ``run_context`` names the parameters the pipeline gives a factory itself when the factory takes
+    them and the recipe leaves them unset: the run's ``device``, and a filter's training windows
+    ``train`` (e.g. the near-copy gate).
+    """
+
+    name: str
+    protocol: type
+    run_context: tuple[str, ...] = ()
+
+    @property
+    def hook(self) -> str:
+        """The hookspec in :mod:`augframe.hookspecs` that registers factories of this kind."""
+        return f"augframe_register_{self.name}s"
+
+
+#: Every plugin kind, by name: the one table the registry, the recipe check and the CLI read.
+KINDS: dict[str, PluginKind] = {k.name: k for k in (
+    PluginKind("generator", Generator, ("device",)),
+    PluginKind("filter", Filter, ("device", "train")),
+    PluginKind("evaluator", Evaluator, ("device",)),
+    PluginKind("source", Source),
+    PluginKind("classifier", Classifier),
+)}

@@ -103,6 +103,13 @@ class GeneratorSpec:
     checkpoint: str | None = _field(None, types=(str,),
                                     doc="weights file, passed to the factory as its 'checkpoint' parameter")
 
+    def factory_params(self) -> dict[str, Any]:
+        """The factory's parameters: ``params``, plus ``checkpoint`` when it is set."""
+        params = dict(self.params)
+        if self.checkpoint is not None:
+            params["checkpoint"] = self.checkpoint
+        return params
+
 
 @attrs.frozen
 class FilterSpec:
@@ -119,7 +126,11 @@ class MixSpec:
     """``[mix]``: how synthetic samples enter training."""
 
     synthetic_share: float = _field(0.0, types=(float, int),
-                                    doc="fraction of each epoch's items replaced by bank samples (0 <= s < 1)")
+                                    doc="fraction of each epoch's items (bank) or each batch's items (live) "
+                                        "replaced by synthetic ECGs (0 <= s < 1)")
+    mode: str = _field("bank", types=(str,),
+                       doc="'bank': AugmentedDataset over the run's bank; 'live': LiveAugmentedLoader making "
+                           "fresh candidates per batch with the recipe's generator and filters")
 
 
 @attrs.frozen
@@ -351,6 +362,7 @@ def _check_semantics(r: Recipe) -> None:
     if not 0.0 <= r.mix.synthetic_share < 1.0:
         raise RecipeError(f"mix.synthetic_share = {r.mix.synthetic_share} must be in [0, 1), e.g. 0.33")
     g = r.generation
+    _check_mix(r.mix, g)
     if g.kind not in GENERATION_KINDS:
         raise RecipeError(f"generation.kind = {g.kind!r} is not one of {GENERATION_KINDS}{suggest(g.kind, GENERATION_KINDS)}")
     if g.kind == "transfer":
@@ -402,6 +414,25 @@ def _check_semantics(r: Recipe) -> None:
                           "(and not only dots)")
     _check_output_dir(r.run.output_dir, r.output_dir)
     _check_data_tables(r.data)
+
+
+MIX_MODES = ("bank", "live")
+
+
+def _check_mix(mix: MixSpec, g: GenerationSpec) -> None:
+    """[mix] mode = 'live' serves transfer or sample requests, one target per source class."""
+    if mix.mode not in MIX_MODES:
+        raise RecipeError(f"mix.mode = {mix.mode!r} is not one of {MIX_MODES}{suggest(mix.mode, MIX_MODES)}")
+    if mix.mode != "live":
+        return
+    if g.kind not in ("transfer", "sample"):
+        raise RecipeError(f"mix.mode = 'live' makes transfer or sample candidates per batch, not generation.kind = "
+                          f"{g.kind!r}; use mode = 'bank'")
+    sources = [parse_direction(d)[0] for d in g.directions] if g.kind == "transfer" else []
+    twice = sorted({c for c in sources if sources.count(c) > 1})
+    if twice:
+        raise RecipeError(f"mix.mode = 'live' needs one target per source class, but generation.directions "
+                          f"{list(g.directions)} transfer {twice[0]!r} to more than one class")
 
 
 def _check_output_dir(raw: str, path: Path) -> None:
@@ -498,13 +529,6 @@ def parse_direction(direction: str) -> tuple[str, str]:
 # --------------------------------------------------------------------------------------------
 # plugin names and parameters, against a registry
 # --------------------------------------------------------------------------------------------
-#: Parameters the pipeline gives a plugin factory itself when the factory takes them and the recipe
-#: leaves them unset: the run's device, and a filter's training windows (e.g. the near-copy gate).
-RUN_CONTEXT: dict[str, tuple[str, ...]] = {
-    "generator": ("device",), "filter": ("device", "train"), "evaluator": ("device",), "source": (),
-}
-
-
 def check_plugins(recipe: Recipe, registry: Any) -> None:
     """Check every plugin name and parameter in the recipe against ``registry``.
 
@@ -512,14 +536,12 @@ def check_plugins(recipe: Recipe, registry: Any) -> None:
     suggest the nearest valid name; plugins that failed to load are listed with their errors.
     """
     from augframe.plugins import check_params
+    from augframe.protocols import KINDS
 
     entries: list[tuple[str, str, str, Mapping[str, Any]]] = [
         ("source", "data.source", recipe.data.source, recipe.data.params),
     ]
-    gen_params = dict(recipe.generator.params)
-    if recipe.generator.checkpoint is not None:
-        gen_params["checkpoint"] = recipe.generator.checkpoint
-    entries.append(("generator", "generator.name", recipe.generator.name, gen_params))
+    entries.append(("generator", "generator.name", recipe.generator.name, recipe.generator.factory_params()))
     entries += [("filter", f"filters[{i}].name", f.name, f.params) for i, f in enumerate(recipe.filters)]
     entries += [("evaluator", f"evaluators[{i}].name", e.name, e.params) for i, e in enumerate(recipe.evaluators)]
     entries += [("source", f"evaluation.external[{i}].source", x.source, x.params)
@@ -530,7 +552,7 @@ def check_plugins(recipe: Recipe, registry: Any) -> None:
         except PluginError as exc:
             raise RecipeError(f"{key} = {name!r}: {exc}") from exc
         try:
-            check_params(prov, params, supplied=RUN_CONTEXT.get(kind, ()), registry=registry)
+            check_params(prov, params, supplied=KINDS[kind].run_context, registry=registry)
         except PluginError as exc:
             where = key.rsplit(".", 1)[0]
             m = re.search(r"no parameter '([^']+)'", str(exc))

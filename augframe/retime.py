@@ -29,7 +29,7 @@ from scipy.ndimage import uniform_filter1d
 from augframe.atrial import atrial_templates, replace_atrial, resample_template, template_length
 from augframe.beats import detect_r_peaks, r_amplitude, unplaced_beats
 from augframe.errors import ValidationError
-from augframe.seeding import numpy_rng
+from augframe.seeding import Stream, numpy_rng
 
 
 @attrs.frozen
@@ -244,7 +244,7 @@ class RhythmBank:
         x = np.asarray(x)
         x = x[:, 0, :] if x.ndim == 3 else x
         labels = np.asarray(labels, dtype=np.int64)
-        rng = numpy_rng(seed, 0x7B)
+        rng = numpy_rng(seed, Stream.RETIME_SIGNALS)
         chosen = np.concatenate([rng.permutation(np.flatnonzero(labels == c))[: 4 * per_class]
                                  for c in np.unique(labels)]).astype(np.int64)
         peaks = detect_r_peaks(x[chosen], fs)
@@ -276,7 +276,7 @@ class RhythmBank:
 
         ds = as_windows(data)
         labels = np.asarray(ds.labels, dtype=np.int64)
-        rng = numpy_rng(seed, 0x7C)
+        rng = numpy_rng(seed, Stream.RETIME_WINDOWS)
         idx = np.sort(np.concatenate([rng.permutation(np.flatnonzero(labels == c))[: 4 * per_class]
                                       for c in np.unique(labels[labels >= 0])]).astype(np.int64))
         return cls.from_signals(gather(ds, idx).numpy(), labels[idx], float(ds.fs), per_class=per_class, seed=seed)

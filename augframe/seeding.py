@@ -5,10 +5,13 @@
 * :func:`randn` draws standard normal noise from per-sample seeds with a counter-based hash, fully
   vectorised in torch on any device: the noise of sample i, stream k is the same whatever batch it
   is in, with no per-sample Python loop and no host round trip.
+* :class:`Stream` names every seed-stream id of augframe and its first-party plugins, so two draws
+  cannot silently share noise.
 """
 
 from __future__ import annotations
 
+import enum
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -17,6 +20,46 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
 
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+@enum.unique  # a reused id fails at import: two draws would otherwise share their noise
+class Stream(enum.IntEnum):
+    """Every seed-stream id: a path entry of :func:`numpy_rng` or a salt mixed into a seed.
+
+    The values are frozen (parity fixtures and seeded tests replay them); a new draw adds a member
+    with a fresh value. Names are ``<module>_<draw>``. (The per-sample noise streams of
+    :func:`randn` count their own small integers per model and are not listed here.)
+    """
+
+    DATASET_SELECT = 0xA5A5  # augmented dataset: which items an epoch draws
+    DATASET_PICK = 0x5EED  # augmented dataset: which synthetic sample fills a position (xor salt)
+    TRAINING_ORDER = 0x5A3  # training: per-epoch shuffle
+    TRAINING_BALANCED = 0xBA1  # training: class-balanced turns
+    LIVE_POSITIONS = 0x11E  # live generation: which batch positions are synthetic
+    TESTING_ECG = 0xECC  # augframe.testing: the synthetic test ECGs
+    RETIME_SIGNALS = 0x7B  # retime: signals whose R peaks feed the rhythm bank
+    RETIME_WINDOWS = 0x7C  # retime: cached windows whose R peaks feed the rhythm bank
+    PIPELINE_SOURCE_ROUNDS = 0x0D  # pipeline: order of source ECGs per target
+    PIPELINE_MASK = 0x6A9  # pipeline: completion masks
+    PIPELINE_EVALUATOR = 0xE7A1  # pipeline: each evaluator's seed
+    DIFFSTYLETS_MONITOR = 0x5EEDF00D  # diffstylets: faithful stage-2 monitor (xor salt)
+    DIFFSTYLETS_BATCH = 0xBA7C  # diffstylets: per-step batch seed (xor salt)
+    DIFFSTYLETS_STYLE_BANK = 0x57  # diffstylets: windows of the style bank
+    DIFFSTYLETS_NORMALISER = 0xA0  # diffstylets: windows the normaliser is fitted on
+    SSSD_RMS = 0x55D  # sssd: windows of the RMS estimate
+    DIFFECG_BATCH = 0xD1FF  # diffecg: training batches
+    DIFFECG_NOISE = 7919  # diffecg: training noise (added to the seed)
+    AFIB_CALIBRATION = 0x7A1  # afib rhythm evaluator: calibration windows
+    AFIB_FAITHFUL = 0x3A  # afib protocol: faithful plan per fold
+    AFIB_CORRECTED = 0x3C  # afib protocol: corrected plan per fold
+    AFIB_NOISE_CONTROL = 0xB0  # afib protocol: noise control per fold
+    AFIB_CLASSICAL = 0xC1A5  # afib: classical augmentation
+    AFIB_FIDELITY = 0xE3B  # afib fidelity: subsampling
+    AFIB_BOOTSTRAP = 0xB007  # afib tost: paired bootstrap
+    AFIB_MMD = 0x3D  # afib similarity: MMD permutations
+    AFIB_CURVE_GROUPS = 0xC5  # afib curve: minority groups order
+    AFIB_CURVE_PICK = 0x5E  # afib curve: synthetic ECGs added per cell
+    AFIB_CURVE_ORDER = 0xD0  # afib curve: minority order per cell
 
 
 def _splitmix64(x: np.ndarray) -> np.ndarray:

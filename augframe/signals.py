@@ -117,7 +117,7 @@ class ECGBatch:
     leads: tuple[str, ...] = attrs.field(converter=_as_leads, default=("II",))
     labels: np.ndarray | None = attrs.field(converter=_as_labels, default=None)
     class_names: tuple[str, ...] = attrs.field(converter=_as_class_names, default=())
-    ids: tuple[str, ...] | None = attrs.field(converter=_as_ids, default=None)
+    ids: tuple[str, ...] = attrs.field(converter=_as_ids, default=None)  # "0".."N-1" when not given
     meta: dict[str, np.ndarray] = attrs.field(converter=_as_meta, factory=dict)
     units: str = "mV"
 
@@ -241,6 +241,12 @@ class ECGBatch:
         x = self.signals if _is_torch(self.signals) else torch.from_numpy(self.signals)
         return x if device is None else x.to(device, non_blocking=True)
 
+    def require_labels(self, what: str) -> np.ndarray:
+        """The labels; a ValidationError saying ``what`` needs them when the batch is unlabelled."""
+        if self.labels is None:
+            raise ValidationError(f"{what} needs labelled ECGs; this batch has no labels (give its classes)")
+        return self.labels
+
     def to_numpy(self) -> ECGBatch:
         return self if not self.is_torch else attrs.evolve(self, signals=self.numpy())
 
@@ -297,6 +303,7 @@ class ECGBatch:
                         f"cannot concatenate batches with different {field}: "
                         f"{getattr(first, field)!r} vs {getattr(b, field)!r}"
                     )
+        signals: Any
         if first.is_torch:
             import torch
 
@@ -313,7 +320,7 @@ class ECGBatch:
             signals=signals,
             fs=first.fs,
             leads=first.leads,
-            labels=np.concatenate([b.labels for b in batches]) if all(have_labels) else None,
+            labels=np.concatenate([b.labels for b in batches if b.labels is not None]) if all(have_labels) else None,
             class_names=first.class_names,
             ids=[i for b in batches for i in b.ids],
             meta={k: np.concatenate([b.meta[k] for b in batches]) for k in keys},

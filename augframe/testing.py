@@ -40,7 +40,7 @@ from augframe.protocols import (
     Candidates, Classifier, EvalContext, EvaluationResult, Evaluator, Filter, FilterResult, GenerationRequest,
     Generator, GeneratorInfo, Record, Source,
 )
-from augframe.seeding import numpy_rng
+from augframe.seeding import Stream, numpy_rng
 from augframe.signals import STANDARD_LEADS, ECGBatch
 
 
@@ -92,7 +92,7 @@ def make_ecg_batch(n: int = 8, *, fs: float = 250.0, seconds: float = 4.0, leads
 
     Labels cycle through the classes; ids are ``"ecg-<i>"``. Deterministic for a seed.
     """
-    rng = numpy_rng(seed, 0xECC)
+    rng = numpy_rng(seed, Stream.TESTING_ECG)
     t = np.arange(int(round(seconds * fs))) / fs
     out = np.zeros((n, len(leads), len(t)), dtype=np.float32)
     labels = np.arange(n) % max(1, len(class_names))
@@ -172,7 +172,7 @@ def check_generator(generator: Any, *, sources: ECGBatch | None = None, class_na
             c.check(f"{kind}: same seeds give the same samples", _same(out.batch, again.batch, atol),
                     "two calls with one request differ")
         half = max(1, n // 2)
-        parts = [c.run(f"{kind}: sub-request", lambda s=s: generator.generate(req.select(s)))
+        parts = [c.run(f"{kind}: sub-request", lambda: generator.generate(req.select(s)))
                  for s in (slice(0, half), slice(half, n))]
         if isinstance(out, Candidates) and all(isinstance(p, Candidates) for p in parts):
             joined = np.concatenate([p.batch.numpy() for p in parts])
@@ -205,6 +205,7 @@ def _check_candidates(c: _Checker, kind: str, out: Any, req: GenerationRequest, 
     c.check(f"{kind}: finite values", bool(np.isfinite(b.numpy()).all()))
     c.check(f"{kind}: lead names are standard", all(lead in STANDARD_LEADS for lead in b.leads), repr(b.leads))
     if kind in ("transfer", "complete"):
+        assert req.sources is not None  # the request kinds that carry sources
         c.check(f"{kind}: keeps the sources' fs", b.fs == sources.fs, f"{b.fs} vs {sources.fs}")
         c.check(f"{kind}: keeps the sources' leads", b.leads == sources.leads, f"{b.leads} vs {sources.leads}")
         c.check(f"{kind}: keeps the sources' length", b.n_samples == sources.n_samples,
@@ -218,7 +219,7 @@ def _check_candidates(c: _Checker, kind: str, out: Any, req: GenerationRequest, 
             f"{b.class_names} vs {req.class_names}")
     c.check(f"{kind}: seeds are the request's", np.array_equal(out.seeds, req.seeds))
     c.check(f"{kind}: provenance info", isinstance(out.info, GeneratorInfo) and bool(out.info.name))
-    if kind == "complete":
+    if kind == "complete" and req.sources is not None:
         known = req.sources.numpy()
         c.check("complete: keeps the known part bit-exact", bool(np.array_equal(b.numpy()[req.mask], known[req.mask])),
                 "values where mask is True changed")
@@ -228,6 +229,7 @@ def _check_other_units(c: _Checker, kind: str, generator: Any, req: GenerationRe
     """Sources in other units (e.g. z-scored) come back in those units, or are refused with an augframe error."""
     from augframe.errors import AugframeError
 
+    assert req.sources is not None  # transfer and complete requests carry their sources
     units = "zscore" if req.sources.units == "mV" else "mV"
     rule = f"{kind}: keeps the sources' units (or refuses other units with an augframe error)"
     try:
@@ -256,7 +258,7 @@ def _check_all_known(c: _Checker, generator: Any, req: GenerationRequest) -> Non
         c.check("complete: an all-known mask is refused with an augframe error or returned unchanged", False,
                 f"raised {type(exc).__name__}: {exc}")
         return
-    same = isinstance(out, Candidates) and np.array_equal(out.batch.numpy(), req.sources.numpy())
+    same = isinstance(out, Candidates) and req.sources is not None and np.array_equal(out.batch.numpy(), req.sources.numpy())
     c.check("complete: an all-known mask is refused with an augframe error or returned unchanged", same,
             "the output differs from the fully known input")
 
@@ -286,7 +288,7 @@ def check_filter(filt: Any, candidates: ECGBatch | None = None, sources: ECGBatc
                 and np.array_equal(res.accept, again.accept))
     n = len(candidates)
     half = max(1, n // 2)
-    parts = [c.run("sub-batch", lambda s=s: filt.score(candidates.select(s), None if sources is None else sources.select(s)))
+    parts = [c.run("sub-batch", lambda: filt.score(candidates.select(s), None if sources is None else sources.select(s)))
              for s in (slice(0, half), slice(half, n))]
     if isinstance(res, FilterResult) and all(isinstance(p, FilterResult) for p in parts):
         c.check("batch-size invariant", np.allclose(np.concatenate([p.scores for p in parts]), res.scores, atol=1e-6)
@@ -395,7 +397,7 @@ def check_classifier(classifier: Any, x: ECGBatch | None = None, *, atol: float 
         if logits is not None:
             c.check("logits are [n, len(class_names)]", tuple(logits.shape) == (len(x), len(classifier.class_names)),
                     f"{tuple(logits.shape)}")
-            parts = [c.run("sub-batch", lambda s=s: classifier(xt[s])) for s in (slice(0, 1), slice(1, len(x)))]
+            parts = [c.run("sub-batch", lambda: classifier(xt[s])) for s in (slice(0, 1), slice(1, len(x)))]
             if all(p is not None for p in parts):
                 c.check("batch-size invariant in eval mode", torch.allclose(torch.cat(parts), logits, atol=atol))
         if emb is not None:
@@ -412,8 +414,10 @@ def check_registered(registry: Any, kind: str, name: str, params: dict[str, Any]
                      **kwargs: Any) -> ConformanceReport:
     """Build ``name`` of ``kind`` through the registry (as a recipe would) and run its kind's checks."""
     obj = registry.create(kind, name, params or {})
-    fn = {"generator": check_generator, "filter": check_filter, "evaluator": check_evaluator,
-          "source": check_source, "classifier": check_classifier}[kind]
+    checks: dict[str, Callable[..., ConformanceReport]] = {
+        "generator": check_generator, "filter": check_filter, "evaluator": check_evaluator, "source": check_source,
+        "classifier": check_classifier}
+    fn = checks[kind]
     return fn(obj, **kwargs)
 
 

@@ -10,7 +10,8 @@
   exact resume (modules, optimizers, EMA, RNG states, counters) atomically, loadable with
   ``torch.load(weights_only=True)``.
 * :class:`TrainLog` appends JSON lines; :func:`progress` wraps tqdm; :func:`autocast` gives bf16
-  autocast on CUDA (and on the CPU when asked) and a no-op otherwise.
+  autocast on CUDA (and on the CPU when asked) and a no-op otherwise; :func:`compile_module` is
+  ``torch.compile`` where it pays (CUDA, or the CPU when asked).
 """
 
 from __future__ import annotations
@@ -19,8 +20,7 @@ import contextlib
 import json
 import math
 import os
-import sys
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,8 @@ import numpy as np
 
 from augframe.atomic import atomic_open
 from augframe.errors import CheckpointError, ValidationError
-from augframe.seeding import numpy_rng
+from augframe.progress import progress  # noqa: F401  (re-exported: the training loops' bar)
+from augframe.seeding import Stream, numpy_rng
 
 
 # ---- order ---------------------------------------------------------------------------------
@@ -68,7 +69,7 @@ class EpochSampler:
             return self._balanced_order()
         if not self.shuffle:
             return np.arange(self.n)
-        return numpy_rng(self.seed, 0x5A3, self.epoch).permutation(self.n)
+        return numpy_rng(self.seed, Stream.TRAINING_ORDER, self.epoch).permutation(self.n)
 
     def _balanced_order(self) -> np.ndarray:
         """``n`` indices taking the classes in turn (position p holds class p mod K), so every
@@ -79,7 +80,7 @@ class EpochSampler:
         every epoch. The class order of the turns is shuffled per epoch too.
         """
         assert self.labels is not None
-        rng = numpy_rng(self.seed, 0xBA1, self.epoch)
+        rng = numpy_rng(self.seed, Stream.TRAINING_BALANCED, self.epoch)
         classes = np.unique(self.labels)
         turn = rng.permutation(len(classes))
         out = np.empty(self.n, dtype=np.int64)
@@ -141,33 +142,40 @@ def make_loader(dataset: Any, sampler: EpochSampler, *, num_workers: int = 0, pi
 
 # ---- EMA -----------------------------------------------------------------------------------
 class EMA:
-    """Exponential moving average of a module's floating parameters and buffers."""
+    """Exponential moving average of a module's floating parameters and buffers.
 
-    def __init__(self, module: Any, decay: float = 0.999) -> None:
+    With ``warmup`` the n-th update (0-based) uses min(decay, (1 + n) / (10 + n)), so early averages
+    follow the model instead of its random initialisation; the update count is part of the state.
+    """
+
+    def __init__(self, module: Any, decay: float = 0.999, warmup: bool = False) -> None:
         if not 0.0 < decay < 1.0:
             raise ValidationError(f"EMA decay={decay} must lie in (0, 1)")
-        self.decay = decay
+        self.decay, self.warmup, self.updates = decay, warmup, 0
         self.shadow = {k: v.detach().clone() for k, v in module.state_dict().items()}
 
     def update(self, module: Any) -> None:
         import torch
 
+        n = self.updates
+        decay = min(self.decay, (1 + n) / (10 + n)) if self.warmup else self.decay
         with torch.no_grad():
             for k, v in module.state_dict().items():
                 s = self.shadow[k]
                 if v.is_floating_point():
-                    s.lerp_(v.detach(), 1.0 - self.decay)
+                    s.lerp_(v.detach(), 1.0 - decay)
                 else:
                     s.copy_(v)
+        self.updates = n + 1
 
     def copy_to(self, module: Any) -> None:
         module.load_state_dict(self.shadow, strict=True)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"decay": self.decay, "shadow": self.shadow}
+        return {"decay": self.decay, "updates": self.updates, "shadow": self.shadow}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self.decay = float(state["decay"])
+        self.decay, self.updates = float(state["decay"]), int(state.get("updates", 0))
         for k, v in state["shadow"].items():
             self.shadow[k].copy_(v)
 
@@ -267,17 +275,6 @@ class TrainLog:
             return [json.loads(line) for line in f if line.strip()]
 
 
-def progress(iterable: Iterable[Any], *, total: int | None = None, desc: str = "", enabled: bool | None = None) -> Iterable[Any]:
-    """A tqdm progress bar on interactive terminals (or when ``enabled``), else the iterable."""
-    if enabled is None:
-        enabled = sys.stderr.isatty() and not os.environ.get("CI")
-    if not enabled:
-        return iterable
-    from tqdm.auto import tqdm
-
-    return tqdm(iterable, total=total, desc=desc, leave=False, dynamic_ncols=True)
-
-
 def autocast(device: Any, enabled: bool = True, cpu_bf16: bool = False) -> contextlib.AbstractContextManager[Any]:
     """bf16 autocast on CUDA (and on the CPU when ``cpu_bf16``); a no-op context otherwise."""
     import torch
@@ -288,6 +285,25 @@ def autocast(device: Any, enabled: bool = True, cpu_bf16: bool = False) -> conte
     if enabled and cpu_bf16 and dev.type == "cpu":
         return torch.autocast("cpu", dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def compile_module(module: Any, device: Any, *, enabled: bool = True, mode: str = "max-autotune-no-cudagraphs",
+                   cpu: bool = False) -> Any:
+    """``torch.compile(module)`` on CUDA when ``enabled``; on the CPU only when ``cpu`` is also set.
+
+    Compilation costs tens of seconds to minutes; it pays for long generation or training runs
+    with fixed shapes, not for short CPU jobs, so the CPU path stays eager unless asked. On the CPU,
+    the module is compiled for inference with frozen weights (inductor ``freezing``: conv weights
+    pre-packed for oneDNN, pointwise ops fused); call it under ``torch.inference_mode``/``no_grad``.
+    """
+    import torch
+
+    cuda = torch.device(device).type == "cuda"
+    if enabled and cuda and torch.cuda.is_available():
+        return torch.compile(module, mode=mode, dynamic=False)
+    if enabled and cpu and not cuda:
+        return torch.compile(module, options={"freezing": True})
+    return module
 
 
 def resolve_device(device: str | None) -> str:

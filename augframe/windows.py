@@ -83,8 +83,9 @@ def gather(data: WindowDataset, index: Any) -> ECGBatch:
     idx = np.asarray(index, dtype=np.int64).reshape(-1)
     if isinstance(data, ArrayWindows):
         return data.batch.select(idx)
-    if callable(getattr(data, "batch", None)):
-        return data.batch(idx)
+    batch = getattr(data, "batch", None)
+    if callable(batch):
+        return batch(idx)
     sig = np.stack([data[int(i)][0] for i in idx]) if len(idx) else np.zeros((0, len(data.leads), 1), np.float32)
     ids = getattr(data, "ids", None)
     pids = getattr(data, "patient_ids", None)

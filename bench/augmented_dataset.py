@@ -106,7 +106,7 @@ def build_bank(folder: Path, n: int, shard: int = 1000) -> Path:
     from augframe import ECGBatch
     from augframe.bank import Bank
 
-    bank = Bank.create(folder, fs=250.0, leads=("II",), n_samples=SAMPLES, class_names=NAMES)
+    bank = Bank.create(folder, fs=250.0, leads=("II",), samples_per_window=SAMPLES, class_names=NAMES)
     for s in range(0, n, shard):
         k = min(shard, n - s)
         labels = np.arange(s, s + k) % 2

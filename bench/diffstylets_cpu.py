@@ -12,7 +12,7 @@ Every figure is measured in this run beside a baseline built from the same modul
   convolution); the bf16 output is compared with float32 (max abs error, Pearson r).
 * ``--compile`` adds the bf16 UNet through ``torch.compile`` with frozen weights (the generator's
   ``compile = true``); its one-off compile time is reported apart and left out of the per-ECG time.
-* **Stage-1 training** step at batch 8 (forward, backward, clip, AdamW) through our Trainer.
+* **Stage-1 training** step at batch 8 (forward, backward, clip, AdamW) of the training loop.
 
     python -m bench.diffstylets_cpu [--quick] [--steps 50] [--ecgs 4] [--threads 1] [--compile] [--json OUT]
 
@@ -34,12 +34,12 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from augframe.diffusion import NoiseSchedule
 from augframe.seeding import derive_seeds
 from augframe_diffstylets.config import ModelConfig, TrainConfig
 from augframe_diffstylets.model import ConditionalUNet, DiffStyleTS
 from augframe_diffstylets.normalise import Normaliser
 from augframe_diffstylets.sampler import sdedit
-from augframe_diffstylets.schedule import CosineSchedule
 from augframe_diffstylets.smoothing import savgol
 
 REF_SDEDIT_S = 8.0  # reference: s per SDEdit ECG (50 steps, CFG 3), 2 vCPU, timings.md
@@ -95,7 +95,7 @@ def load_reference_weights(model: DiffStyleTS) -> bool:
     return True
 
 
-def baseline_generate(model: DiffStyleTS, x: torch.Tensor, y: torch.Tensor, steps: int, schedule: CosineSchedule
+def baseline_generate(model: DiffStyleTS, x: torch.Tensor, y: torch.Tensor, steps: int, schedule: NoiseSchedule
                       ) -> np.ndarray:
     """The reference's way: one ECG at a time, two UNet forwards per step, scipy smoothing on the host."""
     from scipy.signal import savgol_filter
@@ -112,7 +112,7 @@ def baseline_generate(model: DiffStyleTS, x: torch.Tensor, y: torch.Tensor, step
 
 
 def ours_generate(model: DiffStyleTS, unet: Any, x: torch.Tensor, y: torch.Tensor, steps: int,
-                  schedule: CosineSchedule) -> torch.Tensor:
+                  schedule: NoiseSchedule) -> torch.Tensor:
     """Ours: the whole micro-batch at once, fused CFG forward of 2B, inference mode, device smoothing."""
     with torch.inference_mode():
         content, style = model.encode(x)
@@ -129,7 +129,7 @@ def bf16_unet(unet: ConditionalUNet, compiled: bool = False, engine: str = "time
 
     bf = TimeMajorUNet(unet, torch.bfloat16) if engine == "timemajor" else copy.deepcopy(unet).to(torch.bfloat16).eval()
     if compiled:
-        from augframe.distributed_fastpath import compile_module
+        from augframe.training import compile_module
 
         bf = compile_module(bf, "cpu", cpu=True)
 
@@ -145,22 +145,27 @@ def pearson(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def train_step_seconds(model: DiffStyleTS, batch: int, length: int, repeats: int) -> float:
-    from augframe.signals import ECGBatch
-    from augframe.windows import as_windows
-    from augframe_diffstylets.train import Trainer
+    """One stage-1 optimiser step of the training loop (loss, backward, clip, AdamW) on a fixed batch."""
+    from augframe.seeding import derive_seeds
+    from augframe_diffstylets.stages import StageLoss, batch_seed, loss_step
 
     rng = np.random.default_rng(0)
-    data = ECGBatch(rng.normal(0, 0.06, (batch, 1, length)).astype(np.float32), 250.0, ("II",),
-                    labels=np.arange(batch) % 2, class_names=("N", "A"))
-    trainer = Trainer(model, as_windows(data), mode="faithful", cfg=TrainConfig(batch_size=batch, judge=""),
-                      normaliser=Normaliser(), device="cpu")
-    x, y = torch.from_numpy(data.signals), torch.as_tensor(data.labels)
-    model.train()
-    from augframe.seeding import derive_seeds
-    from augframe_diffstylets.stages import batch_seed
-
+    x = torch.from_numpy(rng.normal(0, 0.06, (batch, 1, length)).astype(np.float32))
+    y = torch.as_tensor(np.arange(batch) % 2)
+    cfg = TrainConfig(batch_size=batch, judge="")
+    loss = StageLoss(model, cfg, "faithful", clamp=Normaliser().clamp)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     seeds, coin = torch.from_numpy(derive_seeds(0, batch)), batch_seed(0, 0, 0)
-    seconds = median_time(lambda: trainer.step(x, y, seeds, coin), repeats, label="train")
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        total, _ = loss_step(loss, Normaliser().forward(x), y, seeds, coin)
+        total.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+
+    model.train()
+    seconds = median_time(step, repeats, label="train")
     model.eval()
     return seconds
 
@@ -185,7 +190,7 @@ def main() -> None:
     torch.manual_seed(0)
     model = DiffStyleTS(ModelConfig()).eval()
     real_weights = load_reference_weights(model)
-    schedule = CosineSchedule()
+    schedule = NoiseSchedule.cosine()
     res: dict[str, Any] = {
         "device": platform.processor() or platform.machine(), "torch": torch.__version__, "threads": args.threads,
         "steps": steps, "ecgs": n_ecg, "repeats": repeats, "reference_weights": real_weights,

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import torch
 
+from augframe.diffusion import NoiseSchedule
 from augframe_diffstylets.model import ConditionalUNet
 from augframe_diffstylets.sampler import sdedit
-from augframe_diffstylets.schedule import CosineSchedule
 from augframe_diffstylets.smoothing import savgol
 
 
@@ -43,7 +43,7 @@ def main() -> None:
     i, main_ = fixture["inputs"], fixture["main"]
     start = time.perf_counter()
     with torch.inference_mode():
-        out, traj = sdedit(unet, CosineSchedule(), i["x0"], i["content"], i["style"], i["class_label"], [0, 1],
+        out, traj = sdedit(unet, NoiseSchedule.cosine(), i["x0"], i["content"], i["style"], i["class_label"], [0, 1],
                            null_class=2, strength=main_["strength"], steps=main_["num_steps"],
                            guidance=main_["cfg_scale"], mode="faithful", noise=main_["noise"], record=True)
     seconds = time.perf_counter() - start

@@ -11,7 +11,7 @@
    matrix rate.
 2. Stage-1-like training throughput through :func:`augframe.distributed.train_steps` with gloo:
    1 process (2 threads, 1 thread) vs 2 processes (1 thread each) at the same global batch, the
-   gradient bytes DDP all-reduces per step (:class:`~augframe.distributed.CommMeter`) and the
+   gradient bytes DDP all-reduces per step (:class:`bench.comm.CommMeter`) and the
    measured gloo all-reduce bandwidth for that payload.
 3. A projection for N GPUs from the measured volume (written out; assumptions stated).
 Figures go to ``.notes/bench-scale.md`` (``--out``).
@@ -129,9 +129,10 @@ def flops_section(steps: int = 50, guidance_passes: int = 2) -> dict[str, Any]:
 def _train_worker(out: str, width: int, length: int, global_batch: int, warmup: int, steps: int) -> None:
     import torch.distributed as dist
 
-    from augframe.distributed import CommMeter, TrainPlan, init_distributed, shutdown, train_steps, unwrap, wrap_model
+    from augframe.distributed import TrainPlan, init_distributed, shutdown, train_steps, unwrap, wrap_model
     from augframe.signals import ECGBatch
     from augframe.windows import ArrayWindows
+    from bench.comm import CommMeter
 
     ctx = init_distributed("cpu")
     net = Stage1(build_diffstylets(width, length))

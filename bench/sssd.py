@@ -79,14 +79,15 @@ def bench_kernel(repeats: int) -> dict[str, float]:
 
 # ---- 2. training ---------------------------------------------------------------------------------
 def bench_train(width: dict[str, int], repeats: int, batch: int = 8) -> dict[str, float]:
+    from augframe.diffusion import NoiseSchedule
     from augframe.seeding import derive_seeds
-    from augframe_sssd.diffusion import Schedule, training_loss
+    from augframe_sssd.diffusion import training_loss
 
     model = _model(width)
     opt = torch.optim.Adam(model.parameters(), lr=2e-4)
     x = torch.randn(batch, 8, 1000)
     y = torch.eye(2)[torch.arange(batch) % 2]
-    schedule = Schedule()
+    schedule = NoiseSchedule.linear(200)
     counter = iter(range(10**9))
 
     def step() -> None:
@@ -102,11 +103,12 @@ def bench_train(width: dict[str, int], repeats: int, batch: int = 8) -> dict[str
 
 # ---- 3. sampling ---------------------------------------------------------------------------------
 def bench_sampling(width: dict[str, int], n: int, repeats: int) -> dict[str, float]:
+    from augframe.diffusion import NoiseSchedule
     from augframe.seeding import derive_seeds
-    from augframe_sssd.diffusion import Schedule, sample_ancestral, sample_ddim
+    from augframe_sssd.diffusion import sample_ancestral, sample_ddim
 
     model = _model(width).eval()
-    schedule = Schedule()
+    schedule = NoiseSchedule.linear(200)
     y = torch.eye(2)[torch.arange(n) % 2]
     seeds = derive_seeds(0, n)
     shape = (8, 1000)
@@ -248,7 +250,7 @@ def denoising_check(checkpoint: Path, data: Path, seed: int = 0) -> str:
     pos = [real.leads.index(name) for name in INDEPENDENT_LEADS]
     x0 = torch.from_numpy(real.numpy()[:, pos] / gen.signal_scale)
     y = torch.from_numpy(gen.label_matrix(real.labels, "labels"))
-    ab = gen._schedule().alpha_bars().float()
+    ab = gen._schedule().alphas_cumprod.float()
     corr = lambda u: float(np.corrcoef(u.flatten().numpy(), x0.flatten().numpy())[0, 1])  # noqa: E731
     lines = ["| step t | alpha-bar | eps MSE | corr(x0 estimate, x0) | corr(naive x_t/sqrt(ab), x0) |",
              "|---|---|---|---|---|"]

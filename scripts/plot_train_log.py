@@ -20,7 +20,10 @@ def main(argv: list[str]) -> None:
     rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
     if not rows:
         sys.exit(f"{log} holds no epochs")
-    skip = ("epoch", "stage", "steps", "seconds", "samples_per_s")
+    for i, r in enumerate(rows):  # one record per epoch, numbered over both stages; steps from the global counter
+        prev = rows[i - 1].get("global_step", 0) if i and rows[i - 1]["stage"] == r["stage"] else 0
+        r["epoch"], r["steps"] = i + 1, r.get("steps", r.get("global_step", 0) - prev)
+    skip = ("epoch", "stage", "steps", "step", "global_step", "seconds", "samples_per_s")
     terms: list[str] = []
     for r in rows:
         terms += [k for k in r if k not in skip and k not in terms]

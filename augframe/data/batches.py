@@ -63,7 +63,7 @@ def windows_from_source(source: Source, config: PreprocessConfig, classes: Seque
     signals = np.concatenate([p.windows for p in parts])
     labels = None
     if classes is not None:
-        labels = np.concatenate([np.full(len(p.windows), list(classes).index(p.record.label)) for p in parts])
+        labels = np.concatenate([np.full(len(p.windows), list(classes).index(str(p.record.label))) for p in parts])
     ids = [i for p in parts for i in p.ids]
     meta = {
         "record": np.concatenate([np.full(len(p.windows), p.record.id, dtype=object) for p in parts]).astype(str),

@@ -33,12 +33,15 @@ from typing import Any
 import numpy as np
 
 from augframe.data.fingerprint import digest
-from augframe.data.normalise import Normaliser, write_json_atomic
+from augframe.data.normalise import Normaliser
 from augframe.data.planned import is_planned
 from augframe.data.preprocess import PreprocessConfig, RecordWindows, preprocess_record
 from augframe.data.problems import BuildReport, Problem
 from augframe.data.wfdb_io import RecordReadError
+from augframe.atomic import write_json
 from augframe.errors import DataError, ValidationError
+from augframe.progress import progress as progress_bar
+from augframe.jsonable import jsonable
 from augframe.protocols import Record, Source
 from augframe.signals import ECGBatch
 
@@ -171,7 +174,7 @@ class WindowCache:
     def __getitem__(self, i: int) -> tuple[np.ndarray, int]:
         return np.array(self.signals[i]), int(self.labels[i])
 
-    def __getitems__(self, indices: Sequence[int]) -> list[tuple[np.ndarray, int]]:
+    def __getitems__(self, indices: Sequence[int] | np.ndarray) -> list[tuple[np.ndarray, int]]:
         """Many windows in one sorted memmap read (torch's DataLoader uses this for whole batches)."""
         idx = np.asarray(indices, dtype=np.int64)
         order = np.argsort(idx, kind="stable")
@@ -296,7 +299,7 @@ class CacheView:
             x = self.normaliser.apply(x).astype(np.float32)
         return x, y
 
-    def __getitems__(self, indices: Sequence[int]) -> list[tuple[np.ndarray, int]]:
+    def __getitems__(self, indices: Sequence[int] | np.ndarray) -> list[tuple[np.ndarray, int]]:
         items = self.cache.__getitems__(self.index[np.asarray(indices, dtype=np.int64)])
         if self.normaliser is None or self.normaliser.kind == "none":
             return items
@@ -415,7 +418,7 @@ def _write(source: Source, config: PreprocessConfig, classes: tuple[str, ...] | 
     window_no: list[np.ndarray] = []
     record_meta: dict[str, dict[str, Any]] = {}
     leads: tuple[str, ...] | None = None
-    bar = _progress(progress, source.name)
+    bar = progress_bar(desc=f"caching {source.name}", unit="rec", enabled=progress)
     with open(folder / SIGNALS, "wb") as fh:
         for out in _outcomes(source, config, workers, report):
             report.records_seen += 1
@@ -447,7 +450,7 @@ def _write(source: Source, config: PreprocessConfig, classes: tuple[str, ...] | 
             starts.append(out.start_s)
             quality.append(out.quality)
             window_no.append(out.index)
-            record_meta[rec.id] = _jsonable(rec.meta)
+            record_meta[rec.id] = jsonable(dict(rec.meta), fallback=str)
             report.records_used += 1
             report.windows_kept += n
     bar.close()
@@ -459,38 +462,13 @@ def _write(source: Source, config: PreprocessConfig, classes: tuple[str, ...] | 
              start_s=np.concatenate(starts).astype(np.float32),
              quality=np.concatenate(quality).astype(np.float32),
              window=np.concatenate(window_no).astype(np.int32))
-    write_json_atomic(folder / META, {
+    write_json(folder / META, {
         "format": FORMAT_VERSION, "key": key, "source": source.name, "fingerprint": source.fingerprint(),
         "fs": config.fs, "leads": list(leads or ()), "class_names": list(classes or ()),
         "n_windows": report.windows_kept, "n_samples": config.window_samples,
         "preprocess": config.to_dict(), "record_meta": record_meta, "report": report.to_dict(),
-    })
+    }, sort_keys=True)
     return report
-
-
-def _jsonable(meta: Any) -> dict[str, Any]:
-    out = {}
-    for k, v in dict(meta).items():
-        if isinstance(v, np.generic):
-            v = v.item()
-        out[str(k)] = v if isinstance(v, (str, int, float, bool)) or v is None else str(v)
-    return out
-
-
-class _NoBar:
-    def update(self, n: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _progress(enabled: bool, name: str) -> Any:
-    if not enabled:
-        return _NoBar()
-    from tqdm import tqdm
-
-    return tqdm(desc=f"caching {name}", unit="rec")
 
 
 def fit_normaliser(cache: WindowCache, train_index: Iterable[int] | np.ndarray, kind: str | None, *,

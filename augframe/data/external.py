@@ -106,7 +106,7 @@ def _in_recordings(batch: ECGBatch) -> ECGBatch:
 
 def _capped(batch: ECGBatch, recording: np.ndarray, cap: int | None, seed: int) -> np.ndarray:
     """Indices of at most ``cap`` windows per (recording, class), drawn with ``seed``, in batch order."""
-    keys = [f"{r}\x00{y}" for r, y in zip(recording, batch.labels)]
+    keys = [f"{r}\x00{y}" for r, y in zip(recording, batch.require_labels("an external set"))]
     ids = [str(i) for i in range(len(batch))]
     return np.asarray(limit_per_class(ids, keys, cap, seed), dtype=np.int64)
 
@@ -130,8 +130,9 @@ def read_external(source: str | Source, params: Mapping[str, Any] | None = None,
     src = _make_source(source, params, lead, one_class, registry)
     name = name or src.name
     batch, _report = windows_from_source(src, config, classes, strict=strict, carry=_WHERE)
-    if one_class is not None and np.any(batch.labels != classes.index(one_class)):
-        found = sorted({classes[i] for i in np.unique(batch.labels)})
+    labels = batch.require_labels(f"external set {name!r}")
+    if one_class is not None and np.any(labels != classes.index(one_class)):
+        found = sorted({classes[i] for i in np.unique(labels)})
         raise DataError(f"external set {name!r} is declared one-class {one_class!r} but holds labels {found}")
     out = _in_recordings(batch)
     out = out.select(_capped(out, out.meta["record"], max_windows_per_record, _set_seed(seed, name)))

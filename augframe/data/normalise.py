@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from typing import Any
 import attrs
 import numpy as np
 
+from augframe.atomic import write_json
 from augframe.errors import DataError, ValidationError, require_choice
 
 KINDS = ("minmax", "zscore", "robust", "none")
@@ -143,7 +143,8 @@ class Normaliser:
                    target=tuple(d.get("target", (-1.5, 1.5))), fitted_on=int(d.get("fitted_on", 0)))
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        return write_json_atomic(Path(path), self.to_dict())
+        write_json(path, self.to_dict(), sort_keys=True)
+        return Path(path)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Normaliser:
@@ -153,17 +154,3 @@ class Normaliser:
         except (OSError, json.JSONDecodeError) as exc:
             raise DataError(f"cannot read normaliser {path}: {exc}; re-fit it on the training split") from exc
 
-
-def write_json_atomic(path: Path, obj: Any) -> Path:
-    """Write JSON to a temp file in the same folder, then rename over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(obj, fh, indent=1, sort_keys=True)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path

@@ -9,7 +9,7 @@ the two together. A source without ``plan``/``read`` still works; it is just rea
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypeGuard
 
 from augframe.data.problems import Problem
 from augframe.data.wfdb_io import RecordReadError
@@ -37,5 +37,5 @@ class PlannedSource:
                 self.problems.append(err.problem)
 
 
-def is_planned(source: Any) -> bool:
+def is_planned(source: Any) -> TypeGuard[PlannedSource]:
     return callable(getattr(source, "plan", None)) and callable(getattr(source, "read", None))

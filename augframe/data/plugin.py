@@ -5,14 +5,13 @@ Factories import their reader on first use, so discovering plugins stays cheap.
 
 from __future__ import annotations
 
-from typing import Any
 
 import augframe
 from augframe.plugins import lazy
 
 
 @augframe.hookimpl
-def augframe_register_sources(register: Any) -> None:
+def augframe_register_sources(register: augframe.Register) -> None:
     register("cinc2017", lazy("augframe.data.cinc2017.CinC2017Source"),
              description="PhysioNet/CinC 2017 single-lead AF layout (REFERENCE.csv)")
     register("ptbxl", lazy("augframe.data.ptbxl.PTBXLSource"),

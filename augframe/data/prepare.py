@@ -18,7 +18,7 @@ replay, written there on first use.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -112,12 +112,21 @@ def _split(groups: np.ndarray, labels: np.ndarray, settings: dict[str, Any], see
 
 @attrs.frozen
 class RunData:
-    """What the data stage hands on: train (and optional test) windows and how they were made."""
+    """What the data stage hands on: train (and optional test) windows and how they were made.
+
+    Unpacks and indexes as the pair ``(train, test)``: ``train, test = run_data``.
+    """
 
     train: Any
     test: Any | None = None
     fingerprint: str = ""
     info: Mapping[str, Any] = attrs.field(factory=dict)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.train, self.test))
+
+    def __getitem__(self, i: int) -> Any:
+        return (self.train, self.test)[i]
 
 
 def prepare_recipe_data(source: Source, *, preprocessing: Mapping[str, Any], split: Mapping[str, Any],
@@ -176,7 +185,7 @@ def _as_read(source: Source, classes: Sequence[str] | None, settings: dict[str, 
     info: dict[str, Any] = {"preprocessing": "none (records used as read)", "split": None}
     if not settings["k"]:
         return RunData(batch, None, source.fingerprint(), info)
-    sp = _split(groups, batch.labels, settings, seed)
+    sp = _split(groups, batch.require_labels("data.split"), settings, seed)
     fold = sp.fold(settings["fold"], groups, val=False)
     info["split"] = {**sp.to_dict(), "fold": settings["fold"]}
     return RunData(batch.select(fold.train), batch.select(fold.test), source.fingerprint(), info)

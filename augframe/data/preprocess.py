@@ -211,7 +211,7 @@ def quality_scores(windows: np.ndarray, saturation_mv: float = 5.0) -> np.ndarra
     score *= np.where(sat > 0.1, 0.3, np.where(sat > 0.01, 0.8, 1.0))
     score *= np.where(rng < 0.05, 0.3, 1.0)
     score[bad] = 0.0
-    return score.min(axis=1) if score.shape[1] else np.zeros(len(w))
+    return score.min(axis=1) if w.shape[1] else np.zeros(len(w))
 
 
 @attrs.frozen(eq=False)

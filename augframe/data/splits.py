@@ -22,7 +22,7 @@ from typing import Any
 import attrs
 import numpy as np
 
-from augframe.data.normalise import write_json_atomic
+from augframe.atomic import write_json
 from augframe.errors import DataError, ValidationError
 
 SPLIT_FORMAT = 1
@@ -79,7 +79,8 @@ class Split:
                 "group_fold": dict(sorted(self.group_fold.items()))}
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        return write_json_atomic(Path(path), self.to_dict())
+        write_json(path, self.to_dict(), sort_keys=True)
+        return Path(path)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Split:

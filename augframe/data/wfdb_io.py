@@ -130,11 +130,13 @@ def _check_sizes(hea: Path, record_id: str) -> None:
         return  # wfdb will say what is wrong
     if multi:
         raise RecordReadError(Problem(record_id, "unreadable", "multi-segment records are not supported"))
+    if sig_len is None:
+        return  # no declared length: let wfdb judge it
     need: dict[str, float] = {}
     offsets: dict[str, int] = {}
     for fname, fmt, spf, offset in files:
         per = _FMT_BYTES.get(fmt)
-        if per is None or sig_len is None or fname == "~":
+        if per is None or fname == "~":
             return  # an exotic format or no declared length: let wfdb judge it
         need[fname] = need.get(fname, 0.0) + per * spf * sig_len
         offsets[fname] = offset

@@ -69,7 +69,8 @@ def ecg_paper(width_mm: float, height_mm: float, x0: float = 0.0, y0: float = 0.
     """The pink millimetre grid (fine 1 mm, bold 5 mm) as SVG elements, top-left at (x0, y0) px."""
     w, h = width_mm * PX_PER_MM, height_mm * PX_PER_MM
     mm = PX_PER_MM
-    fine, bold = [], []
+    fine: list[str] = []
+    bold: list[str] = []
     for i in range(int(width_mm) + 1):
         (bold if i % 5 == 0 else fine).append(f"M{x0 + i * mm:.2f} {y0:.2f}V{y0 + h:.2f}")
     for j in range(int(height_mm) + 1):

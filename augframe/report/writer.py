@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
 import platform
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,6 +13,7 @@ import numpy as np
 
 from augframe.atomic import write_text
 from augframe.errors import ValidationError
+from augframe.jsonable import jsonable
 from augframe.protocols import EvaluationResult
 from augframe.report.html import esc, render_figure, render_page, section_order
 from augframe.report.svg import ecg_strips
@@ -30,15 +29,7 @@ def collect_meta(meta: Mapping[str, Any] | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     out.update(meta or {})
     out.setdefault("created_utc", _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"))
-    out["augframe"] = augframe.__version__
-    out["python"] = sys.version.split()[0]
-    out["numpy"] = np.__version__
-    try:
-        import torch
-
-        out["torch"] = torch.__version__
-    except ImportError:  # pragma: no cover - torch is a dependency
-        pass
+    out.update(augframe.software_versions())
     out["platform"] = platform.platform()
     return out
 
@@ -122,41 +113,8 @@ def write_report(
     page = render_page(results, title=title, subtitle=sub, pairs_html=pairs_html, meta=full_meta, footer=footer)
     payload = {"format": REPORT_FORMAT, "title": title, "meta": full_meta,
                "results": [r.to_dict() for r in results], "pairs": pair_index}
-    text = json.dumps(_finite(payload), indent=1, default=_json_default, allow_nan=False) + "\n"
+    text = json.dumps(jsonable(payload, finite=True, fallback=str), indent=1, allow_nan=False) + "\n"
     write_text(out / "report.json", text)
     html_path = out / "report.html"
-    write_text(html_path, page)
-    for path in (out / "report.json", html_path):  # temp files are created 0600; a report is meant to be shared
-        os.chmod(path, 0o644 & ~_umask())
+    write_text(html_path, page)  # atomic writes get open()'s permissions: a report is meant to be shared
     return html_path
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _finite(o: Any) -> Any:
-    """NaN/Inf become None so the JSON is strict (readable by JSON.parse and every other parser)."""
-    if isinstance(o, float) or isinstance(o, np.floating):
-        return float(o) if np.isfinite(o) else None
-    if isinstance(o, Mapping):
-        return {str(k): _finite(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_finite(v) for v in o]
-    if isinstance(o, np.ndarray):
-        return _finite(o.tolist())
-    return o
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    if isinstance(o, (set, frozenset, tuple)):
-        return list(o)
-    return str(o)

@@ -12,8 +12,9 @@ import warnings
 from functools import partial
 from typing import Any
 
-import numpy as np
 import torch
+
+from augframe.seeding import Stream, numpy_rng
 
 DEFAULT_AUGMENTERS = ("baseline_wander", "random_masking", "stretch_compress")
 
@@ -34,7 +35,7 @@ class ClassicalAugment:
         from torch_ecg.cfg import DEFAULTS
 
         saved = (DEFAULTS.RNG, DEFAULTS.RNG_sample, DEFAULTS.RNG_randint)
-        rng = np.random.default_rng(np.random.SeedSequence([seed & 0xFFFFFFFFFFFFFFFF, 0xC1A5]))
+        rng = numpy_rng(seed, Stream.AFIB_CLASSICAL)
         DEFAULTS.RNG = rng
         DEFAULTS.RNG_sample = partial(rng.choice, replace=False, shuffle=False)
         DEFAULTS.RNG_randint = partial(rng.integers, endpoint=True)

@@ -34,7 +34,7 @@ from augframe.errors import ValidationError, require_choice
 from augframe.judges import WEIGHT_PARAMS, Independence, judge_ref
 from augframe.plugins import Registry
 from augframe.protocols import EvalContext, EvaluationResult, ExternalSet, Table
-from augframe.seeding import derive_seeds, numpy_rng
+from augframe.seeding import Stream, derive_seeds, numpy_rng
 from augframe.signals import ECGBatch
 from augframe.training import resolve_device
 
@@ -259,7 +259,7 @@ class AugmentationCurveEvaluator:
         for k, s in enumerate(self.seed_values(seed)):
             rest, val = holdout(pool.labels, self.val_fraction, s, groups, "training pool (context.train)")
             ok = syn_ok & ~np.isin(syn_groups, np.unique(groups[val]))
-            order = numpy_rng(s, 0xC5).permutation(np.unique(groups[rest][pool.labels[rest] == minority]))
+            order = numpy_rng(s, Stream.AFIB_CURVE_GROUPS).permutation(np.unique(groups[rest][pool.labels[rest] == minority]))
             if len(order) == 0:
                 raise ValidationError(f"seed {k}: the validation split took every {pool.class_names[minority]!r} "
                                       "record of the training pool; lower val_fraction or add records")
@@ -279,8 +279,8 @@ class AugmentationCurveEvaluator:
             target = int(self.n_synthetic)
         n_add = min(target, len(eligible))
         fkey = int(round(fraction * 1e6))
-        picked = np.sort(numpy_rng(seed, 0x5E, fkey).choice(eligible, n_add, replace=False))
-        perm = numpy_rng(seed, 0xD0, fkey).permutation(len(minority_idx))
+        picked = np.sort(numpy_rng(seed, Stream.AFIB_CURVE_PICK, fkey).choice(eligible, n_add, replace=False))
+        perm = numpy_rng(seed, Stream.AFIB_CURVE_ORDER, fkey).permutation(len(minority_idx))
         duplicates = minority_idx[perm[np.arange(n_add) % max(len(perm), 1)]] if n_add else minority_idx[:0]
         return CellPlan(fraction, k, seed, real, val, len(chosen), len(order), duplicates, picked,
                         len(eligible), target)

@@ -23,7 +23,7 @@ from augframe.errors import ValidationError
 from augframe.plugins import Registry
 from augframe.judges import Independence, judge_ref
 from augframe.protocols import EvalContext, EvaluationResult, Table
-from augframe.seeding import numpy_rng
+from augframe.seeding import Stream, numpy_rng
 from augframe.signals import ECGBatch
 from augframe.training import resolve_device
 
@@ -260,7 +260,7 @@ class FidelityEvaluator:
         metrics["judge.independent"] = float("nan") if ind.independent is None else float(ind.independent)
         notes.append(f"judge {self.judge}: {ind.label} ({ind.reason})")
         recall = self._real_recall(model, real, eval_idx, names, device)
-        rng = numpy_rng(seed, 0xE3B)
+        rng = numpy_rng(seed, Stream.AFIB_FIDELITY)
         r_idx = eval_idx if len(eval_idx) <= self.max_embed else rng.choice(eval_idx, self.max_embed, replace=False)
         s_idx = np.arange(len(synthetic))
         if len(s_idx) > self.max_embed:

@@ -231,7 +231,8 @@ def fit_classifier(
     xv, yv = _tensor(x_val, device, torch.float32), _tensor(y_val, device, torch.long)
     loss_fn = make_loss(settings, num_classes, y_train).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
-    ema = EMA(model, settings.ema_decay) if settings.ema_decay else None
+    # the average starts short (1/10, 2/11, ...) so early weights do not linger
+    ema = EMA(model, settings.ema_decay, warmup=True) if settings.ema_decay else None
     held = copy.deepcopy(model) if ema else model  # the weights that are validated and kept
     batch = min(settings.batch_size, len(xt))
     sampler = EpochSampler(len(xt), batch, seed=seed, shuffle=True, drop_last=len(xt) >= 2 * batch,
@@ -294,8 +295,7 @@ def _train_epoch(model: nn.Module, opt: torch.optim.Optimizer, ema: EMA | None, 
             nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
         opt.step()
         prog.step += 1
-        if ema is not None:  # the average starts short (1/10, 2/11, ...) so early weights do not linger
-            ema.decay = min(settings.ema_decay or 0.0, prog.step / (prog.step + 9))
+        if ema is not None:
             ema.update(model)
         loss_sum += loss.detach() * len(idx)
         count += len(idx)
@@ -354,20 +354,3 @@ def embed(model: nn.Module, x: np.ndarray | torch.Tensor, *, device: str = "cpu"
         with autocast(device):
             out.append(model.embed(xb).float().cpu())
     return torch.cat(out).double().numpy()
-
-
-def fresh_copy(model: nn.Module) -> nn.Module:
-    """A deep copy (used to train several runs from one seeded initialisation)."""
-    return copy.deepcopy(model)
-
-
-def augment_with(fn: Any) -> Augment:
-    """Wrap a ``(x, y, seed) -> x`` callable, checking it kept the shape."""
-
-    def run(x: torch.Tensor, y: torch.Tensor, seed: int) -> torch.Tensor:
-        out = fn(x, y, seed)
-        if out.shape != x.shape:
-            raise ValidationError(f"augmentation changed the batch shape {tuple(x.shape)} -> {tuple(out.shape)}")
-        return out
-
-    return run

@@ -7,7 +7,6 @@ scikit-learn) is imported inside the factories, so loading the plugin is cheap.
 
 from __future__ import annotations
 
-from typing import Any
 
 import augframe
 from augframe.plugins import lazy
@@ -24,7 +23,7 @@ _curve = lazy("augframe_afib.curve.AugmentationCurveEvaluator")
 
 
 @augframe.hookimpl
-def augframe_register_classifiers(register: Any) -> None:
+def augframe_register_classifiers(register: augframe.Register) -> None:
     register("afib-reslstm", _afib_reslstm,
              description="AFibResLSTM (reference AF classifier, 8.3 M params at width 1); params width, depth, "
                          "class_names, in_channels, checkpoint, seed")
@@ -37,7 +36,7 @@ def augframe_register_classifiers(register: Any) -> None:
 
 
 @augframe.hookimpl
-def augframe_register_evaluators(register: Any) -> None:
+def augframe_register_evaluators(register: augframe.Register) -> None:
     register("three-way", _three_way,
              description="A real / B synthetic / C mixed (/ D classical augmentation) training with TOST equivalence")
     register("tstr", _tstr, description="train on synthetic, test on real (TSTR), the reverse (TRTS) and TRTR")

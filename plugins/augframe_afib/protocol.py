@@ -38,7 +38,7 @@ from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, train
 from augframe.errors import ValidationError, require_choice
 from augframe.plugins import Registry
 from augframe.protocols import EvalContext, EvaluationResult, Table
-from augframe.seeding import numpy_rng
+from augframe.seeding import Stream, numpy_rng
 from augframe.signals import ECGBatch
 from augframe.training import resolve_device
 
@@ -176,7 +176,7 @@ class ThreeWayEvaluator:
                     f"faithful mode needs T = 3n = {3 * n} real training ECGs in fold {f} but the real pool has "
                     f"{len(real_tr)}; use fewer synthetic ECGs or more real ones"
                 )
-            rng = numpy_rng(seed, 0x3A, f)
+            rng = numpy_rng(seed, Stream.AFIB_FAITHFUL, f)
             val = real_va if len(real_va) <= self.max_val else np.sort(rng.choice(real_va, self.max_val, replace=False))
             cond = {
                 "A": ConditionPlan(rng.choice(real_tr, 3 * n, replace=False), _empty(), _empty()),
@@ -229,7 +229,7 @@ class ThreeWayEvaluator:
                     f"fold {f}: T = 3n = {3 * n} real training ECGs are needed (n = {n} synthetic) but only "
                     f"{len(real_tr)} are available; use fewer synthetic ECGs or more real ones"
                 )
-            rng = numpy_rng(seed, 0x3C, f)
+            rng = numpy_rng(seed, Stream.AFIB_CORRECTED, f)
             if len(val) > self.max_val:
                 val = np.sort(rng.choice(val, self.max_val, replace=False))
             a_real = rng.choice(real_tr, 3 * n, replace=False)
@@ -309,7 +309,7 @@ class ThreeWayEvaluator:
                      seed: int, fold: int) -> tuple[np.ndarray, np.ndarray]:
         parts_x, parts_y = [xr[cp.real], xs[cp.synthetic]], [yr[cp.real], ys[cp.synthetic]]
         if len(cp.noisy_copies):
-            noise = numpy_rng(seed, 0xB0, fold).standard_normal(
+            noise = numpy_rng(seed, Stream.AFIB_NOISE_CONTROL, fold).standard_normal(
                 (len(cp.noisy_copies),) + xs.shape[1:]).astype(np.float32)
             parts_x.append(xs[cp.noisy_copies] + self.noise_sigma * noise)
             parts_y.append(ys[cp.noisy_copies])

@@ -34,7 +34,7 @@ from scipy import stats
 from augframe.beats import r_amplitude
 from augframe.errors import ValidationError, require_choice
 from augframe.protocols import EvalContext, EvaluationResult, Table
-from augframe.seeding import numpy_rng
+from augframe.seeding import Stream, numpy_rng
 from augframe.signals import ECGBatch
 
 from augframe_afib.beatwaves import p_wave_coherence
@@ -196,7 +196,7 @@ class RhythmEvaluator:
         return Thresholds(af, pw, basis)
 
     def _calibration_windows(self, labels: np.ndarray, a: int, n: int, seed: int) -> np.ndarray | None:
-        rng = numpy_rng(seed, 0x7A1)
+        rng = numpy_rng(seed, Stream.AFIB_CALIBRATION)
         per_class = self.max_calibration // 2
         picked = []
         for c in (n, a):

@@ -28,6 +28,7 @@ import numpy as np
 
 from augframe.atomic import write_bytes, write_json
 from augframe.errors import ValidationError
+from augframe.jsonable import jsonable
 from augframe.plugins import Registry
 
 from augframe_afib.fit import Augment, TrainSettings, fit_classifier, predict_proba
@@ -214,16 +215,7 @@ def _self_fit(model: Any, train: tuple[np.ndarray, np.ndarray], val: tuple[np.nd
                               "(JSON-serialisable facts about the fit)")
     return {"trainer": "fit", "best_epoch": 1, "epochs_run": 1, "best_val_loss": float("nan"),
             "best_val_auroc": float("nan"), "stopped_early": False, "hit_cap": False, "steps": 0, "planned_steps": 0,
-            "samples_seen": int(len(x)), "history": [], "fit_info": json.loads(json.dumps(dict(info), default=_plain))}
-
-
-def _plain(value: Any) -> Any:
-    """JSON stand-in for numpy values and anything else a ``fit`` may report."""
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
+            "samples_seen": int(len(x)), "history": [], "fit_info": jsonable(dict(info), fallback=str)}
 
 
 def score(record: dict[str, Any], y_true: np.ndarray, proba: np.ndarray, positive: int) -> dict[str, Any]:

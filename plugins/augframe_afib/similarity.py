@@ -22,6 +22,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from scipy import linalg
 
 from augframe.errors import ValidationError
+from augframe.seeding import Stream, numpy_rng
 
 PAIR_METRICS = ("mse", "mae", "psnr_db", "ssim", "snr_db", "pearson_r")
 SSIM_WINDOW = 11
@@ -112,7 +113,7 @@ def mmd_rbf(a: np.ndarray, b: np.ndarray, *, seed: int, n_perm: int = 200, max_n
     if isinstance(n_perm, bool) or not isinstance(n_perm, (int, np.integer)) or n_perm < 1:
         raise ValidationError(f"mmd n_perm={n_perm!r}: the permutation test needs at least 1 permutation "
                               "(200 or more for a usable p-value)")
-    rng = np.random.default_rng(np.random.SeedSequence([seed & 0xFFFFFFFFFFFFFFFF, 0x3D]))
+    rng = numpy_rng(seed, Stream.AFIB_MMD)
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     if len(a) < 2 or len(b) < 2:
         raise ValidationError("MMD needs at least 2 ECGs in each set")

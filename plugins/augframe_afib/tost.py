@@ -27,6 +27,7 @@ import numpy as np
 from scipy import stats
 
 from augframe.errors import ValidationError
+from augframe.seeding import Stream, numpy_rng
 
 #: The reference's equivalence margin (absolute proportion units, i.e. 2 percentage points).
 REFERENCE_MARGIN = 0.02
@@ -158,7 +159,7 @@ def bootstrap_paired(correct_first: Sequence[bool], correct_second: Sequence[boo
     _check_margin(margin, alpha)
     a, b = _correct_pairs(correct_first, correct_second)
     d = a.astype(np.float64) - b.astype(np.float64)
-    rng = np.random.default_rng(np.random.SeedSequence([seed & 0xFFFFFFFFFFFFFFFF, 0xB007]))
+    rng = numpy_rng(seed, Stream.AFIB_BOOTSTRAP)
     idx = rng.integers(0, len(d), size=(n_boot, len(d)))
     means = d[idx].mean(axis=1)
     lo, hi = np.quantile(means, [alpha, 1 - alpha])

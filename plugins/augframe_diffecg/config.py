@@ -6,11 +6,13 @@ from typing import Any
 
 import attrs
 
+import torch
+
+from augframe.diffusion import NoiseSchedule
 from augframe.errors import CheckpointError, ValidationError
 
 from augframe_diffecg.model import COND_MODES, DiffECGUNet
 from augframe_diffecg.prior import PRIORS
-from augframe_diffecg.schedule import Schedule
 
 
 def _tuple_int(v: Any) -> tuple[int, ...]:
@@ -64,8 +66,9 @@ class DiffECGConfig:
     def n_classes(self) -> int:
         return max(1, len(self.class_names))
 
-    def schedule(self) -> Schedule:
-        return Schedule(self.diffusion_steps, self.beta_start, self.beta_end)
+    def schedule(self) -> NoiseSchedule:
+        """The linear DDPM schedule, its float64 alpha-bar stored in float32 (the sampler's precision)."""
+        return NoiseSchedule.linear(self.diffusion_steps, self.beta_start, self.beta_end, dtype=torch.float32)
 
     def build(self) -> DiffECGUNet:
         return DiffECGUNet(self.n_leads, self.n_classes, self.width, self.mults, self.blocks, self.cond,

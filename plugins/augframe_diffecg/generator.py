@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+import augframe
 from augframe.checkpoint import sha256_file
 from augframe.errors import CheckpointError, ValidationError
 from augframe.protocols import Candidates, GenerationRequest, GeneratorInfo
@@ -28,15 +29,6 @@ from augframe_diffecg.train import TrainSettings, train
 CHECKPOINT_NAME = "diffecg.safetensors"
 CALL_OPTIONS = ("steps", "eta", "guidance", "draws", "aggregate")
 AGGREGATES = ("median", "mean")
-
-
-def _version() -> str:
-    try:
-        import importlib.metadata as md
-
-        return md.version("augframe")
-    except Exception:  # not installed as a distribution (e.g. a source checkout)
-        return "0"
 
 
 def draw_seeds(seeds: np.ndarray, draws: int) -> np.ndarray:
@@ -96,7 +88,7 @@ class DiffECGGenerator:
         if self.config is not None:
             params.update(length=self.config.length, fs=self.config.fs, leads=list(self.config.leads),
                           class_names=list(self.config.class_names))
-        return GeneratorInfo("diffecg", _version(), self.checkpoint_sha256, params)
+        return GeneratorInfo("diffecg", augframe.__version__, self.checkpoint_sha256, params)
 
     @property
     def request_kinds(self) -> frozenset[str]:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
 
 import augframe
 from augframe.plugins import lazy
 
 
 @augframe.hookimpl
-def augframe_register_generators(register: Any) -> None:
+def augframe_register_generators(register: augframe.Register) -> None:
     register("diffecg", lazy("augframe_diffecg.generator.DiffECGGenerator"),
              description="DiffECG: one conditional DDPM for generation, imputation and forecasting (mask-driven)")

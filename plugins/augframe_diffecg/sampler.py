@@ -14,13 +14,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 
+from augframe.diffusion import NoiseSchedule, guide
 from augframe.seeding import randn
 
 from augframe_diffecg.prior import prior_fill
-from augframe_diffecg.schedule import Schedule
 
 
 def _autocast(device: torch.device):
@@ -30,7 +29,7 @@ def _autocast(device: torch.device):
 
 
 @torch.no_grad()
-def ddim_sample(model: torch.nn.Module, schedule: Schedule, known: torch.Tensor, mask: torch.Tensor,
+def ddim_sample(model: torch.nn.Module, schedule: NoiseSchedule, known: torch.Tensor, mask: torch.Tensor,
                 labels: torch.Tensor, seeds: Any, steps: int = 50, eta: float = 0.0, guidance: float = 1.0,
                 clip_x0: float | None = 6.0, prior: str = "none", period: int = 0) -> torch.Tensor:
     """x_0 ``[N, leads, samples]`` (in the model's scaled units) with ``known`` kept where ``mask``.
@@ -46,37 +45,19 @@ def ddim_sample(model: torch.nn.Module, schedule: Schedule, known: torch.Tensor,
     known = known * maskf
     base = prior_fill(prior, known, maskf, period)
     target = known - base  # what the chain must reproduce on the known entries (0 with a fill)
-    ab_all = schedule.alphas_cumprod_tensor(device)
-    grid = schedule.ddim_timesteps(steps)
+    grid = schedule.set_timesteps(steps)
     x = randn(seeds, (leads, s), stream=0, device=device)
     null = torch.full_like(labels, -1)
     any_known = bool(maskb.any())
     for k, t in enumerate(grid):
-        ab = ab_all[int(t)]
         if any_known:
-            x_known = ab.sqrt() * target + (1 - ab).sqrt() * randn(seeds, (leads, s), stream=2 * k + 1, device=device)
-            x = torch.where(maskb, x_known, x)
-        tt = torch.full((n,), int(t), device=device, dtype=torch.long)
+            x = torch.where(maskb, schedule.add_noise(target, randn(seeds, (leads, s), stream=2 * k + 1, device=device), t), x)
+        tt = torch.full((n,), t, device=device, dtype=torch.long)
         with _autocast(device):
             eps = model(x, tt, known, maskf, labels).float()
             if guidance != 1.0:
-                eps_u = model(x, tt, known, maskf, null).float()
-                eps = eps_u + guidance * (eps - eps_u)
-        x0 = (x - (1 - ab).sqrt() * eps) / ab.sqrt()
-        if clip_x0 is not None:
-            x0 = x0.clamp(-clip_x0, clip_x0)
-            eps = (x - ab.sqrt() * x0) / (1 - ab).sqrt()
-        if k == len(grid) - 1:
-            x = x0
-            break
-        ab_prev = ab_all[int(grid[k + 1])]
-        sigma = eta * ((1 - ab_prev) / (1 - ab)).sqrt() * (1 - ab / ab_prev).sqrt()
-        x = ab_prev.sqrt() * x0 + (1 - ab_prev - sigma ** 2).clamp(min=0).sqrt() * eps
-        if eta > 0:
-            x = x + sigma * randn(seeds, (leads, s), stream=2 * k + 2, device=device)
+                eps = guide(eps, model(x, tt, known, maskf, null).float(), guidance)
+        prev = grid[k + 1] if k + 1 < len(grid) else None
+        x, _ = schedule.step(eps, t, x, prev, eta=eta, clip=clip_x0, use_clipped_model_output=True,
+                             noise=lambda k=k: randn(seeds, (leads, s), stream=2 * k + 2, device=device))
     return torch.where(maskb, known, base + x)
-
-
-def timestep_table(schedule: Schedule, steps: int) -> np.ndarray:
-    """The timesteps a DDIM call visits (for provenance)."""
-    return schedule.ddim_timesteps(steps)

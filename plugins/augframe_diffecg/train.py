@@ -1,14 +1,15 @@
 """Training: eps-prediction MSE on the unknown entries, a random task mask per sample, Adam, EMA.
 
-Batches follow :class:`augframe.training.EpochSampler` (a fixed order per (seed, epoch)); crop
-offsets, task masks, dropped labels, timesteps and noise are pure functions of (seed, step). A
-run resumed from its train state therefore replays exactly the batches an uninterrupted run
+The loop is the core's :func:`augframe.distributed.train_steps` (a fixed batch order per (seed,
+epoch), lr per step, grad clipping, EMA with warm-up, resumable state, log); this module holds the
+loss. Crop offsets, task masks, dropped labels, timesteps and noise are pure functions of (seed,
+step), so a run resumed from its train state replays exactly the batches an uninterrupted run
 would have seen.
 """
 
 from __future__ import annotations
 
-import time
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +17,15 @@ import attrs
 import numpy as np
 import torch
 
+from augframe.diffusion import NoiseSchedule
 from augframe.errors import ValidationError
-from augframe.seeding import derive_seeds, numpy_rng, randn
-from augframe.training import EMA, EpochSampler, TrainLog, autocast, load_train_state, save_train_state
+from augframe.seeding import Stream, derive_seeds, numpy_rng, randn
+from augframe.training import EMA, TrainLog, autocast
 
 from augframe_diffecg.masks import training_masks
 from augframe_diffecg.prior import PRIORS, prior_fill
-from augframe_diffecg.schedule import Schedule
+
+log = logging.getLogger(__name__)
 
 STATE_NAME = "train_state.pt"
 LOG_NAME = "train_log.jsonl"
@@ -74,42 +77,35 @@ class TrainSettings:
             raise ValidationError(f"crop={self.crop} must be at least 8 samples (or None for whole windows)")
 
 
-def _gather(data: Any, idx: np.ndarray, length: int) -> np.ndarray:
-    x = np.stack([np.asarray(data[int(i)][0], dtype=np.float32) for i in idx])
-    if x.shape[-1] != length:
-        raise ValidationError(f"training window {int(idx[0])} has {x.shape[-1]} samples; expected {length}")
-    return x
+#: Settings a resume may change (how long to run, how often to log and save).
+RUN_LENGTH = ("steps", "time_budget_s", "log_every", "checkpoint_every")
 
 
-def _crop(x: np.ndarray, crop: int | None, rng: np.random.Generator) -> np.ndarray:
+class _Windows:
+    """The training windows with their labels, each checked for the model's length."""
+
+    def __init__(self, data: Any, labels: np.ndarray, length: int) -> None:
+        self.data, self.labels, self.length = data, labels, length
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, int]:
+        x = np.asarray(self.data[int(i)][0], dtype=np.float32)
+        if x.shape[-1] != self.length:
+            raise ValidationError(f"training window {int(i)} has {x.shape[-1]} samples; expected {self.length}")
+        return x, int(self.labels[int(i)])
+
+
+def _crop(x: torch.Tensor, crop: int | None, rng: np.random.Generator) -> torch.Tensor:
     if crop is None or crop >= x.shape[-1]:
         return x
-    start = rng.integers(0, x.shape[-1] - crop + 1, size=len(x))
-    idx = start[:, None] + np.arange(crop)[None, :]
-    return np.take_along_axis(x, np.repeat(idx[:, None, :], x.shape[1], axis=1), axis=2)
+    start = torch.from_numpy(rng.integers(0, x.shape[-1] - crop + 1, size=len(x))).to(x.device)
+    idx = start[:, None] + torch.arange(crop, device=x.device)[None, :]
+    return torch.gather(x, 2, idx[:, None, :].expand(-1, x.shape[1], -1))
 
 
-class _Batches:
-    """Global batch ``step`` of the epoch sampler, whatever step a run starts at."""
-
-    def __init__(self, n: int, batch_size: int, seed: int) -> None:
-        self.sampler = EpochSampler(n, batch_size, seed=seed, drop_last=n >= batch_size)
-        self.per_epoch = max(1, self.sampler.steps_per_epoch())
-        self._epoch, self._order = -1, None
-
-    def indices(self, step: int) -> np.ndarray:
-        epoch, pos = divmod(step, self.per_epoch)
-        if epoch != self._epoch:
-            self.sampler.set_epoch(epoch)
-            self._epoch, self._order = epoch, self.sampler.order()
-        b = self.sampler.batch_size
-        idx = self._order[pos * b:(pos + 1) * b]
-        if len(idx) < b:  # fewer windows than one batch: wrap around
-            idx = np.resize(self._order, b)
-        return np.asarray(idx)
-
-
-def train(model: torch.nn.Module, schedule: Schedule, data: Any, labels: np.ndarray, n_classes: int,
+def train(model: torch.nn.Module, schedule: NoiseSchedule, data: Any, labels: np.ndarray, n_classes: int,
           scale: float, settings: TrainSettings, seed: int = 0, device: str | torch.device = "cpu",
           workdir: Path | None = None, progress: bool = False,
           prior: str = "none", period: int = 0) -> tuple[torch.nn.Module, list[dict]]:
@@ -119,73 +115,50 @@ def train(model: torch.nn.Module, schedule: Schedule, data: Any, labels: np.ndar
     fill of its known part (see :mod:`augframe_diffecg.prior`).
 
     With ``workdir``, the train state is saved every ``checkpoint_every`` steps and at the end,
-    and a later call with the same workdir resumes from it.
+    and a later call with the same workdir (same settings but the run lengths) resumes from it.
     """
+    from augframe.distributed import DistContext, TrainPlan, train_steps
+
     if prior not in PRIORS:
         raise ValidationError(f"train prior={prior!r}; use one of {PRIORS}")
+    if len(data) < settings.batch_size:
+        raise ValidationError(f"{len(data)} training windows make no batch of batch_size={settings.batch_size}; "
+                              "lower train_batch_size or add windows")
     device = torch.device(device)
     model.to(device).train()
-    ema = EMA(model, settings.ema_decay)
+    ema = EMA(model, settings.ema_decay, warmup=True)  # early EMA follows the model
     opt = torch.optim.Adam(model.parameters(), lr=settings.lr)
     length = int(np.asarray(data[0][0]).shape[-1])
-    batches = _Batches(len(data), settings.batch_size, seed)
-    state_path = Path(workdir) / STATE_NAME if workdir is not None else None
-    tlog = TrainLog(Path(workdir) / LOG_NAME if workdir is not None else None)
-    start = 0
-    if state_path is not None and state_path.is_file():
-        info = load_train_state(state_path, modules={"model": model}, optimizers={"opt": opt}, ema={"ema": ema})
-        start = int(info["counters"]["step"])
-    labels = np.asarray(labels, dtype=np.int64)
-    t_begin = time.perf_counter()
-    running, count, step = 0.0, 0, start
-    while step < settings.steps:
-        if settings.time_budget_s is not None and time.perf_counter() - t_begin > settings.time_budget_s:
-            break
-        rng = numpy_rng(seed, 0xD1FF, step)
-        idx = batches.indices(step)
-        x0 = torch.from_numpy(_crop(_gather(data, idx, length), settings.crop, rng) / scale).to(device)
+    windows = _Windows(data, np.asarray(labels, dtype=np.int64), length)
+    plan = TrainPlan(global_batch=settings.batch_size, seed=seed, epochs=-(-settings.steps // (len(data) // settings.batch_size)),
+                     max_steps=settings.steps, time_budget_s=settings.time_budget_s, grad_clip=settings.grad_clip,
+                     checkpoint_every=settings.checkpoint_every, log_every=settings.log_every, autocast=False,
+                     progress=progress, desc="diffecg")
+    T = schedule.num_train_timesteps
+
+    def loss_fn(m: Any, b: Any) -> tuple[torch.Tensor, dict[str, Any]]:
+        rng = numpy_rng(seed, Stream.DIFFECG_BATCH, b.global_step)
+        x0 = _crop(b.x, settings.crop, rng) / scale
         mask = torch.from_numpy(training_masks(tuple(x0.shape), rng)).to(device)
-        y = labels[idx]
-        y = np.where((y >= n_classes) | (rng.random(len(y)) < settings.p_uncond), -1, y)
-        t = torch.from_numpy(rng.integers(0, schedule.num_steps, size=len(idx))).to(device)
-        noise = randn(derive_seeds(seed + 7919, len(idx), offset=step * len(idx)), tuple(x0.shape[1:]),
+        drop = torch.from_numpy(rng.random(len(x0)) < settings.p_uncond).to(device)
+        y = torch.where((b.y >= n_classes) | drop, -1, b.y)
+        t = torch.from_numpy(rng.integers(0, T, size=len(x0))).to(device)
+        noise = randn(derive_seeds(seed + Stream.DIFFECG_NOISE, len(x0), offset=b.global_step * len(x0)), tuple(x0.shape[1:]),
                       device=device)
-        x_t = schedule.q_sample(x0 - prior_fill(prior, x0, mask, period), t, noise)
+        x_t = schedule.add_noise(x0 - prior_fill(prior, x0, mask, period), noise, t)
         with autocast(device):
-            eps = model(x_t, t, x0 * mask, mask, torch.from_numpy(y).to(device))
+            eps = m(x_t, t, x0 * mask, mask, y)
         w = (~mask).float()
         loss = ((eps.float() - noise) ** 2 * w).sum() / w.sum().clamp(min=1.0)
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step, settings)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
-        opt.step()
-        ema.decay = min(settings.ema_decay, (1 + step) / (10 + step))  # warm-up: early EMA follows the model
-        ema.update(model)
-        step += 1
-        running += float(loss.detach())
-        count += 1
-        if step % settings.log_every == 0:
-            tlog.write(step=step, loss=running / count, lr=lr_at(step - 1, settings),
-                       elapsed_s=round(time.perf_counter() - t_begin, 2))
-            if progress:
-                print(tlog.records[-1], flush=True)
-            running, count = 0.0, 0
-        if state_path is not None and step % settings.checkpoint_every == 0:
-            _save(state_path, model, opt, ema, step, settings)
-    if count:
-        tlog.write(step=step, loss=running / count, elapsed_s=round(time.perf_counter() - t_begin, 2))
-    if state_path is not None:
-        _save(state_path, model, opt, ema, step, settings)
+        return loss, {"lr": opt.param_groups[0]["lr"]}
+
+    config = {k: v for k, v in attrs.asdict(settings).items() if k not in RUN_LENGTH}
+    log = TrainLog(Path(workdir) / LOG_NAME if workdir is not None else None)
+    train_steps(DistContext(device=str(device)), model, opt, windows, loss_fn, plan, ema=ema,
+                state_path=Path(workdir) / STATE_NAME if workdir is not None else None, log=log, config=config,
+                lr_at=lambda step: lr_at(step, settings))
     model.eval()
-    ema_model = _ema_copy(model, ema)
-    return ema_model, tlog.records
-
-
-def _save(path: Path, model, opt, ema: EMA, step: int, settings: TrainSettings) -> None:
-    save_train_state(path, modules={"model": model}, optimizers={"opt": opt}, ema={"ema": ema},
-                     counters={"step": step}, config=attrs.asdict(settings))
+    return _ema_copy(model, ema), log.records
 
 
 def _ema_copy(model: torch.nn.Module, ema: EMA) -> torch.nn.Module:

@@ -16,6 +16,8 @@ import attrs
 import numpy as np
 import torch
 
+import augframe
+from augframe.diffusion import NoiseSchedule
 from augframe.errors import PluginError, ValidationError, require_choice
 from augframe.judges import JudgeRef, judge_ref
 from augframe.protocols import Candidates, GenerationRequest, GeneratorInfo
@@ -32,11 +34,9 @@ from augframe_diffstylets.config import (
 from augframe_diffstylets.model import DiffStyleTS
 from augframe_diffstylets.normalise import Normaliser, fit_normaliser
 from augframe_diffstylets.sampler import ddim_sample, sdedit
-from augframe_diffstylets.schedule import CosineSchedule
 from augframe_diffstylets.smoothing import savgol
 
 NAME = "diffstylets"
-VERSION = "0.1.0"
 CHECKPOINT_FILE = "diffstylets.safetensors"
 DREW_A_BEAT = ("the diffusion model drew QRS-like activity where the target rhythm placed no beat: the output's "
                "rhythm is not the target's")
@@ -83,7 +83,7 @@ class DiffStyleTSGenerator:
         self.sampler_cfg = from_mapping(SamplerConfig, sampler, "diffstylets sampler")
         self.train_cfg = from_mapping(TrainConfig, train, "diffstylets train")
         self.model_cfg = from_mapping(ModelConfig, model, "diffstylets model")
-        self.schedule = CosineSchedule(device=self.device)
+        self.schedule = NoiseSchedule.cosine()
         self.model: DiffStyleTS | None = None
         self.normaliser = Normaliser()
         self.class_names: tuple[str, ...] = ()
@@ -111,7 +111,7 @@ class DiffStyleTSGenerator:
             "normaliser": self.normaliser.to_dict(), "class_names": list(self.class_names),
             "checkpoint_layout": self.checkpoint_layout,
         }
-        return GeneratorInfo(NAME, VERSION, self.checkpoint_sha256, json.loads(json.dumps(params)),
+        return GeneratorInfo(NAME, augframe.__version__, self.checkpoint_sha256, json.loads(json.dumps(params)),
                              trained_against=self.trained_against)
 
     @property
@@ -214,10 +214,10 @@ class DiffStyleTSGenerator:
     @torch.inference_mode()
     def _styles_of(self, data: Any, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Style vectors of up to ``bank_per_class`` windows per class (the reference/prototype bank)."""
-        from augframe.seeding import numpy_rng
+        from augframe.seeding import Stream, numpy_rng
 
         labels = np.asarray(data.labels)
-        rng = numpy_rng(seed, 0x57)
+        rng = numpy_rng(seed, Stream.DIFFSTYLETS_STYLE_BANK)
         idx = np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:self.bank_per_class]
                               for c in range(self.model.cfg.num_classes)]).astype(np.int64)
         styles = []
@@ -405,7 +405,7 @@ class DiffStyleTSGenerator:
         module = self._bf16_unet if cpu_bf16 else unet
         if self.compile:
             if self._compiled is None or self._compiled[0] is not module:
-                from augframe.distributed_fastpath import compile_module
+                from augframe.training import compile_module
 
                 self._compiled = (module, compile_module(module, self.device, cpu=True))
             module = self._compiled[1]

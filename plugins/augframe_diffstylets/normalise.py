@@ -19,7 +19,7 @@ import attrs
 import numpy as np
 
 from augframe.errors import DataError
-from augframe.seeding import numpy_rng
+from augframe.seeding import Stream, numpy_rng
 
 
 @attrs.frozen
@@ -52,7 +52,7 @@ def fit_normaliser(data: Any, mode: str, seed: int = 0, max_windows: int = 4096)
     n = len(data)
     if n == 0:
         raise DataError("cannot fit the DiffStyleTS normaliser on an empty training set")
-    idx = np.sort(numpy_rng(seed, 0xA0).permutation(n)[:max_windows]) if n > max_windows else np.arange(n)
+    idx = np.sort(numpy_rng(seed, Stream.DIFFSTYLETS_NORMALISER).permutation(n)[:max_windows]) if n > max_windows else np.arange(n)
     lo, hi, total, total_sq, count = np.inf, -np.inf, 0.0, 0.0, 0
     for x in _chunks(data, idx):
         lo, hi = min(lo, float(x.min())), max(hi, float(x.max()))

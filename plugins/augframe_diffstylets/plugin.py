@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
 
 import augframe
 from augframe.plugins import lazy
 
 
 @augframe.hookimpl
-def augframe_register_generators(register: Any) -> None:
+def augframe_register_generators(register: augframe.Register) -> None:
     register("diffstylets", lazy("augframe_diffstylets.generator.DiffStyleTSGenerator"),
              description="DiffStyleTS: content/style encoders + FiLM UNet, SDEdit class transfer with CFG "
                          "(modes faithful | improved; parameters: docs/diffstylets.md)")

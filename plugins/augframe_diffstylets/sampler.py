@@ -17,8 +17,8 @@ from typing import Any
 import attrs
 import torch
 
+from augframe.diffusion import NoiseSchedule, guide
 from augframe.seeding import randn
-from augframe_diffstylets.schedule import CosineSchedule, noise_level, sdedit_timesteps
 
 EpsModel = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -56,32 +56,15 @@ def guided_eps(unet: EpsModel, x: torch.Tensor, t: int | torch.Tensor, content: 
     else:
         eps_c = unet(x, tt, content, style, labels)
         eps_u = unet(x, tt, content, style, null)
-    return eps_u + guidance * (eps_c - eps_u), eps_c, eps_u
+    return guide(eps_c, eps_u, guidance), eps_c, eps_u
 
 
-def ddim_step(schedule: CosineSchedule, x: torch.Tensor, eps: torch.Tensor, t: int, t_prev: int | None,
-              clamp: float | None, eta: float, seeds: Any, stream: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """One DDIM update from t to t_prev (None = final): returns (x_prev, clamped x0 estimate).
-
-    x_prev = sqrt(ab_prev) x0 + sqrt(1 - ab_prev - sigma^2) eps + sigma z, with
-    sigma = eta sqrt((1 - ab_prev)/(1 - ab_t)) sqrt(1 - ab_t/ab_prev) (eta = 0: the reference's update).
-    """
-    ab = schedule.alphas_cumprod[t]
-    x0 = (x - torch.sqrt(1 - ab) * eps) / torch.sqrt(ab)
-    if clamp is not None:
-        x0 = x0.clamp(-clamp, clamp)
-    if t_prev is None:
-        return x0, x0
-    ab_prev = schedule.alphas_cumprod[t_prev]
-    if eta == 0:
-        return torch.sqrt(ab_prev) * x0 + torch.sqrt(1 - ab_prev) * eps, x0
-    sigma = eta * torch.sqrt((1 - ab_prev) / (1 - ab)) * torch.sqrt(1 - ab / ab_prev)
-    z = randn(seeds, tuple(x.shape[1:]), stream=stream, device=x.device, dtype=x.dtype)
-    dir_coef = torch.sqrt(torch.clamp(1 - ab_prev - sigma**2, min=0.0))
-    return torch.sqrt(ab_prev) * x0 + dir_coef * eps + sigma * z, x0
+def _eta_noise(seeds: Any, x: torch.Tensor, stream: int) -> Callable[[], torch.Tensor]:
+    """The seeded z of a DDIM step with eta > 0, drawn only if the step needs it."""
+    return lambda: randn(seeds, tuple(x.shape[1:]), stream=stream, device=x.device, dtype=x.dtype)
 
 
-def sdedit(unet: EpsModel, schedule: CosineSchedule, x0: torch.Tensor, content: torch.Tensor,
+def sdedit(unet: EpsModel, schedule: NoiseSchedule, x0: torch.Tensor, content: torch.Tensor,
            style: torch.Tensor, labels: torch.Tensor, seeds: Any, *, null_class: int, strength: float = 0.6,
            steps: int = 50, guidance: float = 3.0, eta: float = 0.0, clamp: float | None = 3.0,
            mode: str = "improved", noise: torch.Tensor | None = None, fused: bool = True,
@@ -94,11 +77,11 @@ def sdedit(unet: EpsModel, schedule: CosineSchedule, x0: torch.Tensor, content: 
     samples of ``x0`` to keep (RePaint-style inpainting): after every step they are replaced by ``x0``
     noised to the new level with the same initial noise, and the result takes them from ``x0``.
     """
-    timesteps = sdedit_timesteps(strength, steps, schedule.T)
-    t_noise = noise_level(strength, steps, mode, schedule.T)
+    timesteps = schedule.set_timesteps(steps, "leading", strength)
+    t_noise = schedule.sdedit_start(strength, steps, faithful=mode == "faithful")
     if noise is None:
         noise = randn(seeds, tuple(x0.shape[1:]), stream=0, device=x0.device, dtype=x0.dtype)
-    x = schedule.q_sample(x0, torch.full((x0.shape[0],), t_noise, device=x0.device, dtype=torch.long), noise)
+    x = schedule.add_noise(x0, noise, t_noise)
     traj = Trajectory(timesteps, t_noise)
     out = x
     for k, t in enumerate(timesteps):
@@ -108,25 +91,26 @@ def sdedit(unet: EpsModel, schedule: CosineSchedule, x0: torch.Tensor, content: 
             traj.eps_cond.append(eps_c.detach().float().clone())
             traj.eps_uncond.append(eps_c.detach().float().clone() if eps_u is None else eps_u.detach().float().clone())
         t_prev = timesteps[k + 1] if k + 1 < len(timesteps) else None
-        x, out = ddim_step(schedule, x, eps.to(x.dtype), t, t_prev, clamp, eta, seeds, stream=k + 1)
+        x, out = schedule.step(eps.to(x.dtype), t, x, t_prev, eta=eta, clip=clamp,
+                               noise=_eta_noise(seeds, x, k + 1))
         if keep is not None and t_prev is not None:
-            known = schedule.q_sample(x0, torch.full((x0.shape[0],), t_prev, device=x0.device, dtype=torch.long), noise)
+            known = schedule.add_noise(x0, noise, t_prev)
             x = keep * known + (1 - keep) * x
     if keep is not None:
         out = keep * x0 + (1 - keep) * out
     return out, traj
 
 
-def ddim_sample(unet: EpsModel, schedule: CosineSchedule, shape: tuple[int, ...], content: torch.Tensor,
+def ddim_sample(unet: EpsModel, schedule: NoiseSchedule, shape: tuple[int, ...], content: torch.Tensor,
                 style: torch.Tensor, labels: torch.Tensor, seeds: Any, *, null_class: int, steps: int = 50,
                 guidance: float = 1.0, eta: float = 0.0, clamp: float | None = 3.0) -> torch.Tensor:
     """DDIM from pure noise (the reference's evaluation sampler): x_T ~ N(0, I), ``steps`` even steps."""
-    stride = max(1, schedule.T // steps)
-    timesteps = list(range(0, schedule.T, stride))[:steps][::-1]
+    timesteps = schedule.set_timesteps(steps, "leading")
     x = randn(seeds, tuple(shape), stream=0, device=content.device, dtype=torch.float32)
     out = x
     for k, t in enumerate(timesteps):
         eps, _, _ = guided_eps(unet, x, t, content, style, labels, null_class, guidance)
         t_prev = timesteps[k + 1] if k + 1 < len(timesteps) else None
-        x, out = ddim_step(schedule, x, eps.to(x.dtype), t, t_prev, clamp, eta, seeds, stream=k + 1)
+        x, out = schedule.step(eps.to(x.dtype), t, x, t_prev, eta=eta, clip=clamp,
+                               noise=_eta_noise(seeds, x, k + 1))
     return out

@@ -24,16 +24,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from augframe.seeding import derive_seeds, randn
+from augframe.diffusion import NoiseSchedule
+from augframe.seeding import Stream, derive_seeds, randn
 from augframe_diffstylets.config import TrainConfig
 from augframe_diffstylets.model import DiffStyleTS, kl_divergence
 from augframe_diffstylets.normalise import Normaliser
 from augframe_diffstylets.sampler import guided_eps, sdedit
-from augframe_diffstylets.schedule import CosineSchedule, noise_level
 
 # per-sample stream ids of the loss's draws
 S_T, S_NOISE, S_VAE, S_CFG, S_T2, S_NOISE2, S_TARGET, S_BATCH = 11, 12, 13, 14, 15, 16, 17, 18
-MONITOR_SALT = 0x5EEDF00D  # seeds of the faithful stage-2 monitor (xor-ed, so they differ from training's)
+MONITOR_SALT = Stream.DIFFSTYLETS_MONITOR  # seeds of the faithful stage-2 monitor (xor-ed, so they differ from training's)
 
 
 def uniform(seeds: torch.Tensor, stream: int, shape: tuple[int, ...] = ()) -> torch.Tensor:
@@ -51,7 +51,7 @@ def randint(seeds: torch.Tensor, low: int, high: int, stream: int) -> torch.Tens
 
 def batch_seed(seed: int, epoch: int, step: int, device: Any = "cpu") -> torch.Tensor:
     """One seed shared by every rank for global step ``step`` of ``epoch`` (the per-batch coin)."""
-    return torch.from_numpy(derive_seeds(seed ^ 0xBA7C, 1, offset=(epoch << 32) + step)).to(device)
+    return torch.from_numpy(derive_seeds(seed ^ Stream.DIFFSTYLETS_BATCH, 1, offset=(epoch << 32) + step)).to(device)
 
 
 def other_class(y: torch.Tensor, num_classes: int, seeds: torch.Tensor | None = None) -> torch.Tensor:
@@ -79,9 +79,8 @@ class StageLoss(nn.Module):
         self.model, self.cfg, self.mode, self.stage, self.clamp = model, cfg, mode, stage, clamp
         self.null = model.cfg.null_class
         self.num_classes = model.cfg.num_classes
-        schedule = CosineSchedule()
-        self.T = schedule.T
-        self.register_buffer("ab", schedule.alphas_cumprod.clone(), persistent=False)
+        self.schedule = NoiseSchedule.cosine()
+        self.T = self.schedule.num_train_timesteps
         self.__dict__["judge"] = judge  # plain attribute: no parameters/buffers of the judge in this module
         self.__dict__["judge_index"] = judge_index
         self.__dict__["normaliser"] = normaliser or Normaliser()
@@ -93,10 +92,6 @@ class StageLoss(nn.Module):
         drop = uniform(coin_seed, S_BATCH) < p if self.mode == "faithful" else uniform(seeds, S_CFG) < p
         return torch.where(drop, torch.full_like(y, self.null), y)
 
-    def q_sample(self, x: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        ab = self.ab[t].view(-1, *([1] * (x.dim() - 1)))
-        return torch.sqrt(ab) * x + torch.sqrt(1 - ab) * noise
-
     # ---- loss ------------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor, y: torch.Tensor, seeds: torch.Tensor, coin_seed: torch.Tensor
                 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -107,7 +102,7 @@ class StageLoss(nn.Module):
         style, logits = m.style_encoder(x)
         t = randint(seeds, 0, self.T, S_T)
         noise = randn(seeds, tuple(x.shape[1:]), stream=S_NOISE, device=x.device)
-        eps_hat = m.unet(self.q_sample(x, t, noise), t, z, style, self.cfg_labels(y, seeds, coin_seed))
+        eps_hat = m.unet(self.schedule.add_noise(x, noise, t), t, z, style, self.cfg_labels(y, seeds, coin_seed))
         mse = F.mse_loss(eps_hat.float(), noise)
         ce = F.cross_entropy(logits.float(), y)
         kl = kl_divergence(mu.float(), logvar.float())
@@ -137,12 +132,11 @@ class StageLoss(nn.Module):
         """Improved stage 2: guided one-step x0 towards y' through the frozen judge, with gradients."""
         cfg = self.cfg
         target = other_class(y, self.num_classes, seeds)
-        t_hi = noise_level(cfg.flip_strength, cfg.flip_steps, "improved", self.T)
+        t_hi = self.schedule.sdedit_start(cfg.flip_strength, cfg.flip_steps)
         t = randint(seeds, max(1, t_hi // 2), t_hi + 1, S_T2)
-        x_t = self.q_sample(x, t, randn(seeds, tuple(x.shape[1:]), stream=S_NOISE2, device=x.device))
+        x_t = self.schedule.add_noise(x, randn(seeds, tuple(x.shape[1:]), stream=S_NOISE2, device=x.device), t)
         eps, _, _ = guided_eps(self.model.unet, x_t, t, content, style, target, self.null, cfg.flip_guidance)
-        ab = self.ab[t].view(-1, 1, 1)
-        x0 = ((x_t - torch.sqrt(1 - ab) * eps.float()) / torch.sqrt(ab)).clamp(-self.clamp, self.clamp)
+        x0 = self.schedule.predict_x0(x_t, eps.float(), t).clamp(-self.clamp, self.clamp)
         sim = F.mse_loss(x0, x)
         if self.judge is None:
             return torch.zeros((), device=x.device), sim
@@ -157,7 +151,7 @@ class StageLoss(nn.Module):
         try:
             content, style = model.encode(x)
             target = other_class(y, self.num_classes, seeds)
-            cf, _ = sdedit(model.unet, CosineSchedule(device=x.device), x, content, style, target,
+            cf, _ = sdedit(model.unet, self.schedule, x, content, style, target,
                            seeds ^ MONITOR_SALT, null_class=self.null, strength=cfg.flip_strength,
                            steps=cfg.flip_steps, guidance=cfg.flip_guidance, clamp=self.clamp, mode="faithful")
         finally:
@@ -201,21 +195,28 @@ def loss_step(model: Any, x: torch.Tensor, y: torch.Tensor, seeds: torch.Tensor,
     return loss, metrics
 
 
+def epoch_steps(n: int, cfg: TrainConfig) -> int:
+    """Optimiser steps in one epoch of ``n`` windows: full global batches, capped by ``max_steps_per_epoch``."""
+    return max(1, min(n // cfg.batch_size, cfg.max_steps_per_epoch or n))
+
+
 def train_stage(ctx: Any, model: DiffStyleTS, data: Any, *, stage: int, mode: str, cfg: TrainConfig,
                 normaliser: Normaliser, seed: int = 0, epochs: int | None = None, max_steps: int | None = None,
                 judge: Any = None, judge_index: torch.Tensor | None = None,
-                state_path: str | Path | None = None, log: Any = None, log_every: int = 10,
-                config: Mapping[str, Any] = {}, optimizer: Any = None, ema: Any = None) -> tuple[Any, Any, Any]:
+                state_path: str | Path | None = None, log: Any = None, log_every: int | None = None,
+                config: Mapping[str, Any] = {}, optimizer: Any = None, ema: Any = None, precision: str = "auto",
+                start: Any = None) -> tuple[Any, Any, Any]:
     """Train one DiffStyleTS stage with :func:`augframe.distributed.train_steps` on this rank.
 
     ``ctx`` comes from :func:`augframe.distributed.init_distributed` (a one-process context runs the
     same loop unwrapped). ``cfg.batch_size`` is the GLOBAL batch; the model's BatchNorm is converted
     so its statistics span all ranks. Stage 2 seeds its epochs with ``seed + 1`` so its order and
     noise differ from stage 1's. Pass stage 1's ``optimizer`` / ``ema`` (returned) to stage 2 to keep
-    their state, as the single-process Trainer does. The trained weights are in ``model``. Returns
-    ``(TrainProgress, optimizer, EMA or None)``; the caller copies the EMA in when it is done.
-    Dropout (``model.dropout``) draws from each process's own RNG: set it to 0 for runs that must
-    equal a one-process run bit for bit.
+    their state. The trained weights are in ``model``. The log gets one record per epoch (or every
+    ``log_every`` steps), the state file one every ``cfg.checkpoint_every`` epochs and at the end;
+    ``start`` continues an earlier call in memory. Returns ``(TrainProgress, optimizer, EMA or None)``;
+    the caller copies the EMA in when it is done. Dropout (``model.dropout``) draws from each
+    process's own RNG: set it to 0 for runs that must equal a one-process run bit for bit.
     """
     from augframe.distributed import TrainPlan, train_steps, unwrap, wrap_model
 
@@ -235,14 +236,18 @@ def train_stage(ctx: Any, model: DiffStyleTS, data: Any, *, stage: int, mode: st
         ema = ModelEMA(inner, cfg.ema_decay)
     n_epochs = epochs if epochs is not None else (cfg.stage1_epochs if stage == 1 else cfg.stage2_epochs)
     plan_seed = seed + (stage - 1)
+    per_epoch = epoch_steps(len(data), cfg)
     plan = TrainPlan(global_batch=cfg.batch_size, seed=plan_seed, epochs=n_epochs, max_steps=max_steps,
-                     grad_clip=cfg.grad_clip, log_every=log_every, num_workers=cfg.num_workers)
+                     max_steps_per_epoch=cfg.max_steps_per_epoch, grad_clip=cfg.grad_clip,
+                     checkpoint_every=(cfg.checkpoint_every or 0) * per_epoch or None, log_every=log_every or per_epoch,
+                     num_workers=cfg.num_workers, autocast=precision != "float32", cpu_bf16=precision == "bfloat16",
+                     progress=cfg.progress, desc=f"diffstylets stage {stage}")
 
     def loss_fn(m: Any, batch: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         x = normaliser.forward(batch.x.float())
         coin = batch_seed(plan_seed, batch.epoch, batch.step, x.device)
         return loss_step(m, x, batch.y.long(), batch.seeds, coin)
 
-    progress = train_steps(ctx, wrapped, opt, data, loss_fn, plan, modules={"model": inner},
-                           ema=ema, state_path=state_path, log=log, config=config)
+    progress = train_steps(ctx, wrapped, opt, data, loss_fn, plan, modules={"model": inner}, ema=ema,
+                           state_path=state_path, log=log, config=config, log_fields={"stage": stage}, start=start)
     return progress, opt, ema

@@ -3,7 +3,7 @@
 Why: on the CPU, oneDNN runs the UNet's ``Conv1d`` layers on PyTorch's ``[N, C, L]`` layout by
 reordering activations to its blocked layout around every convolution (a bf16 forward shows 116
 reorder primitives beside 53 compute ones), and the UNet's odd lengths fall on slow convolution
-kernels (a 512-channel bf16 conv at L = 313 runs at 1/7 of its L = 312 rate, bench.diffstylets_kernels). Here the
+kernels (docs/benchmarks.md, bench.diffstylets_kernels). Here the
 activations stay time-major, ``[N, L, C]`` with channels contiguous, through the whole network; a
 convolution unfolds its input once into ``[N * L_out, k * C_in]`` (fused with the GroupNorm + SiLU
 that precede it) and multiplies it by weights packed once as ``[k * C_in, C_out]``. Those bf16
@@ -46,8 +46,8 @@ def group_norm_silu(h: torch.Tensor, norm: nn.GroupNorm, silu: bool = True) -> t
     """GroupNorm (then SiLU) of time-major ``h [B, L, C]``, returned time-major.
 
     PyTorch's channels-last GroupNorm kernel reduces each (sample, group) on its own when L < 1024,
-    which is slow for narrow groups (C / groups < 16: up to 4.6x slower than a channels-first copy
-    at L = 625, bench.diffstylets_kernels); those shapes go through a channels-first copy instead. The choice depends on the shape
+    which is slow for narrow groups (C / groups < 16; docs/benchmarks.md, bench.diffstylets_kernels);
+    those shapes go through a channels-first copy instead. The choice depends on the shape
     only, so a given input always takes the same arithmetic.
     """
     b, n, c = h.shape
@@ -144,8 +144,8 @@ class TimeMajorUNet(nn.Module):
 
     Built from a UNet (its weights are copied, so later training of that UNet does not reach this
     one: rebuild it). Returns eps in ``dtype``, ``[B, C, L]``. Batches run ``chunk`` rows at a time:
-    on the CPU the cost per row grows with the batch once activations outgrow the caches (paper
-    width, two threads: 31-33 ms per row at 8-16 rows, 35-36 ms at 64; bench.diffstylets_kernels).
+    on the CPU the cost per row grows with the batch once activations outgrow the caches
+    (docs/benchmarks.md, bench.diffstylets_kernels).
     """
 
     def __init__(self, unet: ConditionalUNet, dtype: torch.dtype = torch.bfloat16, chunk: int = 16) -> None:

@@ -12,20 +12,17 @@ Stage 2:
     estimate towards the other class is fed (with gradients) through a frozen, eval-mode judge
     classifier: L = stage-1 terms + w_flip CE(judge(x0_hat), y') + w_sim MSE(x0_hat, x).
 
-AdamW, global grad-norm clipping, optional EMA, bf16 autocast on CUDA; a resumable training state
-(modules, optimiser, EMA, RNG states, epoch) every ``checkpoint_every`` epochs and at the end; a JSON
-lines log; progress bars on terminals. The epoch order depends only on (seed, epoch), so a run
-resumed from a state file ends with the same weights as an uninterrupted one.
-
-The loss of a step is :class:`augframe_diffstylets.stages.StageLoss` (one module, every draw from
-per-sample seeds): the same loss, order and seeds as :func:`augframe_diffstylets.stages.train_stage`,
-which runs it through the core's ``train_steps`` on any number of ranks. A one-process
-``train_stage`` of stage 1 ends with this Trainer's weights bit for bit (tested).
+Both stages run through :func:`augframe_diffstylets.stages.train_stage`, i.e. the core's
+``train_steps`` loop (AdamW, global grad-norm clipping, optional EMA, bf16 autocast on CUDA, progress
+bars on terminals) on one process: the same loss, order and seeds on any number of ranks. Each stage
+keeps a resumable training state (modules, optimiser, EMA, RNG states, counters) written every
+``checkpoint_every`` epochs and at the end, and one JSON-lines log record per epoch. The epoch order
+depends only on (seed, epoch), so a run resumed from its state files ends with the same weights as an
+uninterrupted one.
 """
 
 from __future__ import annotations
 
-import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -33,34 +30,22 @@ from typing import Any
 import numpy as np
 import torch
 
-from augframe.distributed import epoch_sample_seeds
+from augframe.distributed import DistContext, TrainProgress
 from augframe.errors import ValidationError
-from augframe.training import (
-    EpochSampler, TrainLog, autocast, load_train_state, make_loader, progress, save_train_state,
-)
+from augframe.training import TrainLog
 from augframe_diffstylets.config import TrainConfig, to_dict
 from augframe_diffstylets.model import DiffStyleTS
 from augframe_diffstylets.normalise import Normaliser
-from augframe_diffstylets.stages import ModelEMA, StageLoss, batch_seed, loss_step, other_class
+from augframe_diffstylets.stages import epoch_steps, other_class, train_stage
 
 STATE_FILE = "train_state.pt"
+STAGE2_STATE_FILE = "train_state_stage2.pt"
 LOG_FILE = "train_log.jsonl"
+NOT_METRICS = frozenset({"stage", "epoch", "step", "global_step", "seconds", "samples_per_s"})
+#: Settings a resume may change (how long and how fast to run); the others must match the state's.
+RUN_LENGTH = ("stage1_epochs", "stage2_epochs", "checkpoint_every", "max_steps_per_epoch", "num_workers", "progress")
 
-__all__ = ["LOG_FILE", "STATE_FILE", "Trainer", "other_class"]
-
-
-class _Indexed:
-    """Window items with their index, so each sample gets its per-sample seed."""
-
-    def __init__(self, data: Any) -> None:
-        self.data = data
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-    def __getitem__(self, i: int) -> tuple[Any, Any, int]:
-        x, y = self.data[i]
-        return x, y, i
+__all__ = ["LOG_FILE", "STAGE2_STATE_FILE", "STATE_FILE", "Trainer", "other_class"]
 
 
 class Trainer:
@@ -72,15 +57,12 @@ class Trainer:
         self.model, self.data, self.mode, self.cfg = model.to(device), data, mode, cfg
         self.normaliser, self.device, self.seed = normaliser, device, seed
         self.workdir = Path(workdir) if workdir is not None else None
-        self.judge, self.judge_index = judge, judge_index
-        self.precision = precision
-        self.loss = StageLoss(self.model, cfg, mode, clamp=normaliser.clamp, judge=judge, judge_index=judge_index,
-                              normaliser=normaliser).to(device)
-        self.opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        self.ema = ModelEMA(model, cfg.ema_decay) if cfg.ema_decay else None
-        self.history: dict[str, list[float]] = defaultdict(list)
+        self.judge, self.judge_index, self.precision = judge, judge_index, precision
+        self.opt: Any = None
+        self.ema: Any = None
         self.epoch = 0
         self.log = TrainLog(self.workdir / LOG_FILE if self.workdir else None)
+        self._done: dict[int, TrainProgress] = {}
         labels = np.asarray(data.labels)
         if labels.min(initial=0) < 0 or labels.max(initial=0) >= model.cfg.num_classes:
             raise ValidationError(
@@ -88,105 +70,46 @@ class Trainer:
                 f"(classes {tuple(data.class_names)}); drop unlabelled windows first"
             )
 
-    # ---- state ---------------------------------------------------------------------------------
     @property
     def total_epochs(self) -> int:
         return self.cfg.stage1_epochs + self.cfg.stage2_epochs
 
-    def _state_path(self) -> Path | None:
-        return self.workdir / STATE_FILE if self.workdir else None
+    def state_path(self, stage: int) -> Path | None:
+        return self.workdir / (STATE_FILE if stage == 1 else STAGE2_STATE_FILE) if self.workdir else None
 
-    def save_state(self) -> None:
-        path = self._state_path()
-        if path is None:
-            return
-        save_train_state(
-            path, modules={"model": self.model}, optimizers={"opt": self.opt},
-            ema={"ema": self.ema} if self.ema else {}, counters={"epoch": self.epoch},
-            extra={"history": {k: list(v) for k, v in self.history.items()}},
-            config={"train": to_dict(self.cfg), "mode": self.mode, "seed": self.seed},
-        )
+    @property
+    def history(self) -> dict[str, list[float]]:
+        """Per-epoch means from the log: ``stage{1,2}_{metric}`` (also across a resume, with a workdir)."""
+        path = self.workdir / LOG_FILE if self.workdir else None
+        records = TrainLog.read(path) if path is not None and path.is_file() else self.log.records
+        out: dict[str, list[float]] = defaultdict(list)
+        for r in records:
+            for k, v in r.items():
+                if k not in NOT_METRICS:
+                    out[f"stage{r['stage']}_{k}"].append(v)
+        return dict(out)
 
-    def try_resume(self) -> bool:
-        path = self._state_path()
-        if path is None or not path.is_file():
-            return False
-        state = load_train_state(path, modules={"model": self.model}, optimizers={"opt": self.opt},
-                                 ema={"ema": self.ema} if self.ema else {})
-        self.epoch = int(state["counters"]["epoch"])
-        self.history = defaultdict(list, {k: list(v) for k, v in state["extra"].get("history", {}).items()})
-        return True
-
-    # ---- loop ----------------------------------------------------------------------------------
     def run(self, stop_after_epoch: int | None = None) -> dict[str, list[float]]:
         """Train to the end (or up to ``stop_after_epoch`` epochs done), resuming if a state exists."""
-        if not self.try_resume():
-            torch.manual_seed(self.seed)
         if len(self.data) < self.cfg.batch_size:
             raise ValidationError(
                 f"{len(self.data)} training windows make no batch of batch_size={self.cfg.batch_size}"
             )
+        if not self._done and not any(p is not None and p.is_file() for p in map(self.state_path, (1, 2))):
+            torch.manual_seed(self.seed)
         end = self.total_epochs if stop_after_epoch is None else min(stop_after_epoch, self.total_epochs)
-        while self.epoch < end:
-            stage = 1 if self.epoch < self.cfg.stage1_epochs else 2
-            self._run_epoch(stage)
-            self.epoch += 1
-            if self.epoch % self.cfg.checkpoint_every == 0 or self.epoch == end:
-                self.save_state()
-        return dict(self.history)
-
-    def stage_seed(self, stage: int) -> int:
-        """Run seed of a stage's order and noise (stage 2 uses seed + 1, as ``train_stage``)."""
-        return self.seed + (stage - 1)
-
-    def _run_epoch(self, stage: int) -> None:
-        self.model.train()
-        self.loss.stage = stage
-        seed = self.stage_seed(stage)
-        stage_epoch = self.epoch - (0 if stage == 1 else self.cfg.stage1_epochs)
-        sampler = EpochSampler(len(self.data), self.cfg.batch_size, seed=seed)
-        sampler.set_epoch(stage_epoch)
-        seed_table = torch.from_numpy(epoch_sample_seeds(seed, stage_epoch, len(self.data))).to(self.device)
-        loader = make_loader(_Indexed(self.data), sampler, num_workers=self.cfg.num_workers,
-                             pin_memory=self.device.startswith("cuda"))
-        n_steps = len(sampler)
-        if self.cfg.max_steps_per_epoch is not None:
-            n_steps = min(n_steps, self.cfg.max_steps_per_epoch)
-        steps: dict[str, list[torch.Tensor]] = defaultdict(list)
-        start, seen = time.perf_counter(), 0
-        bar = progress(loader, total=n_steps, desc=f"diffstylets stage {stage} epoch {self.epoch + 1}",
-                       enabled=self.cfg.progress)
-        for step, (x, y, idx) in enumerate(bar):
-            if step >= n_steps:
-                break
-            x = self.normaliser.forward(x.to(self.device, non_blocking=True).float())
-            y = y.to(self.device, non_blocking=True).long()
-            seeds = seed_table[idx.to(self.device, non_blocking=True)]
-            for k, v in self.step(x, y, seeds, batch_seed(seed, stage_epoch, step, self.device)).items():
-                steps[k].append(v)
-            seen += len(x)
-        elapsed = time.perf_counter() - start
-        # one host transfer per epoch for all per-step metrics
-        values = {k: torch.stack(v).float().cpu().tolist() for k, v in steps.items()}
-        means = {k: float(np.mean(v)) for k, v in values.items()}
-        for k, v in values.items():
-            self.history[f"step_{k}"].extend(v)
-            self.history[f"stage{stage}_{k}"].append(means[k])
-        self.log.write(epoch=self.epoch + 1, stage=stage, steps=n_steps, seconds=elapsed,
-                       samples_per_s=seen / max(elapsed, 1e-9), **means)
-
-    # ---- one optimiser step --------------------------------------------------------------------
-    def step(self, x: torch.Tensor, y: torch.Tensor, seeds: torch.Tensor, coin_seed: torch.Tensor
-             ) -> dict[str, torch.Tensor]:
-        """One optimiser step on a normalised batch; returns the step's metrics as detached tensors."""
-        self.opt.zero_grad(set_to_none=True)
-        with autocast(self.device, enabled=self.precision != "float32", cpu_bf16=self.precision == "bfloat16"):
-            loss, metrics = loss_step(self.loss, x, y, seeds, coin_seed)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
-        self.opt.step()
-        if self.ema is not None:
-            self.ema.update(self.model)
-        out = dict(metrics)
-        out["loss"] = out.pop("total", loss.detach())
-        return out
+        per_epoch = epoch_steps(len(self.data), self.cfg)
+        train = {k: v for k, v in to_dict(self.cfg).items() if k not in RUN_LENGTH}
+        config = {"train": train, "mode": self.mode, "seed": self.seed}
+        for stage, first, n in ((1, 0, self.cfg.stage1_epochs), (2, self.cfg.stage1_epochs, self.cfg.stage2_epochs)):
+            if n == 0 or end <= first:
+                continue
+            progress, self.opt, self.ema = train_stage(
+                DistContext(device=str(self.device)), self.model, self.data, stage=stage, mode=self.mode,
+                cfg=self.cfg, normaliser=self.normaliser, seed=self.seed, epochs=n,
+                max_steps=min(end - first, n) * per_epoch, judge=self.judge if stage == 2 else None,
+                judge_index=self.judge_index, state_path=self.state_path(stage), log=self.log, config=config,
+                optimizer=self.opt, ema=self.ema, precision=self.precision, start=self._done.get(stage))
+            self._done[stage] = progress
+            self.epoch = first + progress.epoch
+        return self.history

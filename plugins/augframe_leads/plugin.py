@@ -10,7 +10,7 @@ import augframe
 
 
 @augframe.hookimpl
-def augframe_register_filters(register):
+def augframe_register_filters(register: augframe.Register) -> None:
     from augframe_leads.consistency import LeadConsistencyFilter
 
     register("lead-consistency", LeadConsistencyFilter,
@@ -18,7 +18,7 @@ def augframe_register_filters(register):
 
 
 @augframe.hookimpl
-def augframe_register_evaluators(register):
+def augframe_register_evaluators(register: augframe.Register) -> None:
     from augframe_leads.evaluator import LeadConsistencyEvaluator
 
     register("lead-consistency", LeadConsistencyEvaluator,

@@ -122,11 +122,6 @@ def envelope(d: np.ndarray, fs: float, s: ApexSettings = ApexSettings()) -> np.n
     return uniform_filter1d(d * d, size=max(1, int(round(s.integration_s * fs))), axis=-1, mode="nearest")
 
 
-def qrs_envelope(x: np.ndarray, fs: float, s: ApexSettings = ApexSettings()) -> np.ndarray:
-    """The QRS energy envelope at ``fs / envelope_step(fs)``."""
-    return envelope(bands(x, fs, s, hf=False)[1], fs / envelope_step(fs), s)
-
-
 def _row_median(a: np.ndarray) -> np.ndarray:
     """Median along the last axis by one partition (``np.median`` costs several times more)."""
     k = a.shape[-1]

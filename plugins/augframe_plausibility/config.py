@@ -93,8 +93,3 @@ SOURCES: dict[str, str] = {
     "normal_irregularity_gain": "reference validator: RR-CV x0.8 toward normal",
     "accept_min_score": "every gate must pass and the weighted score (soft checks included) must reach this",
 }
-
-
-def table_rows(t: Thresholds = Thresholds()) -> list[tuple[str, str, str]]:
-    """(name, value, source) rows for the docs table."""
-    return [(f.name, repr(getattr(t, f.name)), SOURCES.get(f.name, "")) for f in attrs.fields(Thresholds)]

@@ -23,12 +23,6 @@ class Peaks:
     cols: np.ndarray = attrs.field(converter=lambda a: np.asarray(a, dtype=np.int64))
 
     @classmethod
-    def from_mask(cls, mask: np.ndarray) -> Peaks:
-        """Peaks where a boolean ``[N, L]`` mask is True (row-major order is already sorted)."""
-        rows, cols = np.nonzero(mask)
-        return cls(mask.shape[0], rows, cols)
-
-    @classmethod
     def from_lists(cls, lists: list[np.ndarray]) -> Peaks:
         counts = np.fromiter((len(p) for p in lists), dtype=np.int64, count=len(lists))
         rows = np.repeat(np.arange(len(lists)), counts)
@@ -56,7 +50,7 @@ def gather_windows(x: np.ndarray, rows: np.ndarray, starts: np.ndarray, width: i
     """``out[k] = x[rows[k], starts[k] : starts[k] + width]`` as a new ``[len(rows), width]`` array.
 
     Windows inside the row are copied from a sliding-window view (no ``[k, width]`` index arrays,
-    ~5x faster than fancy indexing); windows that run past an end repeat the edge sample, as
+    which fancy indexing would build); windows that run past an end repeat the edge sample, as
     clipped indices would.
     """
     length = x.shape[1]

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
 
 import augframe
 from augframe.plugins import lazy
 
 
 @augframe.hookimpl
-def augframe_register_filters(register: Any) -> None:
+def augframe_register_filters(register: augframe.Register) -> None:
     register("plausibility", lazy("augframe_plausibility.validator.PlausibilityFilter"),
              description="clinical plausibility of candidate ECGs; mode 'improved' (default) or 'faithful' (DiffStyleTS reference)")
     register("near-copy", lazy("augframe_plausibility.nearcopy.NearCopyFilter"),

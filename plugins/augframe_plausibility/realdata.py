@@ -33,9 +33,9 @@ def cinc_windows(root: str | Path, limit_per_class: int | None = None, normalise
     """CinC 2017 N and A windows through the data layer if it is there, else :func:`load_cinc_windows`."""
     try:
         from augframe.data import cinc2017_windows
-    except (ImportError, AttributeError):
+    except (ImportError, AttributeError) as exc:
         if normalise is not None:
-            raise DataError("the data layer (augframe.data.cinc2017_windows) is needed for normalised windows")
+            raise DataError("the data layer (augframe.data.cinc2017_windows) is needed for normalised windows") from exc
         return load_cinc_windows(root, max_records=limit_per_class)
     return cinc2017_windows(root, classes=CLASS_NAMES, limit_per_class=limit_per_class, normalise=normalise, seed=seed)
 

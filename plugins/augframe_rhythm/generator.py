@@ -9,6 +9,7 @@ import attrs
 import numpy as np
 import torch
 
+import augframe
 from augframe.checkpoint import load_weights, save_weights
 from augframe.errors import CheckpointError, PluginError, ValidationError, require_choice
 from augframe.protocols import Candidates, GenerationRequest, GeneratorInfo
@@ -16,7 +17,6 @@ from augframe.retime import TOO_FEW_BEATS, RetimeConfig, RhythmBank, retime, sou
 from augframe.signals import ECGBatch
 
 NAME = "rhythm-transplant"
-VERSION = "0.1.0"
 CHECKPOINT_FILE = "rhythm-transplant.safetensors"
 
 
@@ -58,7 +58,7 @@ class RhythmTransplantGenerator:
     def info(self) -> GeneratorInfo:
         params = {"per_class": self.per_class, "retime": attrs.asdict(self.config), "atrial": self.atrial,
                   "class_names": list(self.class_names)}
-        return GeneratorInfo(NAME, VERSION, self.checkpoint_sha256, params, trained_against=())
+        return GeneratorInfo(NAME, augframe.__version__, self.checkpoint_sha256, params, trained_against=())
 
     @property
     def request_kinds(self) -> frozenset[str]:

@@ -66,9 +66,13 @@ class _Spec:
             raise ValidationError(f"sssd-ecg fs={self.fs} must be a positive sampling rate in Hz")
         if not 0.0 <= self.s4_dropout < 1.0:
             raise ValidationError(f"sssd-ecg s4_dropout={self.s4_dropout} must lie in [0, 1)")
-        from augframe_sssd.diffusion import Schedule  # validates steps and betas
+        self.schedule()  # validates steps and betas
 
-        Schedule(self.diffusion_steps, self.beta_start, self.beta_end)
+    def schedule(self) -> Any:
+        """The linear DDPM schedule, kept in float64 (the samplers cast each coefficient to float32)."""
+        from augframe.diffusion import NoiseSchedule
+
+        return NoiseSchedule.linear(self.diffusion_steps, self.beta_start, self.beta_end)
 
 
 class SSSDECGGenerator:
@@ -144,9 +148,7 @@ class SSSDECGGenerator:
                           label_embed_dim=s.label_embed_dim, length=s.samples)
 
     def _schedule(self) -> Any:
-        from augframe_sssd.diffusion import Schedule
-
-        return Schedule(self.spec.diffusion_steps, self.spec.beta_start, self.spec.beta_end)
+        return self.spec.schedule()
 
     def _build(self, seed: int = 0) -> None:
         """A freshly initialised network; the initialisation is drawn from ``seed`` alone."""
@@ -349,6 +351,10 @@ class _TrainSet:
     def __len__(self) -> int:
         return len(self.raw_labels)
 
+    def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """One window's independent leads and its label row (the training loop's item)."""
+        return self.signals(np.array([int(i)]))[0], self.labels[int(i)]
+
     def signals(self, idx: np.ndarray) -> np.ndarray:
         if isinstance(self.source, np.ndarray):
             return self.source[idx][:, self.positions]
@@ -356,10 +362,10 @@ class _TrainSet:
 
     def rms(self, seed: int, limit: int = 2048) -> float:
         """Global RMS of the independent leads over up to ``limit`` windows (seeded choice)."""
-        from augframe.seeding import numpy_rng
+        from augframe.seeding import Stream, numpy_rng
 
         n = len(self)
-        idx = np.sort(numpy_rng(seed, 0x55D).choice(n, size=min(n, limit), replace=False))
+        idx = np.sort(numpy_rng(seed, Stream.SSSD_RMS).choice(n, size=min(n, limit), replace=False))
         value = float(np.sqrt(np.mean(np.square(self.signals(idx), dtype=np.float64))))
         if not math.isfinite(value) or value <= 0:
             raise ValidationError("training signals are all zero (or not finite); cannot scale them")

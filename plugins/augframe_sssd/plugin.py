@@ -6,7 +6,7 @@ import augframe
 
 
 @augframe.hookimpl
-def augframe_register_generators(register):
+def augframe_register_generators(register: augframe.Register) -> None:
     from augframe_sssd.generator import SSSDECGGenerator  # light: torch is imported inside its methods
 
     register("sssd-ecg", SSSDECGGenerator,

@@ -34,3 +34,19 @@ def test_randn_is_standard_normal():
 def test_numpy_rng_streams():
     assert numpy_rng(1, 2).integers(1 << 30) == numpy_rng(1, 2).integers(1 << 30)
     assert numpy_rng(1, 2).integers(1 << 30) != numpy_rng(1, 3).integers(1 << 30)
+
+
+def test_every_seed_stream_id_is_named_once_in_the_registry():
+    import re
+    from pathlib import Path
+
+    from augframe.seeding import Stream
+
+    # frozen values: parity fixtures and seeded tests replay them (a new draw adds a member instead)
+    assert sum(Stream) == 1593000375 and len(Stream) == 29
+    root = Path(__file__).resolve().parents[2]
+    literal = re.compile(r"numpy_rng\([^()]*?,\s*(0x[0-9a-fA-F]+|\d+)\b|SeedSequence\(\[[^]]*,\s*0x|seeds?\s*\^\s*0x")
+    found = [f"{p.relative_to(root)}: {m.group(0)}" for folder in ("augframe", "plugins")
+             for p in sorted((root / folder).rglob("*.py")) for m in literal.finditer(p.read_text())
+             if p.name != "seeding.py"]
+    assert found == [], "seed-stream ids belong in augframe.seeding.Stream"

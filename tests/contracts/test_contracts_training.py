@@ -4,7 +4,7 @@ import torch
 
 from augframe import CheckpointError
 from augframe.checkpoint import load_into, load_torch_checkpoint, load_weights, read_config, save_weights
-from augframe.training import EMA, EpochSampler, TrainLog, load_train_state, save_train_state
+from augframe.training import EMA, EpochSampler, TrainLog, compile_module, load_train_state, save_train_state
 
 
 def test_epoch_sampler_resume_is_world_size_independent():
@@ -89,3 +89,21 @@ def test_train_log(tmp_path):
     log = TrainLog(tmp_path / "log.jsonl")
     log.write(step=1, loss=np.float32(0.5))
     assert TrainLog.read(tmp_path / "log.jsonl") == [{"step": 1, "loss": 0.5}]
+
+
+def test_compile_module_keeps_the_eager_module_on_the_cpu_unless_asked():
+    net = torch.nn.Linear(2, 2)
+    assert compile_module(net, "cpu") is net and compile_module(net, "cuda", enabled=False) is net
+
+
+def test_ema_warmup_follows_the_model_early_and_resumes_its_count():
+    m = torch.nn.Linear(1, 1, bias=False)
+    ema = EMA(m, 0.99, warmup=True)
+    with torch.no_grad():
+        m.weight.fill_(1.0)
+    start = float(ema.shadow["weight"])
+    ema.update(m)  # first update: decay min(0.99, 1/10) = 0.1
+    assert float(ema.shadow["weight"]) == pytest.approx(0.1 * start + 0.9)
+    again = EMA(m, 0.99, warmup=True)
+    again.load_state_dict(ema.state_dict())
+    assert again.updates == ema.updates == 1

@@ -35,7 +35,7 @@ def _rows(keys):
 
 
 def _new(path, **kw):
-    return Bank.create(path, fs=kw.get("fs", 125.0), leads=("II",), n_samples=kw.get("n_samples", 50),
+    return Bank.create(path, fs=kw.get("fs", 125.0), leads=("II",), samples_per_window=kw.get("n_samples", 50),
                        class_names=NAMES)
 
 
@@ -69,7 +69,7 @@ def test_bad_appends_raise_bank_error(tmp_path):
     assert bank.append(_batch(["k-0", "k-1"]), _rows(["k-0", "k-1"]), skip_existing=True) == 1
     with pytest.raises(BankError, match="fs=250.0"):
         bank.append(_batch(["k-5"], fs=250.0), _rows(["k-5"]))
-    with pytest.raises(BankError, match="n_samples=60"):
+    with pytest.raises(BankError, match="samples_per_window=60"):
         bank.append(_batch(["k-5"], n_samples=60), _rows(["k-5"]))
     with pytest.raises(BankError, match="more than once"):
         bank.append(_batch(["k-7", "k-7"]), _rows(["k-7", "k-7"]))
@@ -80,8 +80,8 @@ def test_bad_appends_raise_bank_error(tmp_path):
     bank.close()
     with pytest.raises(BankError, match="read-only"):
         Bank.open(tmp_path / "b").append(_batch(["k-9"]), _rows(["k-9"]))
-    with pytest.raises(BankError, match="n_samples=50 but this run makes n_samples=99"):
-        Bank.open_or_create(tmp_path / "b", fs=125.0, leads=("II",), n_samples=99, class_names=NAMES)
+    with pytest.raises(BankError, match="samples_per_window=50 but this run makes samples_per_window=99"):
+        Bank.open_or_create(tmp_path / "b", fs=125.0, leads=("II",), samples_per_window=99, class_names=NAMES)
     with pytest.raises(BankError, match="already holds a bank"):
         _new(tmp_path / "b")
     with pytest.raises(BankError, match="not a synthetic bank"):
@@ -136,7 +136,7 @@ _WRITER = textwrap.dedent("""
     from augframe import ECGBatch
     from augframe.bank import Bank
     path, total, per = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    bank = Bank.open_or_create(path, fs=125.0, leads=("II",), n_samples=20000, class_names=("N", "A"))
+    bank = Bank.open_or_create(path, fs=125.0, leads=("II",), samples_per_window=20000, class_names=("N", "A"))
     keys = bank.missing([f"k-{i}" for i in range(total)])
     print("start", len(bank), flush=True)
     for s in range(0, len(keys), per):

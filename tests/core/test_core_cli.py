@@ -174,7 +174,9 @@ def test_generate_then_evaluate_commands(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "N->A: 2 accepted in bank" in out and not (tmp_path / "out" / "eval").exists()
     assert main(["evaluate", str(recipe), "--no-progress"]) == 0
-    assert "evaluation moments" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "evaluation moments" in captured.out
+    assert "[evaluate] moments:" in captured.err and "[report]" in captured.err  # the CLI's log handler
     assert (tmp_path / "out" / "eval" / "moments.json").is_file() and (tmp_path / "out" / "report.html").is_file()
     assert main(["generate", str(recipe), "--count", "0"]) == 2
     assert "generation.count = 0 must be at least 1" in capsys.readouterr().err

@@ -24,7 +24,7 @@ def _base(n=400, samples=32, seed=0):
 
 
 def _bank(path, per_class=(40, 25), samples=32, names=NAMES):
-    bank = Bank.create(path, fs=125.0, leads=("II",), n_samples=samples, class_names=names)
+    bank = Bank.create(path, fs=125.0, leads=("II",), samples_per_window=samples, class_names=names)
     labels = np.repeat(np.arange(len(per_class)), per_class)
     x = (1000 + np.arange(len(labels), dtype=np.float32))[:, None, None] * np.ones((1, 1, samples), np.float32)
     bank.append(ECGBatch(x, 125.0, ("II",), labels=labels, class_names=names),
@@ -111,7 +111,7 @@ def test_bad_inputs_raise(tmp_path):
     ds = AugmentedDataset(base, one_class, 0.3, missing_classes="real")
     syn, _ = ds.plan(0)
     assert not syn[base.labels == 1].any() and syn[base.labels == 0].mean() == pytest.approx(0.3, abs=0.01)
-    other = Bank.create(tmp_path / "c", fs=250.0, leads=("II",), n_samples=32, class_names=NAMES)
+    other = Bank.create(tmp_path / "c", fs=250.0, leads=("II",), samples_per_window=32, class_names=NAMES)
     with pytest.raises(BankError, match="fs=125.0 but the bank holds fs=250.0"):
         AugmentedDataset(base, other, 0.3)
 

@@ -78,7 +78,7 @@ def _small_bank(path):
     from augframe.bank import Bank
 
     x = np.arange(2 * 1 * 6, dtype=np.float32).reshape(2, 1, 6)
-    with Bank.create(path, fs=100.0, leads=["II"], n_samples=6, class_names=["N", "A"]) as bank:
+    with Bank.create(path, fs=100.0, leads=["II"], samples_per_window=6, class_names=["N", "A"]) as bank:
         bank.append(ECGBatch(x, 100.0, labels=[0, 1], class_names=["N", "A"]), [{"key": "a"}, {"key": "b"}])
     return x
 

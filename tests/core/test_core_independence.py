@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
-import pytest
 
 from augframe import pipeline
 from augframe import recipe as R

@@ -61,22 +61,24 @@ def _augmenter(fraction=0.5, seed=3, filters=None):
 
 def test_live_batches_replace_accepted_and_keep_rejected():
     loader = LiveAugmentedLoader(_loader(), _augmenter())
-    total_syn = cands = 0
+    total_syn = cands = accepted = 0
     for (x_in, y_in), out in zip(_loader(), loader):
         x, y, syn = out
         assert x.shape == x_in.shape and y.shape == y_in.shape and syn.dtype == torch.bool
-        assert len(out.positions) == 8  # round(0.5 * 16)
-        acc = out.chain.accept
-        pos = out.positions
-        assert np.array_equal(syn.nonzero().flatten().numpy(), pos[acc])
+        assert out.requested == 8 and int(syn.sum()) == 8  # round(0.5 * 16), met despite rejections
+        assert np.array_equal(syn.nonzero().flatten().numpy(), out.positions)
+        assert set(out.positions) <= set(out.tried.tolist())
+        assert len(out.tried) == sum(len(c.accept) for c in out.chains)
         assert torch.equal(x[~syn], x_in[~syn])  # originals kept where nothing was accepted
         assert torch.equal(y[~syn], y_in[~syn])
-        assert torch.equal(y[syn], 1 - y_in[syn])  # N <-> A
+        assert torch.equal(y[syn], 1 - y_in[syn])  # transfer: the synthetic ECG's target class, N <-> A
         assert not torch.allclose(x[syn], x_in[syn])
         total_syn += int(syn.sum())
-        cands += len(pos)
-    assert 0 < total_syn < cands  # the amplitude filter rejected some, accepted others
-    assert loader.augmenter.stats == {"batches": 3, "candidates": cands, "accepted": total_syn}
+        cands += len(out.tried)
+        accepted += sum(int(c.accept.sum()) for c in out.chains)
+    assert total_syn < cands  # the amplitude filter rejected some: extra candidates made up for them
+    assert loader.augmenter.stats == {"batches": 3, "requested": 24, "replaced": total_syn, "candidates": cands,
+                                      "accepted": accepted}
 
 
 def test_live_is_a_pure_function_of_seed_epoch_batch():
@@ -107,3 +109,57 @@ def test_live_bad_inputs():
     aug = _augmenter()
     with pytest.raises(ValidationError, match="expected \\[4, leads, samples\\]"):
         aug(torch.zeros(4, 250), torch.zeros(4, dtype=torch.long), batch_index=0)
+
+
+def test_live_share_is_met_when_the_filters_reject_candidates():
+    aug = _augmenter(fraction=0.25)
+    loader = LiveAugmentedLoader(_loader(n=160, batch=16), aug)
+    syn = torch.cat([out.synthetic for out in loader])
+    assert abs(float(syn.float().mean()) - 0.25) <= 0.01  # 0.25 asked, 0.25 realised (was 0.20 before)
+    assert aug.stats["accepted"] < aug.stats["candidates"]  # the filter did reject: extra candidates made up
+    assert aug.stats["requested"] == aug.stats["replaced"] == 40
+
+
+def test_live_budget_spent_warns_and_keeps_the_batch_real():
+    aug = _augmenter(fraction=0.25, filters=[AlwaysFilter(False)])
+    x, y = next(iter(_loader()))
+    with pytest.warns(RuntimeWarning, match="replaced 0 of the 4 items"):
+        out = aug(x, y, batch_index=0)
+    assert not out.synthetic.any() and torch.equal(out.x, x) and torch.equal(out.y, y)
+    assert aug.stats["candidates"] == 16  # tries (4) x the 4 items asked for
+    with pytest.raises(ValidationError, match="tries=0"):
+        LiveAugmenter(PhaseShiftGenerator(), [], 0.5, fs=125.0, leads=("II",), class_names=NAMES,
+                      targets={"N": "A"}, tries=0)
+
+
+def test_live_sample_mode_keeps_each_items_class():
+    gen = PhaseShiftGenerator()
+    b = make_ecg_batch(48, fs=125.0, seconds=2.0, seed=0)
+    gen.fit(b)
+    aug = LiveAugmenter(gen, [], 0.5, 3, fs=125.0, leads=("II",), class_names=NAMES, mode="sample")
+    x, y = next(iter(_loader()))
+    out = aug(x, y, batch_index=0)
+    assert int(out.synthetic.sum()) == 8 and torch.equal(out.y, y)
+
+
+class _DictDataset(torch.utils.data.Dataset):
+    def __init__(self, x, y):
+        self.x, self.y = x, y
+
+    def __len__(self):
+        return len(self.y)
+
+    def __getitem__(self, i):
+        return {"ecg": self.x[i], "label": self.y[i], "record": f"r{i}"}
+
+
+def test_live_dict_batches_match_tuple_batches():
+    b = make_ecg_batch(48, fs=125.0, seconds=2.0, seed=0)
+    x, y = torch.from_numpy(b.numpy()), torch.from_numpy(b.labels)
+    dicts = LiveAugmentedLoader(DataLoader(_DictDataset(x, y), batch_size=16), _augmenter(), keys=("ecg", "label"))
+    tuples = LiveAugmentedLoader(_loader(), _augmenter())
+    for d, t in zip(dicts, tuples):
+        assert set(d) == {"ecg", "label", "record", "synthetic"} and len(d["record"]) == 16
+        assert torch.equal(d["ecg"], t.x) and torch.equal(d["label"], t.y) and torch.equal(d["synthetic"], t.synthetic)
+    with pytest.raises(ValidationError, match=r"keys \['ecg', 'label', 'record'\].*keys=\(signal key, label key\)"):
+        next(iter(LiveAugmentedLoader(DataLoader(_DictDataset(x, y), batch_size=16), _augmenter())))

@@ -15,7 +15,7 @@ from augframe.signals import ECGBatch
 
 def _bank(path, units="mV"):
     x = np.random.default_rng(0).standard_normal((6, 1, 16)).astype(np.float32)
-    with Bank.create(path, fs=100.0, leads=["II"], n_samples=16, class_names=["N", "A"], units=units) as bank:
+    with Bank.create(path, fs=100.0, leads=["II"], samples_per_window=16, class_names=["N", "A"], units=units) as bank:
         bank.append(ECGBatch(x, 100.0, labels=[0, 1] * 3, class_names=["N", "A"], units=units),
                     [{"key": f"k{i}", "source_id": f"rec{i}"} for i in range(6)])
     return Bank.open(path)

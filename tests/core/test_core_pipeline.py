@@ -54,7 +54,7 @@ def test_run_writes_every_stage(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["evaluations"]["moments"]["scale"].endswith("synthetic")
     page = json.loads((out / "report.json").read_text())
-    assert [r["name"] for r in page["results"]] == ["generation", "moments"]
+    assert [r["name"] for r in page["results"]] == ["generation", "moments", "provenance"]
     assert len(page["pairs"]) == 6  # 3 source / synthetic pairs per direction
     # the bank feeds training through AugmentedDataset
     data = pipeline.load_data(_recipe(tmp_path / "run"), toy_registry())

@@ -105,7 +105,7 @@ class _BadEvaluator:
     name = "bad-eval"
 
     def evaluate(self, real, synthetic, *, sources=None, context=None):
-        return EvaluationResult("bad-eval", {"nan": float("nan")}, details={"obj": {1, 2}})
+        return EvaluationResult("bad-eval", {"nan": float("nan")}, details={"obj": object()})
 
 
 def test_broken_evaluator_fails():

@@ -35,6 +35,9 @@ def test_draw_seeds_are_distinct_and_draw_zero_is_the_sample_seed():
     assert len(np.unique(s[:2])) == 8           # distinct across draws and samples
     assert np.array_equal(s[0], s[2])           # a function of the sample's seed alone
     assert np.array_equal(draw_seeds(seeds, 1), seeds)
+    many = draw_seeds(seeds, 32).reshape(3, 32)  # nested medians: draw j's seed ignores how many draws
+    for k in (1, 8, 16):
+        assert np.array_equal(many[:, :k], draw_seeds(seeds, k).reshape(3, k))
 
 
 @pytest.mark.parametrize("aggregate", ["median", "mean"])

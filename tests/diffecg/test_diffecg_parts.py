@@ -10,16 +10,16 @@ from augframe_diffecg.baselines import beat_repeat, linear_interpolation, masked
 from augframe_diffecg.beats import cut_beats, detect_r_peaks
 from augframe_diffecg.masks import forecast_mask, long_gap_mask, training_masks
 from augframe_diffecg.model import DiffECGUNet
-from augframe_diffecg.schedule import Schedule
+from augframe_diffecg.config import DiffECGConfig
 
 
 def test_schedule_is_the_papers():
-    s = Schedule()
-    assert s.num_steps == 1000
-    assert s.betas[0] == pytest.approx(1e-4) and s.betas[-1] == pytest.approx(0.02)
-    grid = s.ddim_timesteps(50)
+    s = DiffECGConfig().schedule()
+    assert s.num_train_timesteps == 1000 and s.alphas_cumprod.dtype == torch.float32
+    assert float(s.betas[0]) == pytest.approx(1e-4) and float(s.betas[-1]) == pytest.approx(0.02)
+    grid = s.set_timesteps(50)
     assert grid[0] == 999 and grid[-1] == 0 and len(grid) == 50 and np.all(np.diff(grid) < 0)
-    assert s.ddim_timesteps(1000).tolist() == list(range(999, -1, -1))
+    assert s.set_timesteps(1000) == list(range(999, -1, -1))
 
 
 @pytest.mark.parametrize("cond", ["stft", "time", "both"])

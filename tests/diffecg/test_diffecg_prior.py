@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from augframe.diffusion import NoiseSchedule
 from augframe.errors import ValidationError
 from augframe.protocols import GenerationRequest
 from augframe_diffecg.baselines import linear_interpolation
@@ -15,7 +16,6 @@ from augframe_diffecg.masks import long_gap_mask, training_masks
 from augframe_diffecg.model import DiffECGUNet
 from augframe_diffecg.prior import linear_fill, prior_fill, repeat_fill
 from augframe_diffecg.sampler import ddim_sample
-from augframe_diffecg.schedule import Schedule
 
 
 def test_linear_fill_is_numpy_interp_and_keeps_known_samples():
@@ -86,9 +86,9 @@ def test_repeat_fill_is_the_previous_beat_on_beat_pairs():
 class _PredictsZeroResidual(torch.nn.Module):
     """eps such that the predicted x_0 of the chain is exactly 0 (x_t = sqrt(1 - ab) eps)."""
 
-    def __init__(self, schedule: Schedule) -> None:
+    def __init__(self, schedule: NoiseSchedule) -> None:
         super().__init__()
-        self.ab = schedule.alphas_cumprod_tensor()
+        self.ab = schedule.alphas_cumprod
 
     def forward(self, x, t, known, mask, labels):
         return x / (1 - self.ab[t]).sqrt()[:, None, None]
@@ -96,7 +96,7 @@ class _PredictsZeroResidual(torch.nn.Module):
 
 @pytest.mark.parametrize("prior", ["none", "linear", "repeat"])
 def test_sampler_output_is_fill_plus_residual(prior):
-    sched = Schedule()
+    sched = DiffECGConfig().schedule()
     known = torch.randn(3, 1, 100)
     mask = torch.from_numpy(long_gap_mask((3, 1, 100), 0.3, seed=1))
     out = ddim_sample(_PredictsZeroResidual(sched), sched, known, mask, torch.tensor([0, 1, -1]),

@@ -7,12 +7,12 @@ import pytest
 import torch
 from scipy.signal import savgol_filter
 
+from augframe.diffusion import NoiseSchedule
 from augframe.errors import ValidationError
 from augframe.seeding import derive_seeds
 from augframe_diffstylets.config import ModelConfig
 from augframe_diffstylets.model import ConditionalUNet, DiffStyleTS
-from augframe_diffstylets.sampler import ddim_step, guided_eps, sdedit
-from augframe_diffstylets.schedule import CosineSchedule, noise_level, sdedit_timesteps
+from augframe_diffstylets.sampler import guided_eps, sdedit
 from augframe_diffstylets.smoothing import savgol
 
 from diffstylets_helpers import TINY, float_state
@@ -24,6 +24,17 @@ TOL = 1e-4
 TABLE_TOL = 8 * torch.finfo(torch.float32).eps
 
 
+COSINE = NoiseSchedule.cosine()
+
+
+def sdedit_timesteps(strength: float, steps: int) -> list[int]:
+    return COSINE.set_timesteps(steps, "leading", strength)
+
+
+def noise_level(strength: float, steps: int, mode: str) -> int:
+    return COSINE.sdedit_start(strength, steps, faithful=mode == "faithful")
+
+
 def noised_bound(x0: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
     """What q_sample may differ by on another CPU: the table error times |x0| + |noise|, plus rounding."""
     return TABLE_TOL * (x0.abs() + noise.abs() + 1)
@@ -31,13 +42,16 @@ def noised_bound(x0: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
 
 def test_schedule_matches_reference_float32(ref):
     d = ref("diffusion_schedule")
-    s = CosineSchedule()
-    for key in ("betas", "alphas_cumprod", "sqrt_alphas_cumprod", "sqrt_one_minus_alphas_cumprod"):
-        assert (getattr(s, key) - d[key]).abs().max() <= TABLE_TOL, key
+    s = NoiseSchedule.cosine()
+    ab = s.alphas_cumprod
+    tables = {"betas": s.betas, "alphas_cumprod": ab, "sqrt_alphas_cumprod": ab.sqrt(),
+              "sqrt_one_minus_alphas_cumprod": (1 - ab).sqrt()}
+    for key, table in tables.items():
+        assert table.dtype == torch.float32 and (table - d[key]).abs().max() <= TABLE_TOL, key
     assert abs(float(s.alphas_cumprod[0]) - 0.9999) < 1e-6
     assert abs(float(s.alphas_cumprod[600]) - 0.339) < 1e-3
     q = d["q_sample"]
-    assert ((s.q_sample(q["x_start"], q["t"], q["noise"]) - q["x_t"]).abs() <= noised_bound(q["x_start"], q["noise"])).all()
+    assert ((s.add_noise(q["x_start"], q["noise"], q["t"]) - q["x_t"]).abs() <= noised_bound(q["x_start"], q["noise"])).all()
 
 
 def test_visited_timesteps_match_reference(ref):
@@ -66,13 +80,13 @@ def test_noise_level_faithful_off_by_one_and_improved_fix():
 def test_ddim_updates_reproduce_the_whole_stored_trajectory(ref):
     """With the stored UNet outputs, every DDIM update (49 steps + final x0) matches the reference."""
     main = ref("sdedit_mc64")["main"]
-    s = CosineSchedule()
+    s = NoiseSchedule.cosine()
     ts = main["timesteps"].tolist()
     xs, ec, eu = main["trajectory_x"], main["eps_cond"], main["eps_uncond"]
     for k, t in enumerate(ts):
         eps = eu[k] + main["cfg_scale"] * (ec[k] - eu[k])
         t_prev = ts[k + 1] if k + 1 < len(ts) else None
-        x_next, x0 = ddim_step(s, xs[k], eps, t, t_prev, clamp=3.0, eta=0.0, seeds=[0, 1], stream=k + 1)
+        x_next, x0 = s.step(eps, t, xs[k], t_prev, clip=3.0)
         target = xs[k + 1] if t_prev is not None else main["output"]
         assert (x_next - target).abs().max() <= TOL, (k, t)
 
@@ -87,8 +101,8 @@ def test_sdedit_first_steps_with_reference_unet(ref):
     unet.eval()
     f = ref("sdedit_mc64")
     i, main = f["inputs"], f["main"]
-    s = CosineSchedule()
-    x = s.q_sample(i["x0"], torch.full((2,), noise_level(0.6, 50, "faithful")), main["noise"])
+    s = NoiseSchedule.cosine()
+    x = s.add_noise(i["x0"], main["noise"], torch.full((2,), noise_level(0.6, 50, "faithful")))
     bound = noised_bound(i["x0"], main["noise"])
     assert ((x - main["x_start"]).abs() <= bound).all() and ((x - main["trajectory_x"][0]).abs() <= bound).all()
     ts = main["timesteps"].tolist()
@@ -97,7 +111,7 @@ def test_sdedit_first_steps_with_reference_unet(ref):
             eps, eps_c, eps_u = guided_eps(unet, x, ts[k], i["content"], i["style"], i["class_label"], 2, 3.0)
             assert (eps_c - main["eps_cond"][k]).abs().max() <= TOL
             assert (eps_u - main["eps_uncond"][k]).abs().max() <= TOL
-            x, _ = ddim_step(s, x, eps, ts[k], ts[k + 1], 3.0, 0.0, [0, 1], k + 1)
+            x, _ = s.step(eps, ts[k], x, ts[k + 1], clip=3.0)
             assert (x - main["trajectory_x"][k + 1]).abs().max() <= TOL
 
 
@@ -123,7 +137,7 @@ def test_sdedit_is_batch_size_invariant(eta):
     x = torch.randn(4, 1, 128) * 0.5
     seeds = derive_seeds(11, 4)
     y = torch.tensor([1, 0, 1, 0])
-    s = CosineSchedule()
+    s = NoiseSchedule.cosine()
     with torch.inference_mode():
         c, st = model.encode(x)
         full, _ = sdedit(model.unet, s, x, c, st, y, seeds, null_class=2, steps=6, eta=eta)

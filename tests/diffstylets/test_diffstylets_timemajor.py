@@ -23,6 +23,17 @@ def _random_unet(cfg: ModelConfig, seed: int = 0) -> ConditionalUNet:
     return unet
 
 
+def _perturbed_unet(cfg: ModelConfig, seed: int = 0) -> ConditionalUNet:
+    """Every weight moved off its init (GroupNorm 1/0, zero out_conv): a twin that ignores or swaps any
+    parameter of :class:`ConditionalUNet` then computes something else, and the match test fails."""
+    unet = _random_unet(cfg, seed)
+    g = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for p in unet.parameters():
+            p.add_((0.1 * p.std() if p.numel() > 1 and p.std() > 0 else 0.05) * torch.randn(p.shape, generator=g))
+    return unet
+
+
 def _inputs(cfg: ModelConfig, b: int, n: int) -> tuple[torch.Tensor, ...]:
     g = torch.Generator().manual_seed(1)
     return (torch.randn(b, cfg.in_channels, n, generator=g), torch.randint(0, 1000, (b,), generator=g),
@@ -32,7 +43,7 @@ def _inputs(cfg: ModelConfig, b: int, n: int) -> tuple[torch.Tensor, ...]:
 @pytest.mark.parametrize("leads,n", [(1, 250), (3, 301), (12, 97)])
 def test_float32_engine_matches_the_module(leads, n):
     cfg = ModelConfig(signal_length=n, in_channels=leads, **TINY)
-    unet = _random_unet(cfg)
+    unet = _perturbed_unet(cfg)
     x, t, content, style = _inputs(cfg, 3, n)
     engine = TimeMajorUNet(unet, torch.float32)
     with torch.inference_mode():

@@ -16,11 +16,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from augframe.distributed import CommMeter, TrainPlan, init_distributed, shutdown, train_steps, unwrap, wrap_model
+from augframe.distributed import TrainPlan, init_distributed, shutdown, train_steps, unwrap, wrap_model
 from augframe.seeding import randn
 from augframe.signals import ECGBatch
 from augframe.training import EMA, TrainLog
 from augframe.windows import ArrayWindows
+from bench.comm import CommMeter
 
 N, LENGTH, GLOBAL_BATCH = 40, 128, 8  # 5 global steps per epoch
 CACHE: dict[str, str] = {}  # {"path": ...} once build_window_cache ran (in this process or the parent)
@@ -128,88 +129,8 @@ def two_rank_training(workdir: str) -> None:
         torch.save({"final": final, "plain_bn_3": plain_bn, "comm": COMM}, workdir / "two_rank.pt")
 
 
-# ---- generation ------------------------------------------------------------------------------
-from augframe.distributed_generation import GenerationJob, generate_sharded  # noqa: E402
-from augframe.filterchain import FilterChain  # noqa: E402
-from augframe.protocols import Candidates, FilterResult, GeneratorInfo  # noqa: E402
-
-N_ITEMS = 37  # not a multiple of the world size or of the batch sizes
-
-
-class ToySineGenerator:
-    """A deterministic generator honouring per-sample seeds: label sets the frequency, the seed the phase."""
-
-    info = GeneratorInfo("toy-sine", "1", None, {"length": LENGTH})
-    request_kinds = frozenset({"sample", "transfer"})
-
-    def __init__(self, fail_after: int | None = None) -> None:
-        self.calls, self.fail_after = 0, fail_after
-
-    def fit(self, train, *, seed: int = 0, workdir=None):
-        return None
-
-    def generate(self, request):
-        self.calls += 1
-        if self.fail_after is not None and self.calls > self.fail_after:
-            raise RuntimeError("simulated crash of the generating process")
-        labels = torch.as_tensor(request.labels)
-        phase = randn(request.seeds, (1,), stream=0)[:, :, None]
-        jitter = randn(request.seeds, (1, LENGTH), stream=1)
-        t = torch.arange(LENGTH) / 125.0
-        x = torch.sin(2 * np.pi * (1.0 + 0.7 * labels)[:, None, None] * t + phase) + 0.3 * jitter
-        if request.kind == "transfer":
-            x = 0.5 * x + 0.5 * request.sources.torch()
-        batch = ECGBatch(x.numpy(), 125.0, ("II",), labels=request.labels, class_names=request.class_names)
-        ids = None if request.sources is None else request.sources.ids
-        return Candidates(batch, request.seeds, self.info, source_ids=ids)
-
-
-class PeakFilter:
-    """Rejects candidates whose peak amplitude exceeds a limit (per sample, so batch-invariant)."""
-
-    name = "peak"
-
-    def __init__(self, limit: float) -> None:
-        self.limit = limit
-
-    def score(self, candidates, sources=None):
-        peak = np.abs(candidates.numpy()).max(axis=(1, 2))
-        ok = peak < self.limit
-        return FilterResult("peak", np.clip(self.limit + 0.5 - peak, 0, 1), ok,
-                            checks={"peak_ok": ok.astype(float)},
-                            reasons=tuple(() if a else (f"peak {p:.2f} >= {self.limit}",) for a, p in zip(ok, peak)))
-
-
-def make_jobs() -> dict[str, GenerationJob]:
-    data = make_data()
-    src = np.arange(N_ITEMS) % len(data)
-    return {
-        "transfer": GenerationJob("transfer", 1 - data.labels[src], seed=123, class_names=data.class_names,
-                                  sources=data, source_index=src, key_prefix="N<->A"),
-        "sample": GenerationJob("sample", np.arange(N_ITEMS) % 2, seed=5, class_names=data.class_names),
-    }
-
-
-def generate(workdir: Path, batch_size: int, generator=None) -> dict:
-    ctx = init_distributed("cpu")
-    limits = {"transfer": 1.2, "sample": 1.6}  # each rejects about half of its candidates
-    return {kind: generate_sharded(ctx, generator or ToySineGenerator(), job, Path(workdir) / f"bank-{kind}",
-                                   batch_size=batch_size, chain=FilterChain([PeakFilter(limits[kind])]))
-            for kind, job in make_jobs().items()}
-
-
-def two_rank_generation(workdir: str) -> None:
-    import json
-
-    ctx = init_distributed("cpu")
-    Path(workdir).mkdir(parents=True, exist_ok=True)
-    out = generate(Path(workdir), batch_size=7)
-    (Path(workdir) / f"counts-{ctx.rank}.json").write_text(json.dumps(out))
-
-
 def two_rank_all(workdir: str, cache_path: str) -> None:
-    """Both 2-rank jobs in one launch (process start-up and imports dominate their cost)."""
+    """The 2-rank training job (one launch shared by the tests: start-up and imports dominate its cost)."""
     CACHE["path"] = cache_path
     two_rank_training(str(Path(workdir) / "train"))
-    two_rank_generation(str(Path(workdir) / "gen"))
     shutdown(init_distributed("cpu"))

@@ -9,7 +9,7 @@ import torch
 import distributed_workers as W
 from augframe.distributed import (
     DistContext, TrainPlan, all_reduce_metrics, convert_batchnorm, cross_rank_batchnorm_class, epoch_sample_seeds,
-    init_distributed, rank_sampler, shard_range, train_steps, wrap_model,
+    init_distributed, rank_sampler, train_steps, wrap_model,
 )
 from augframe.errors import CheckpointError, ValidationError
 from augframe.training import TrainLog
@@ -98,14 +98,6 @@ def test_missing_rank_variable_is_named(monkeypatch):
         init_distributed("cpu")
 
 
-def test_shards_cover_everything_once():
-    for n in (0, 1, 7, 10):
-        for world in (1, 2, 3, 4):
-            parts = [shard_range(n, r, world) for r in range(world)]
-            assert parts[0][0] == 0 and parts[-1][1] == n
-            assert all(a[1] == b[0] for a, b in zip(parts, parts[1:]))
-
-
 def test_rank_samplers_partition_each_global_batch():
     one = list(rank_sampler(40, 8, DistContext(), seed=3))
     two = [list(rank_sampler(40, 8, DistContext(rank=r, world_size=2), seed=3)) for r in range(2)]
@@ -128,3 +120,24 @@ def test_resume_with_another_global_batch_is_refused(tmp_path):
     with pytest.raises(CheckpointError, match="global_batch=8.*asks for 16"):
         train_steps(DistContext(), model, opt, W.cache_windows(), W.denoise_loss, TrainPlan(global_batch=16),
                     state_path=state)
+
+
+def test_one_process_loop_options_lr_budget_cap_config_and_log(tmp_path):
+    """lr per global step, steps per epoch capped, a zero time budget, the config check, log records."""
+    model = W.make_model()
+    opt = torch.optim.AdamW(model.parameters())
+    lrs = []
+    log = TrainLog(None)
+    plan = TrainPlan(global_batch=8, epochs=2, max_steps_per_epoch=2, log_every=2)
+    done = train_steps(DistContext(), model, opt, W.cache_windows(), W.denoise_loss, plan, log=log,
+                       on_step=lambda p: lrs.append(opt.param_groups[0]["lr"]), lr_at=lambda s: 0.1 * (s + 1),
+                       state_path=tmp_path / "s.pt", config={"lr": "a"}, log_fields={"stage": 7})
+    assert (done.epoch, done.global_step) == (2, 4) and lrs == pytest.approx([0.1, 0.2, 0.3, 0.4])
+    assert [r["global_step"] for r in log.records] == [2, 4] and log.records[0]["stage"] == 7
+    assert log.records[0]["samples_per_s"] > 0
+    with pytest.raises(CheckpointError, match=r"other settings \(\['lr'\]\)"):
+        train_steps(DistContext(), model, opt, W.cache_windows(), W.denoise_loss, plan,
+                    state_path=tmp_path / "s.pt", config={"lr": "b"})
+    idle = train_steps(DistContext(), model, opt, W.cache_windows(), W.denoise_loss,
+                       TrainPlan(global_batch=8, time_budget_s=0.0))
+    assert idle.global_step == 0

@@ -1,4 +1,4 @@
-"""Diffusion schedule and samplers, checked with the exact denoiser of a known distribution."""
+"""SSSD-ECG's samplers and loss, checked with the exact denoiser of a known distribution."""
 
 from __future__ import annotations
 
@@ -6,32 +6,25 @@ import numpy as np
 import pytest
 import torch
 
-from augframe.errors import ValidationError
+from augframe.diffusion import NoiseSchedule
 from augframe.seeding import derive_seeds
-from augframe_sssd.diffusion import Schedule, ddim_timesteps, sample_ancestral, sample_ddim, training_loss
+from augframe_sssd.diffusion import sample_ancestral, sample_ddim, training_loss
+from augframe_sssd.generator import PAPER, _Spec
 
 
 def test_paper_schedule():
-    s = Schedule()
-    betas = s.betas()
-    assert s.steps == 200 and float(betas[0]) == pytest.approx(1e-4) and float(betas[-1]) == pytest.approx(0.02)
-    ab = s.alpha_bars()
-    assert float(ab[-1]) == pytest.approx(float(torch.prod(1 - betas)), rel=1e-12)
+    s = _Spec(**PAPER).schedule()
+    betas = s.betas
+    assert s.num_train_timesteps == 200 and float(betas[0]) == pytest.approx(1e-4) and float(betas[-1]) == pytest.approx(0.02)
+    ab = s.alphas_cumprod
+    assert ab.dtype == torch.float64 and float(ab[-1]) == pytest.approx(float(torch.prod(1 - betas)), rel=1e-12)
     # the paper's short schedule keeps exp(-sum beta) ~ 13 % of the signal variance at T
     assert float(ab[-1]) == pytest.approx(np.exp(-float(betas.sum())), rel=0.05)
 
 
-def test_ddim_timesteps_descend_to_zero():
-    ts = ddim_timesteps(200, 10)
-    assert ts[0] == 199 and ts[-1] == 0 and len(ts) == 10 and np.all(np.diff(ts) < 0)
-    assert list(ddim_timesteps(200, 200)) == list(range(199, -1, -1))
-    with pytest.raises(ValidationError, match="1..200"):
-        ddim_timesteps(200, 0)
-
-
-def _gaussian_oracle(mean: torch.Tensor, std: float, schedule: Schedule):
+def _gaussian_oracle(mean: torch.Tensor, std: float, schedule: NoiseSchedule):
     """Exact eps-predictor for data ~ N(mean, std^2 I): E[eps | x_t]."""
-    ab = schedule.alpha_bars()
+    ab = schedule.alphas_cumprod
 
     def model(x, t, labels):
         a = ab[t].float().view(-1, 1, 1)
@@ -44,7 +37,7 @@ def _gaussian_oracle(mean: torch.Tensor, std: float, schedule: Schedule):
 @pytest.mark.parametrize("sampler", ["ancestral", "ddim"])
 def test_samplers_recover_a_known_gaussian(sampler):
     # alpha-bar(T) ~ 0.006, so x_T is close to N(0, I); 200 steps keep the discretisation error small
-    schedule = Schedule(steps=200, beta_end=0.05)
+    schedule = NoiseSchedule.linear(200, beta_end=0.05)
     mean = torch.sin(torch.linspace(0, 6, 32)).view(1, 1, 32).expand(1, 2, 32)
     std = 0.3
     model = _gaussian_oracle(mean, std, schedule)
@@ -59,7 +52,7 @@ def test_samplers_recover_a_known_gaussian(sampler):
 
 
 def test_deterministic_ddim_maps_noise_to_the_mean_direction():
-    schedule = Schedule(steps=50, beta_end=0.2)
+    schedule = NoiseSchedule.linear(50, beta_end=0.2)
     mean = torch.ones(1, 1, 16)
     model = _gaussian_oracle(mean, 0.0, schedule)
     x = sample_ddim(model, torch.zeros(4, 1), derive_seeds(0, 4), (1, 16), schedule, steps=10, eta=0.0)
@@ -67,7 +60,7 @@ def test_deterministic_ddim_maps_noise_to_the_mean_direction():
 
 
 def test_samplers_are_batch_size_invariant():
-    schedule = Schedule(steps=10)
+    schedule = NoiseSchedule.linear(10)
     torch.manual_seed(0)
     net = torch.nn.Conv1d(2, 2, 3, padding=1)
     model = lambda x, t, y: net(x) * (1 + t.float().view(-1, 1, 1) / 10) + y[:, :1, None]  # noqa: E731
@@ -81,7 +74,7 @@ def test_samplers_are_batch_size_invariant():
 
 
 def test_training_loss_is_zero_for_the_oracle_and_seeded():
-    schedule = Schedule(steps=50)
+    schedule = NoiseSchedule.linear(50)
     x0 = torch.zeros(8, 2, 16)
     oracle = _gaussian_oracle(torch.zeros(1, 2, 16), 0.0, schedule)
     assert float(training_loss(oracle, x0, torch.zeros(8, 1), schedule, derive_seeds(0, 8))) < 1e-10
