@@ -1,4 +1,4 @@
-"""Atrial activity between beats: a recording's P-wave template, and putting one into a re-timed ECG.
+"""Atrial activity between beats: putting a real recording's own atrial activity into a re-timed ECG.
 
 Sinus rhythm has a P wave at a fixed interval before every QRS; atrial fibrillation has none, and
 fibrillatory waves instead. Re-timing a source to a target rhythm (:mod:`augframe.retime`) moves the
@@ -6,15 +6,13 @@ source's atrial activity with its beats, so an AF source re-timed to a sinus rhy
 f-waves and no P waves, and a sinus source re-timed to an AF rhythm still carries P waves, now at
 random distances from its QRS complexes.
 
-:func:`atrial_templates` takes the atrial activity of the reference recording instead: the average of
-the segments ``[R - 280 ms, R - 60 ms]`` before its beats (each segment's end-to-end line removed, so
-baseline wander does not add up), divided by the recording's R amplitude. Activity with a fixed
-timing to the QRS (a P wave) adds up in the average; activity without (f-waves, noise) averages out.
-A template whose peak-to-peak is under ``MIN_COHERENCE`` x the beat-to-beat spread is not a P wave
-and is stored as zeros, so the rule needs no class names: a sinus reference gives its P wave, an AF
-reference gives none. :func:`replace_atrial` then puts a straight baseline over each T-P zone of the
-re-timed ECG and adds the template, scaled to the source's R amplitude, before each beat; a diffusion
-model redraws the rest (fibrillatory waves for AF, the details of a sinus baseline).
+The target rhythm is a real recording's beat times, so that recording's own atrial activity already
+lies at the right distance from every target beat: its P waves before each beat when it is sinus, its
+fibrillatory waves when it is AF, with its own variability and noise. :func:`replace_atrial` copies
+the recording's samples over each T-P segment of the re-timed ECG (in units of the recording's R
+amplitude, scaled to the source's), each copy's end-to-end line removed and set on the segment's
+straight baseline, blended in at both ends. No rule decides whether a class has P waves: the
+recording does. A diffusion model may then redraw the details.
 """
 
 from __future__ import annotations
@@ -23,98 +21,37 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from augframe.beats import r_amplitude
-
-P_SPAN_S = (0.28, 0.06)   # template from R - 280 ms to R - 60 ms (the P wave and the PR segment)
-MIN_BEATS = 4             # segments needed before a template means anything
-MIN_COHERENCE = 2.0       # template peak-to-peak over the beat-to-beat spread: below, no P wave
-TAPER = 0.15              # raised-cosine share at each end, so the template joins the baseline smoothly
-BLEND_S = 0.04            # the baseline cross-fades from and back into the signal over this, so no kink
+BLEND_S = 0.04  # the copy cross-fades from and back into the signal over this at each end, so no kink
 
 
-def template_length(fs: float) -> int:
-    return int(round(P_SPAN_S[0] * fs)) - int(round(P_SPAN_S[1] * fs))
-
-
-def _taper(n: int) -> np.ndarray:
+def _blend_weights(n: int, blend: int) -> np.ndarray:
+    """1 inside a zone of ``n`` samples, raised-cosine ramps over its first and last ``blend`` samples."""
+    k = min(blend, n // 3)
     w = np.ones(n)
-    k = max(1, int(TAPER * n))
-    ramp = 0.5 * (1 - np.cos(np.pi * np.arange(k) / k))
-    w[:k], w[n - k:] = ramp, ramp[::-1]
+    if k > 0:
+        ramp = 0.5 * (1 - np.cos(np.pi * np.arange(k) / k))
+        w[:k], w[n - k:] = ramp, ramp[::-1]
     return w
 
 
-def atrial_templates(x: np.ndarray, peaks: Sequence[np.ndarray], fs: float) -> np.ndarray:
-    """``[N, template_length(fs)]`` P-wave template of each row of ``x`` ``[N, samples]`` in units of its
-    R amplitude; zeros where the row has no coherent atrial activity before its beats."""
-    x = np.asarray(x, dtype=np.float64)
-    x = x[:, 0, :] if x.ndim == 3 else x
-    start, end = int(round(P_SPAN_S[0] * fs)), int(round(P_SPAN_S[1] * fs))
-    length = start - end
-    line = np.linspace(0.0, 1.0, length)
-    amp = r_amplitude(x, peaks, fs)
-    out = np.zeros((len(x), length), dtype=np.float32)
-    for i, (row, p) in enumerate(zip(x, peaks)):
-        p = np.asarray(p, dtype=np.int64)
-        p = p[(p - start >= 0) & (p - end <= x.shape[-1])]
-        if len(p) < MIN_BEATS or not amp[i] > 0:
-            continue
-        seg = row[p[:, None] + np.arange(-start, -end)[None, :]]
-        seg = seg - seg[:, :1] - (seg[:, -1:] - seg[:, :1]) * line[None, :]
-        mean = seg.mean(axis=0)
-        spread = np.sqrt(np.mean(seg.var(axis=0, ddof=1)))
-        if spread > 0 and np.ptp(mean) >= MIN_COHERENCE * spread:
-            out[i] = (mean * _taper(length) / amp[i]).astype(np.float32)
-    return out
+def replace_atrial(row: np.ndarray, zones: Sequence[tuple[float, float]], activity: np.ndarray,
+                   amplitude: float, fs: float) -> np.ndarray:
+    """``row`` with each T-P zone replaced by the same samples of ``activity`` x ``amplitude``.
 
-
-def resample_template(template: np.ndarray, fs_from: float, fs_to: float) -> np.ndarray:
-    """A template stored at ``fs_from`` at ``fs_to`` (linear interpolation over the same span)."""
-    if fs_from == fs_to:
-        return np.asarray(template, dtype=np.float32)
-    n_to = template_length(fs_to)
-    src = np.linspace(0.0, 1.0, template.shape[-1])
-    return np.interp(np.linspace(0.0, 1.0, n_to), src, template).astype(np.float32)
-
-
-def _baseline(seg: np.ndarray, blend: int) -> np.ndarray:
-    """The straight line between ``seg``'s ends, cross-faded (raised cosine) from the segment over its first
-    and back into it over its last ``blend`` samples, so the slope does not break where it joins."""
-    line = np.linspace(seg[0], seg[-1], len(seg))
-    k = min(blend, len(seg) // 3)
-    w = np.ones(len(seg))
-    if k > 0:
-        ramp = 0.5 * (1 - np.cos(np.pi * np.arange(k) / k))
-        w[:k], w[len(seg) - k:] = ramp, ramp[::-1]
-    return w * line + (1 - w) * seg
-
-
-def replace_atrial(row: np.ndarray, zones: Sequence[tuple[float, float]], beats: np.ndarray,
-                   template: np.ndarray, amplitude: float, fs: float) -> np.ndarray:
-    """``row`` with a straight baseline over each T-P zone (blended into the signal over ``BLEND_S`` at
-    each end) and ``template x amplitude`` before each beat.
-
-    ``zones`` are (start, end) sample times of the T-P segments, ``beats`` the R peaks that follow them
-    (one per zone). The template ends ``P_SPAN_S[1]`` before its beat; when the beats are close
-    together it starts at the zone's start instead, faded in so the baseline does not step.
+    ``zones`` are (start, end) sample times of the T-P segments; ``activity`` is the recording whose
+    beats the row was re-timed to, in units of its R amplitude. Within a zone the copy has its
+    end-to-end line removed and sits on the straight line between the row's values at the zone's ends;
+    over ``BLEND_S`` at each end it cross-fades from and back into the row.
     """
     out = np.array(row, dtype=np.float64)
-    n = len(out)
-    end_off = int(round(P_SPAN_S[1] * fs))
-    length = len(template)
-    scaled = np.asarray(template, dtype=np.float64) * float(amplitude)
-    for (z0, z1), beat in zip(zones, beats):
+    n, blend = len(out), int(round(BLEND_S * fs))
+    act = np.asarray(activity, dtype=np.float64)
+    for z0, z1 in zones:
         a, b = max(int(np.ceil(z0)), 0), min(int(np.floor(z1)), n - 1)
         if b - a < 2:
             continue
-        out[a:b + 1] = _baseline(out[a:b + 1], int(round(BLEND_S * fs)))
-        t_end = int(round(beat)) - end_off
-        lo, hi = max(t_end - length, a), min(t_end, n)
-        if hi <= lo:
-            continue
-        part = scaled[length - (t_end - lo):length - (t_end - hi)].copy()
-        if lo > t_end - length:  # cut at a short zone's start: fade in rather than step
-            k = min(len(part), max(1, int(TAPER * length)))
-            part[:k] *= 0.5 * (1 - np.cos(np.pi * np.arange(k) / k))
-        out[lo:hi] += part
+        w = _blend_weights(b + 1 - a, blend)
+        line = np.linspace(out[a], out[b], b + 1 - a)
+        copy = act[a:b + 1] - np.linspace(act[a], act[b], b + 1 - a)
+        out[a:b + 1] = w * (line + copy * float(amplitude)) + (1 - w) * out[a:b + 1]
     return out

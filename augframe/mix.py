@@ -163,7 +163,7 @@ def _live(recipe: Recipe, folder: Path, registry: Any, data: RunData, loader: An
         generator.fit(data.train, seed=recipe.run.seed, workdir=folder / "generator")
     g, train = recipe.generation, data.train
     targets = dict(parse_direction(d) for d in g.directions) if g.kind == "transfer" else None
-    augmenter = LiveAugmenter(generator, make_filter_chain(recipe, registry, device, train),
+    augmenter = LiveAugmenter(generator, make_filter_chain(recipe, registry, device, train, data.all_windows),
                               recipe.mix.synthetic_share, seed, fs=train.fs, leads=train.leads,
                               class_names=train.class_names, mode=g.kind, targets=targets, device=device,
                               options=g.options)

@@ -111,7 +111,7 @@ def run(recipe: Recipe, *, registry: Registry | None = None, stages: Sequence[st
     bank_path = out / "bank"
     generation: dict[str, Any] = {}
     if "generate" in stages:
-        chain = make_filter_chain(recipe, registry, device, data.train)
+        chain = make_filter_chain(recipe, registry, device, data.train, data.all_windows)
         with timer("generate"):
             generation = generate_into_bank(recipe, generator, chain, train, bank_path, progress=show, log=log,
                                             data_fingerprint=data.fingerprint)
@@ -137,10 +137,13 @@ def make_generator(recipe: Recipe, registry: Registry, device: str) -> Any:
     return _create(registry, "generator", recipe.generator.name, recipe.generator.factory_params(), device)
 
 
-def make_filter_chain(recipe: Recipe, registry: Registry, device: str, train: Any) -> FilterChain:
-    """The recipe's ``[[filters]]`` in order, given the run's device and training windows where they take them."""
+def make_filter_chain(recipe: Recipe, registry: Registry, device: str, train: Any,
+                      all_windows: Any = None) -> FilterChain:
+    """The recipe's ``[[filters]]`` in order, given the run's device, training windows and every window of
+    its data where they take them."""
     return FilterChain.from_specs(
-        [attrs.evolve(f, params=_with_device(registry, "filter", f.name, f.params, device, train=train))
+        [attrs.evolve(f, params=_with_device(registry, "filter", f.name, f.params, device, train=train,
+                                             all_windows=all_windows))
          for f in recipe.filters], registry)
 
 
@@ -695,11 +698,12 @@ def _accepts(registry: Registry, kind: str, name: str, param: str) -> bool:
 
 
 def _with_device(registry: Registry, kind: str, name: str, params: Mapping[str, Any], device: str | None,
-                 train: Any = None) -> dict[str, Any]:
+                 train: Any = None, all_windows: Any = None) -> dict[str, Any]:
     """Run context for factories that take it and that the recipe left unset: the run's ``device``,
-    and (for filters such as ``near-copy``) the run's training windows as ``train``."""
+    and (for filters such as ``near-copy``) the run's training windows as ``train`` and every window of
+    its data as ``all_windows``."""
     params = dict(params)
-    for key, value in (("device", device), ("train", train)):
+    for key, value in (("device", device), ("train", train), ("all_windows", all_windows)):
         if key not in KINDS[kind].run_context:
             continue
         if value is not None and key not in params and _accepts(registry, kind, name, key):

@@ -473,7 +473,7 @@ class PluginKind:
 
     ``run_context`` names the parameters the pipeline gives a factory itself when the factory takes
     them and the recipe leaves them unset: the run's ``device``, and a filter's training windows
-    ``train`` (e.g. the near-copy gate).
+    ``train`` and every window of the run's data ``all_windows`` (e.g. the near-copy gate).
     """
 
     name: str
@@ -489,7 +489,7 @@ class PluginKind:
 #: Every plugin kind, by name: the one table the registry, the recipe check and the CLI read.
 KINDS: dict[str, PluginKind] = {k.name: k for k in (
     PluginKind("generator", Generator, ("device",)),
-    PluginKind("filter", Filter, ("device", "train")),
+    PluginKind("filter", Filter, ("device", "train", "all_windows")),
     PluginKind("evaluator", Evaluator, ("device",)),
     PluginKind("source", Source),
     PluginKind("classifier", Classifier),

@@ -26,7 +26,7 @@ import attrs
 import numpy as np
 from scipy.ndimage import uniform_filter1d
 
-from augframe.atrial import atrial_templates, replace_atrial, resample_template, template_length
+from augframe.atrial import replace_atrial
 from augframe.beats import detect_r_peaks, r_amplitude, unplaced_beats
 from augframe.errors import ValidationError
 from augframe.seeding import Stream, numpy_rng
@@ -138,10 +138,10 @@ def retime(x: np.ndarray, source_peaks: Sequence[np.ndarray], target_peaks: Sequ
            cfg: RetimeConfig = RetimeConfig(), atrial: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Re-time each row of ``x`` ``[N, L]`` (or ``[N, leads, L]``) from its peaks to the target peaks.
 
-    ``atrial`` (``[N, template_length(fs)]``, :func:`augframe.atrial.atrial_templates` of the target
-    rhythms' recordings) replaces the source's atrial activity: each T-P segment becomes a straight
-    baseline plus the template (zeros: none) scaled to the source's R amplitude before each beat.
-    Without it the source's T-P segments move with its beats.
+    ``atrial`` (``[N, L]``, :meth:`RhythmBank.draw_atrial`: the recording each target rhythm came from,
+    in units of its R amplitude) replaces the source's atrial activity: each T-P segment takes that
+    recording's own samples there (its P waves or fibrillatory waves; :func:`augframe.atrial.replace_atrial`),
+    scaled to the source's R amplitude. Without it the source's T-P segments move with its beats.
 
     Returns the re-timed signals (same shape) and a ``[N]`` bool array ``retimed``: False where a
     row had fewer than two source beats or no target beat, which are returned unchanged (the caller
@@ -156,10 +156,9 @@ def retime(x: np.ndarray, source_peaks: Sequence[np.ndarray], target_peaks: Sequ
         raise ValidationError(f"retime: {len(xs)} signals but {len(source_peaks)} source and "
                               f"{len(target_peaks)} target peak lists")
     n = xs.shape[-1]
-    if atrial is not None and (np.ndim(atrial) != 2 or len(atrial) != len(xs)
-                               or np.shape(atrial)[1] != template_length(fs)):
-        raise ValidationError(f"retime: atrial templates must be [{len(xs)}, {template_length(fs)}] at {fs:g} Hz, "
-                              f"got shape {np.shape(atrial)}; make them with augframe.atrial.atrial_templates")
+    if atrial is not None and np.shape(atrial) != (len(xs), n):
+        raise ValidationError(f"retime: atrial activity must be [{len(xs)}, {n}] (one recording per row, as long "
+                              f"as the signals), got shape {np.shape(atrial)}; draw it with RhythmBank.draw_atrial")
     out = xs.copy()
     done = np.zeros(len(xs), dtype=bool)
     grid = np.arange(n, dtype=np.float64)
@@ -171,7 +170,6 @@ def retime(x: np.ndarray, source_peaks: Sequence[np.ndarray], target_peaks: Sequ
             continue
         u, jumps, zones = _row_source_times(sp, tp, n, fs, cfg)
         u = np.clip(u, 0, n - 1)
-        beats = extend_beats(tp, n, cfg.pre_s * fs, cfg.post_s * fs)[1:]  # the beat after each T-P zone
         for lead in range(xs.shape[1]):
             row = np.interp(u, grid, xs[i, lead].astype(np.float64))
             for start, at in jumps:  # ramp the level step at each wrap away over the T-P segment before it
@@ -181,7 +179,7 @@ def retime(x: np.ndarray, source_peaks: Sequence[np.ndarray], target_peaks: Sequ
                     row[start:at] += np.linspace(0.0, step, at - start)
             if atrial is not None:
                 amp = r_amplitude(xs[i:i + 1, lead], [sp], fs)[0]
-                row = replace_atrial(row, zones, beats, atrial[i], amp if np.isfinite(amp) else 0.0, fs)
+                row = replace_atrial(row, zones, atrial[i], amp if np.isfinite(amp) else 0.0, fs)
             out[i, lead] = row.astype(np.float32)
         done[i] = True
     return (out[:, 0, :] if squeeze else out), done
@@ -207,8 +205,9 @@ class RhythmBank:
     """R-peak times of real windows, per class: the rhythms a generator can transplant.
 
     ``peaks`` is flat, ``offsets[i]:offsets[i + 1]`` are window i's peaks (sample indices at ``fs`` in
-    windows of ``n_samples``); ``labels[i]`` its class index; ``atrial[i]`` its P-wave template
-    (:mod:`augframe.atrial`; zeros: no P wave), or ``atrial`` None for a bank saved before templates.
+    windows of ``n_samples``); ``labels[i]`` its class index; ``signals[i]`` the window itself (first
+    lead) in units of its R amplitude, float16: the atrial activity :meth:`draw_atrial` hands out
+    (None for a bank saved before it).
     """
 
     peaks: np.ndarray = attrs.field(converter=lambda a: np.asarray(a, dtype=np.int64))
@@ -216,15 +215,15 @@ class RhythmBank:
     labels: np.ndarray = attrs.field(converter=lambda a: np.asarray(a, dtype=np.int64))
     fs: float = 250.0
     n_samples: int = 2500
-    atrial: np.ndarray | None = attrs.field(default=None, converter=lambda a: None if a is None
-                                            else np.asarray(a, dtype=np.float32))
+    signals: np.ndarray | None = attrs.field(default=None, converter=lambda a: None if a is None
+                                             else np.asarray(a, dtype=np.float16))
 
     def __attrs_post_init__(self) -> None:
         if len(self.offsets) != len(self.labels) + 1 or (len(self.offsets) and self.offsets[-1] != len(self.peaks)):
             raise ValidationError("RhythmBank: offsets must have one entry more than labels and end at len(peaks)")
-        if self.atrial is not None and self.atrial.shape != (len(self.labels), template_length(self.fs)):
-            raise ValidationError(f"RhythmBank: atrial templates must be [{len(self.labels)}, "
-                                  f"{template_length(self.fs)}], got {self.atrial.shape}")
+        if self.signals is not None and self.signals.shape != (len(self.labels), self.n_samples):
+            raise ValidationError(f"RhythmBank: signals must be [{len(self.labels)}, {self.n_samples}], "
+                                  f"got {self.signals.shape}")
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -266,8 +265,12 @@ class RhythmBank:
             raise ValidationError("RhythmBank: no window had enough detected beats; are these ECGs?")
         kept = [peaks[k] for k in sel]
         lens = np.array([len(p) for p in kept], dtype=np.int64)
+        rows = np.asarray(x[chosen[sel]], dtype=np.float64)
+        amp = r_amplitude(rows, kept, fs)
+        good = np.isfinite(amp) & (amp > 0)
+        signals = np.where(good[:, None], rows / np.where(good, amp, 1.0)[:, None], 0.0)
         return cls(np.concatenate(kept), np.concatenate([[0], np.cumsum(lens)]), labels[chosen[sel]], float(fs),
-                   int(x.shape[-1]), atrial_templates(x[chosen[sel]], kept, fs))
+                   int(x.shape[-1]), signals)
 
     @classmethod
     def from_windows(cls, data: object, *, per_class: int = 256, seed: int = 0) -> RhythmBank:
@@ -302,27 +305,39 @@ class RhythmBank:
             out.append(p[(p >= 0) & (p < n_samples)])
         return out
 
-    def draw_atrial(self, labels: np.ndarray, seeds: np.ndarray, fs: float) -> np.ndarray:
-        """The P-wave templates of the rhythms :meth:`draw` picks for the same labels and seeds, at ``fs``."""
-        if self.atrial is None:
-            raise ValidationError("this rhythm bank has no atrial templates (saved before they existed): rebuild "
-                                  "it from training windows (set_style_bank / fit), or keep the source's atrial "
-                                  "activity (sampler.atrial = 'source')")
-        idx = self.choose(labels, seeds)
-        return np.stack([resample_template(self.atrial[i], self.fs, fs) for i in idx]) if len(idx) else \
-            np.zeros((0, template_length(fs)), dtype=np.float32)
+    def draw_atrial(self, labels: np.ndarray, seeds: np.ndarray, fs: float, n_samples: int | None = None
+                    ) -> np.ndarray:
+        """``[N, n_samples]``: the recordings of the rhythms :meth:`draw` picks for the same labels and seeds,
+        in units of their R amplitude, at ``fs`` (default length: the stored windows' span at ``fs``). Their
+        atrial activity lies where it belongs between the drawn beats: ``retime(..., atrial=)``."""
+        if self.signals is None:
+            raise ValidationError("this rhythm bank stores no recordings (it was saved before atrial activity was "
+                                  "taken from them): rebuild it from training windows (set_style_bank / fit), or "
+                                  "keep the source's atrial activity (atrial = 'source')")
+        if n_samples is None:
+            n_samples = int(round(self.n_samples * fs / self.fs))
+        out = np.zeros((len(labels), n_samples), dtype=np.float32)
+        grid = np.arange(n_samples) * (self.fs / fs)
+        for k, i in enumerate(self.choose(labels, seeds)):
+            row = self.signals[i].astype(np.float32)
+            if fs == self.fs:
+                m = min(n_samples, self.n_samples)
+                out[k, :m] = row[:m]
+            else:
+                out[k] = np.interp(grid, np.arange(self.n_samples), row, right=0.0)
+        return out
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         out = {"peaks": self.peaks, "offsets": self.offsets, "labels": self.labels,
                "geometry": np.array([self.fs, float(self.n_samples)])}
-        if self.atrial is not None:
-            out["atrial"] = self.atrial
+        if self.signals is not None:
+            out["signals"] = self.signals
         return out
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> RhythmBank:
         try:
             fs, n = np.asarray(arrays["geometry"], dtype=np.float64).tolist()
-            return cls(arrays["peaks"], arrays["offsets"], arrays["labels"], float(fs), int(n), arrays.get("atrial"))
+            return cls(arrays["peaks"], arrays["offsets"], arrays["labels"], float(fs), int(n), arrays.get("signals"))
         except (KeyError, ValueError, TypeError) as exc:
             raise ValidationError(f"rhythm bank arrays are incomplete or malformed ({exc}); re-save the model") from exc

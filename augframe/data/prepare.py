@@ -121,6 +121,9 @@ class RunData:
     test: Any | None = None
     fingerprint: str = ""
     info: Mapping[str, Any] = attrs.field(factory=dict)
+    #: every window the source gave, in every fold (records a split file leaves out included), normalised
+    #: like ``train``: what a near-copy gate guards when no window of the data may be reproduced.
+    all_windows: Any | None = None
 
     def __iter__(self) -> Iterator[Any]:
         return iter((self.train, self.test))
@@ -162,11 +165,11 @@ def prepare_recipe_data(source: Source, *, preprocessing: Mapping[str, Any], spl
     kind = extras.get("normalise") or "none"
     if isinstance(data, WindowCache):
         norm = fit_normaliser(data, train_idx, kind, seed=seed)
-        train = data.view(train_idx, norm)
+        train, everything = data.view(train_idx, norm), data.view(None, norm)
         test = None if test_idx is None else data.view(test_idx, norm)
     else:
         norm = Normaliser.fit(kind, [data.signals[train_idx]], seed=seed)
-        train = _normalised(data.select(train_idx), norm)
+        train, everything = _normalised(data.select(train_idx), norm), _normalised(data, norm)
         test = None if test_idx is None else _normalised(data.select(test_idx), norm)
     info = {
         "preprocessing": config.to_dict(), "normaliser": norm.to_dict(),
@@ -175,7 +178,7 @@ def prepare_recipe_data(source: Source, *, preprocessing: Mapping[str, Any], spl
         "records_used": report.records_used, "windows_kept": report.windows_kept,
         "windows_rejected": report.windows_rejected, "problems": report.counts(),
     }
-    return RunData(train, test, fingerprint, info)
+    return RunData(train, test, fingerprint, info, everything)
 
 
 def _as_read(source: Source, classes: Sequence[str] | None, settings: dict[str, Any], seed: int) -> Any:
@@ -184,11 +187,11 @@ def _as_read(source: Source, classes: Sequence[str] | None, settings: dict[str, 
     groups = np.asarray(batch.ids if settings["by"] == "record" else batch.meta["patient_id"]).astype(str)
     info: dict[str, Any] = {"preprocessing": "none (records used as read)", "split": None}
     if not settings["k"]:
-        return RunData(batch, None, source.fingerprint(), info)
+        return RunData(batch, None, source.fingerprint(), info, batch)
     sp = _split(groups, batch.require_labels("data.split"), settings, seed)
     fold = sp.fold(settings["fold"], groups, val=False)
     info["split"] = {**sp.to_dict(), "fold": settings["fold"]}
-    return RunData(batch.select(fold.train), batch.select(fold.test), source.fingerprint(), info)
+    return RunData(batch.select(fold.train), batch.select(fold.test), source.fingerprint(), info, batch)
 
 
 def _normalised(batch: Any, norm: Normaliser) -> Any:

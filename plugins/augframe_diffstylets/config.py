@@ -91,8 +91,8 @@ class SamplerConfig:
 
     ``rhythm``, ``atrial``, ``keep_qrs`` and ``beat_check`` are augframe's (improved mode, with
     ``rhythm = "reference"``): re-time a transfer to a target-class rhythm first; take the atrial
-    activity from the same reference (its P-wave template before each beat, a plain baseline when it
-    has none; ``"source"`` moves the source's own T-P segments); keep the source's QRS complexes
+    activity from the same reference recording (its own samples over each T-P segment: its P waves or
+    its fibrillatory waves; ``"source"`` moves the source's own T-P segments); keep the source's QRS complexes
     (RePaint-style: the QRS samples are replaced by the noised re-timed source at every step and copied
     into the result), so the diffusion model redraws the atrial activity and T waves around the
     patient's own QRS complexes; and refuse an output in which the generator's beat detector finds

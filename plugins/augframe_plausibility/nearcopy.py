@@ -32,6 +32,7 @@ from augframe.signals import ECGBatch
 from augframe.windows import WindowDataset
 
 METRICS = ("xcorr", "l2")
+AGAINST = ("train", "all")
 
 
 def _fast_len(n: int) -> int:
@@ -61,6 +62,11 @@ class NearCopyFilter:
         threshold: reject when the max NCC exceeds it (``xcorr``), or when the relative L2 distance
             ``||c - t|| / ||c||`` falls below it (``l2``).
         metric: "xcorr" (shift-tolerant, default) or "l2" (nearest neighbour at zero lag, one GEMM).
+        against: "train" guards ``train``; "all" guards ``all_windows`` instead: every window of the
+            run's data, test windows and records the split leaves out included (``augframe run`` gives
+            both). Use "all" when the generator was trained on records the run does not train on: a copy
+            of those, or of a test window, is a leak the training split alone cannot see.
+        all_windows: the windows ``against = "all"`` guards (same forms as ``train``).
         max_shift_s: largest lag searched (default: the whole window).
         device: torch device (default: CUDA when present, else CPU).
         lead: lead to compare (default "II" if present, else the first).
@@ -74,10 +80,17 @@ class NearCopyFilter:
     def __init__(self, train: Any, threshold: float = 0.9, metric: str = "xcorr", max_shift_s: float | None = None,
                  device: str | None = None, lead: str | None = None, train_fs: float | None = None,
                  cutoff_hz: float = 40.0, pool: int = 2, train_chunk: int = 16384, cand_chunk: int = 2048,
-                 pair_chunk: int = 2048, margin: float = 1e-3) -> None:
+                 pair_chunk: int = 2048, margin: float = 1e-3, against: str = "train",
+                 all_windows: Any = None) -> None:
         import torch
 
         self.metric = require_choice("near-copy.metric", metric, METRICS)
+        self.against = require_choice("near-copy.against", against, AGAINST)
+        if self.against == "all":
+            if all_windows is None:
+                raise ValidationError("near-copy.against = 'all' needs every window of the run's data (augframe run "
+                                      "gives it); outside a run, pass the windows to guard as all_windows")
+            train = all_windows
         if not np.isfinite(threshold) or threshold <= 0:
             raise ValidationError(f"near-copy.threshold={threshold!r} must be a positive number")
         self.threshold = float(threshold)

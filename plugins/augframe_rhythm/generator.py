@@ -35,9 +35,9 @@ class RhythmTransplantGenerator:
     """Transfer a source ECG to a target class by giving it a real target-class rhythm.
 
     ``fit(train)`` stores the R-peak times of up to ``per_class`` training windows per class (no
-    learning) and their P-wave templates; ``generate`` draws one of them per sample by seed and
-    re-times the source to it, with the reference's atrial activity (``atrial="reference"``: its P wave
-    before each beat, a plain T-P baseline when it has none) or the source's own (``"source"``).
+    learning) and the windows themselves; ``generate`` draws one of them per sample by seed and re-times
+    the source to it, with the atrial activity of that recording (``atrial="reference"``: its own samples
+    over each T-P segment, P waves or fibrillatory waves) or the source's own (``"source"``).
     """
 
     def __init__(self, checkpoint: str | None = None, per_class: int = 256, pre_s: float = 0.06,
@@ -109,7 +109,7 @@ class RhythmTransplantGenerator:
         labels = class_map(tuple(request.class_names), self.class_names, request.labels)
         targets = bank.draw(labels, request.seeds, src.fs, src.n_samples)
         peaks, refused = source_beats(x, src.fs)
-        atrial = bank.draw_atrial(labels, request.seeds, src.fs) if self.atrial == "reference" else None
+        atrial = bank.draw_atrial(labels, request.seeds, src.fs, src.n_samples) if self.atrial == "reference" else None
         out, done = retime(x, peaks, targets, src.fs, self.config, atrial=atrial)
         refused = tuple(why or ("" if ok else TOO_FEW_BEATS) for why, ok in zip(refused, done))
         names = tuple(request.class_names) or self.class_names

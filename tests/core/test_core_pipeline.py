@@ -163,8 +163,8 @@ def test_filters_that_take_train_get_the_run_training_windows(tmp_path):
 
         name = "not-in-train"
 
-        def __init__(self, train):
-            seen["train"] = train
+        def __init__(self, train, all_windows=None):
+            seen["train"], seen["all"] = train, all_windows
             self.train = train.numpy() if hasattr(train, "numpy") else np.stack([w for w, _ in train])
 
         def score(self, candidates, sources=None):
@@ -180,4 +180,5 @@ def test_filters_that_take_train_get_the_run_training_windows(tmp_path):
                                                                     'name = "not-in-train"')
     res = pipeline.run(R.loads(text), registry=reg, stages=("fit", "generate"), log=lambda m: None)
     assert len(seen["train"]) == 30  # the recipe's training split, given without any recipe key
+    assert len(seen["all"]) == 40  # and every window of the data (the 10 test windows too), for against="all"
     assert sum(s["accepted_total"] for s in res.generation["per_target"].values()) > 0

@@ -149,12 +149,12 @@ def test_beat_check_refuses_an_output_with_a_beat_the_rhythm_did_not_place(tiny_
     assert tiny_10s._check_beats(out, [placed, placed], ("too few", ""))[0] == "too few"  # earlier reasons stay
 
 
-def test_a_bank_without_templates_is_named_when_reference_atrial_is_asked(tiny_10s, demo):
+def test_a_bank_without_recordings_is_named_when_reference_atrial_is_asked(tiny_10s, demo):
     bank = tiny_10s.rhythm_bank
     tiny_10s.rhythm_bank = RhythmBank(bank.peaks, bank.offsets, bank.labels, bank.fs, bank.n_samples)
     try:
         src = _sources(demo, 0, 1)
-        with pytest.raises(ValidationError, match="no atrial templates"):
+        with pytest.raises(ValidationError, match="stores no recordings"):
             tiny_10s.generate(GenerationRequest.transfer(src, [1], seed=0))
         assert len(tiny_10s.generate(GenerationRequest.transfer(src, [1], seed=0, atrial="source")).batch) == 1
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from augframe.errors import ValidationError
 from augframe.plugins import Registry
 from augframe.protocols import Filter
 from augframe.windows import ArrayWindows
@@ -72,6 +73,23 @@ def test_inputs_metrics_and_bad_input(data, tmp_path, cinc_small, batch_of):
     assert res.scores[0] == 0 and not res.accept[0] and "NaN" in res.reasons[0][0]
     wrong = NearCopyFilter(batch_of(train)).score(batch_of(cand[:, ::2], fs=125.0))
     assert (wrong.scores == 0).all() and "250" in wrong.reasons[0][0]
+
+
+def test_against_all_guards_windows_outside_the_training_split(data, batch_of):
+    """A copy of a window the run does not train on (a test window, or a record the generator trained on
+    that the split leaves out) passes a gate of the training split and is caught by ``against="all"``."""
+    train, cand = data
+    others = np.stack([cand[0], cand[1]])  # windows outside ``train`` (cinc_small rows 0 and 1)
+    everything = batch_of(np.concatenate([train, others]))
+    copy = batch_of((others[1] + 0.01 * np.random.default_rng(3).standard_normal(others.shape[1]))[None]
+                    .astype(np.float32))
+    assert NearCopyFilter(batch_of(train)).score(copy).accept[0]
+    res = NearCopyFilter(batch_of(train), against="all", all_windows=everything).score(copy)
+    assert not res.accept[0] and "near copy" in res.reasons[0][0]
+    with pytest.raises(ValidationError, match="all_windows"):
+        NearCopyFilter(batch_of(train), against="all")
+    with pytest.raises(ValidationError, match="against"):
+        NearCopyFilter(batch_of(train), against="everything")
 
 
 def test_registry_builds_both_filters(data, batch_of):

@@ -151,3 +151,16 @@ def test_rhythm_bank_trims_the_tails_of_each_class():
     assert max(cvs) < 0.05 and len(bank) <= 18
     untrimmed = RhythmBank.from_signals(x, np.zeros(len(x), int), FS, per_class=50, seed=0, trim=0.0)
     assert len(untrimmed) == 20
+
+
+def test_rounded_knots_leave_no_kink_where_the_warp_changes_speed():
+    """An abrupt change of warp speed bends a sloped baseline into a corner (a kink the plausibility
+    splice check rejects); ``knot_s`` rounds it off."""
+    src = np.arange(60, N - 30, 110)  # more source beats than target beats: no wraps, only speed changes
+    tgt = irregular(5)
+    x = 0.5 * np.sin(2 * np.pi * 0.4 * np.arange(N) / FS).astype(np.float32)  # the baseline alone: any bend is the warp's
+    bend = {}
+    for knot in (0.0, RetimeConfig().knot_s):
+        y, _ = retime(x[None], [src], [tgt], FS, RetimeConfig(knot_s=knot))
+        bend[knot] = np.abs(np.diff(y[0, tgt[1]:].astype(np.float64), 2)).max()  # (before: the edge's wrap)
+    assert bend[RetimeConfig().knot_s] < 0.5 * bend[0.0]
