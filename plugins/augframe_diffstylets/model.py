@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import NamedTuple
 
-import attrs
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -137,10 +137,12 @@ class SelfAttention1D(nn.Module):
         return x + self.proj(out.transpose(-1, -2).reshape(b, c, n))
 
 
-@attrs.frozen(eq=False)
-class Level:
+class Level(NamedTuple):
     """One resolution level: ``block`` then ``down`` on the way down; ``up`` then ``merge`` (which takes
-    the upsampled features concatenated with ``block``'s output) on the way back."""
+    the upsampled features concatenated with ``block``'s output) on the way back.
+
+    (A NamedTuple, not a frozen attrs class: ``forward`` builds it, and ``torch.compile`` traces
+    tuples but not attrs' frozen ``__setattr__``.)"""
 
     block: nn.Module
     down: nn.Module
@@ -148,8 +150,7 @@ class Level:
     merge: nn.Module
 
 
-@attrs.frozen(eq=False)
-class Layout:
+class Layout(NamedTuple):
     """The UNet's blocks in the order they run: ``stem``, ``levels`` down, ``middle``, ``levels`` back up in
     reverse, then ``out_norm`` and ``out_conv``. ``condition`` holds the modules of the condition vector
     (run by :meth:`ConditionalUNet.condition`). Every child of the UNet appears exactly once."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import attrs
 import numpy as np
 import pytest
 import torch
@@ -166,7 +165,7 @@ class _Deeper(ConditionalUNet):
 
     def layout(self):
         base = super().layout()
-        return attrs.evolve(base, middle=(self.mid3, *reversed(base.middle)))
+        return base._replace(middle=(self.mid3, *reversed(base.middle)))
 
 
 class _GeluResBlock(ResBlock):
