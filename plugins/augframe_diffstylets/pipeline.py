@@ -93,7 +93,7 @@ class DiffStyleTSGenerator:
         self.class_names: tuple[str, ...] = ()
         self.leads: tuple[str, ...] = ("II",)
         self.units = "mV"
-        self.style_bank: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.style_bank: styles.StyleBank | None = None
         self.rhythm_bank: RhythmBank | None = None
         self.retime_cfg = RetimeConfig()
         self.trained_against: tuple[JudgeRef, ...] | None = None  # None: unknown (older checkpoints)
