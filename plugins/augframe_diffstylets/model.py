@@ -3,11 +3,16 @@
 Module and parameter names follow the reference's state dicts exactly (``encoder.N``, ``fc_mu``,
 ``down1.cond_proj`` ...), so the reference's weights load with no renaming. Widths and depths come
 from :class:`~augframe_diffstylets.config.ModelConfig`; its defaults are the paper configuration.
+
+The UNet's block order lives in one place, :meth:`ConditionalUNet.layout`, and its topology in one
+function, :func:`run_levels`: ``forward`` and the CPU engine (:mod:`timemajor`) both walk them.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -123,12 +128,70 @@ class SelfAttention1D(nn.Module):
         self.qkv = nn.Conv1d(channels, 3 * channels, 1)
         self.proj = nn.Conv1d(channels, channels, 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """Attention of ``x``; ``cond`` is ignored (taken so every UNet block has one call form)."""
         b, c, n = x.shape
         qkv = self.qkv(self.norm(x)).reshape(b, 3, self.heads, c // self.heads, n)
         q, k, v = (qkv[:, i].transpose(-1, -2) for i in range(3))  # [B, heads, L, d]
         out = F.scaled_dot_product_attention(q, k, v)  # scale d**-0.5, softmax over keys
         return x + self.proj(out.transpose(-1, -2).reshape(b, c, n))
+
+
+class Level(NamedTuple):
+    """One resolution level: ``block`` then ``down`` on the way down; ``up`` then ``merge`` (which takes
+    the upsampled features concatenated with ``block``'s output) on the way back.
+
+    (A NamedTuple, not a frozen attrs class: ``forward`` builds it, and ``torch.compile`` traces
+    tuples but not attrs' frozen ``__setattr__``.)"""
+
+    block: nn.Module
+    down: nn.Module
+    up: nn.Module
+    merge: nn.Module
+
+
+class Layout(NamedTuple):
+    """The UNet's blocks in the order they run: ``stem``, ``levels`` down, ``middle``, ``levels`` back up in
+    reverse, then ``out_norm`` and ``out_conv``. ``condition`` holds the modules of the condition vector
+    (run by :meth:`ConditionalUNet.condition`). Every child of the UNet appears exactly once."""
+
+    stem: nn.Module
+    levels: tuple[Level, ...]
+    middle: tuple[nn.Module, ...]
+    out_norm: nn.Module
+    out_conv: nn.Module
+    condition: tuple[nn.Module, ...]
+
+    def blocks(self) -> list[nn.Module]:
+        """Every module the layout runs, conditioning aside."""
+        level_blocks = [m for lv in self.levels for m in (lv.block, lv.down, lv.up, lv.merge)]
+        return [self.stem, *level_blocks, *self.middle, self.out_norm, self.out_conv]
+
+    def map(self, fn: Callable[[nn.Module], nn.Module]) -> Layout:
+        """The same layout with every block replaced by ``fn(block)`` (the conditioning kept)."""
+        levels = tuple(Level(fn(lv.block), fn(lv.down), fn(lv.up), fn(lv.merge)) for lv in self.levels)
+        return Layout(fn(self.stem), levels, tuple(fn(m) for m in self.middle), fn(self.out_norm),
+                      fn(self.out_conv), self.condition)
+
+
+def run_levels(layout: Layout, h: torch.Tensor, cond: torch.Tensor,
+               upsample: Callable[[nn.Module, torch.Tensor, int], torch.Tensor], channel_dim: int = 1) -> torch.Tensor:
+    """The UNet's topology from the stem's output to the head's input: down the levels (keeping each
+    block's output), through the middle, back up with the skip concatenations.
+
+    Shared by :meth:`ConditionalUNet.forward` (``[B, C, L]``) and the time-major engine (``[B, L, C]``,
+    ``channel_dim=2``); ``upsample(up, h, n)`` brings ``h`` to the skip's length ``n``.
+    """
+    skips = []
+    for level in layout.levels:
+        h = level.block(h, cond)
+        skips.append(h)
+        h = level.down(h)
+    for block in layout.middle:
+        h = block(h, cond)
+    for level, skip in zip(reversed(layout.levels), reversed(skips)):
+        h = level.merge(torch.cat([upsample(level.up, h, skip.shape[3 - channel_dim]), skip], channel_dim), cond)
+    return h
 
 
 def _match_length(h: torch.Tensor, n: int) -> torch.Tensor:
@@ -191,19 +254,19 @@ class ConditionalUNet(nn.Module):
             cond = cond + self.class_embed(class_label)
         return cond
 
+    def layout(self) -> Layout:
+        """The blocks in the order they run (the one place that order is written)."""
+        levels = tuple(Level(getattr(self, f"down{i}"), getattr(self, f"downsample{i}"),
+                             getattr(self, f"upsample{i}"), getattr(self, f"up{i}")) for i in range(1, 5))
+        return Layout(self.input_conv, levels, (self.mid1, self.mid_attn, self.mid2), self.out_norm, self.out_conv,
+                      (self.time_embed, self.content_proj, self.style_proj, self.class_embed))
+
     def forward(self, x: torch.Tensor, t: torch.Tensor, content: torch.Tensor, style: torch.Tensor,
                 class_label: torch.Tensor | None = None) -> torch.Tensor:
         cond = self.condition(t, content, style, class_label)
-        h1 = self.down1(self.input_conv(x), cond)
-        h2 = self.down2(self.downsample1(h1), cond)
-        h3 = self.down3(self.downsample2(h2), cond)
-        h4 = self.down4(self.downsample3(h3), cond)
-        h = self.mid2(self.mid_attn(self.mid1(self.downsample4(h4), cond)), cond)
-        h = self.up4(torch.cat([_match_length(self.upsample4(h), h4.shape[-1]), h4], 1), cond)
-        h = self.up3(torch.cat([_match_length(self.upsample3(h), h3.shape[-1]), h3], 1), cond)
-        h = self.up2(torch.cat([_match_length(self.upsample2(h), h2.shape[-1]), h2], 1), cond)
-        h = self.up1(torch.cat([_match_length(self.upsample1(h), h1.shape[-1]), h1], 1), cond)
-        return self.out_conv(F.silu(self.out_norm(h)))
+        layout = self.layout()
+        h = run_levels(layout, layout.stem(x), cond, lambda up, h, n: _match_length(up(h), n))
+        return layout.out_conv(F.silu(layout.out_norm(h)))
 
 
 class DiffStyleTS(nn.Module):

@@ -1,4 +1,4 @@
-"""SDEdit with DDIM steps and classifier-free guidance, batched, with per-sample seeded noise.
+"""The sampler: SDEdit with DDIM steps and classifier-free guidance over ``augframe.diffusion``.
 
 One call turns a batch of sources into a batch of counterfactuals: noise each source to the SDEdit
 level, then run DDIM (eta >= 0) down the visited timesteps. Each step runs the conditional and the
@@ -6,7 +6,8 @@ unconditional UNet passes as ONE forward of batch 2B and combines them with the 
 convention eps = eps_u + w (eps_c - eps_u). The x0 estimate is clamped to [-clamp, clamp]; the result at
 t = 0 is that estimate. All noise comes from :func:`augframe.seeding.randn` with the sample's own
 seed (stream 0 for the initial noise, stream k + 1 for the eta noise of step k), so a sample's
-output does not depend on what else is in the batch.
+output does not depend on what else is in the batch. :class:`Sampler` binds one request's settings
+(steps, strength, guidance, clamp, smoothing) to the schedule; the pipeline hands it the UNet call.
 """
 
 from __future__ import annotations
@@ -19,8 +20,13 @@ import torch
 
 from augframe.diffusion import NoiseSchedule, guide
 from augframe.seeding import randn
+from augframe.training import autocast
+from augframe_diffstylets.config import SamplerConfig
+from augframe_diffstylets.smoothing import savgol
 
 EpsModel = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+#: The randn stream of an unconditional sample's content code (stream 0 and k + 1 are its x noise).
+CONTENT_STREAM = 1 << 20
 
 
 @attrs.frozen
@@ -114,3 +120,47 @@ def ddim_sample(unet: EpsModel, schedule: NoiseSchedule, shape: tuple[int, ...],
         x, out = schedule.step(eps.to(x.dtype), t, x, t_prev, eta=eta, clip=clamp,
                                noise=_eta_noise(seeds, x, k + 1))
     return out
+
+
+@attrs.frozen
+class Sampler:
+    """One request's sampling bound to the schedule: SDEdit for a transfer, DDIM from noise for a
+    sample, then Savitzky-Golay smoothing (``cfg.smooth``).
+
+    ``clamp`` is the x0 clamp in model units (improved mode: the normaliser's; faithful: ``cfg.clamp``).
+    ``autocast`` runs the UNet steps under bf16 autocast (CUDA); the smoothing stays float32.
+    """
+
+    cfg: SamplerConfig
+    schedule: NoiseSchedule
+    mode: str
+    clamp: float
+    null_class: int
+    autocast: bool = False
+
+    def transfer(self, unet: EpsModel, x: torch.Tensor, content: torch.Tensor, style: torch.Tensor,
+                 labels: torch.Tensor, seeds: Any, keep: torch.Tensor | None = None) -> torch.Tensor:
+        """Counterfactuals of ``x [B, C, L]`` (model scale) towards ``labels``; ``keep`` as in :func:`sdedit`."""
+        c = self.cfg
+        with autocast(x.device, enabled=self.autocast):
+            out, _ = sdedit(unet, self.schedule, x, content.float(), style.float(), labels, seeds,
+                            null_class=self.null_class, strength=c.strength, steps=c.steps, guidance=c.guidance,
+                            eta=c.eta, clamp=self.clamp, mode=self.mode, keep=keep)
+        out = self._smooth(out.float())
+        if keep is None or not c.smooth:
+            return out
+        return keep * x.float() + (1 - keep) * out  # the kept samples are the source's own, unsmoothed
+
+    def sample(self, unet: EpsModel, shape: tuple[int, ...], content_dim: int, style: torch.Tensor,
+               labels: torch.Tensor, seeds: Any) -> torch.Tensor:
+        """New ECGs ``[B, *shape]`` of ``labels`` from noise, the content code drawn by seed too."""
+        c = self.cfg
+        with autocast(style.device, enabled=self.autocast):
+            content = randn(seeds, (content_dim,), stream=CONTENT_STREAM, device=style.device)
+            out = ddim_sample(unet, self.schedule, shape, content, style.float(), labels, seeds,
+                              null_class=self.null_class, steps=c.steps, guidance=c.guidance, eta=c.eta,
+                              clamp=self.clamp)
+        return self._smooth(out.float())
+
+    def _smooth(self, out: torch.Tensor) -> torch.Tensor:
+        return savgol(out, self.cfg.savgol_window, self.cfg.savgol_order) if self.cfg.smooth else out

@@ -9,19 +9,40 @@ convolution unfolds its input once into ``[N * L_out, k * C_in]`` (fused with th
 that precede it) and multiplies it by weights packed once as ``[k * C_in, C_out]``. Those bf16
 products run on AMX at a rate that does not depend on L, and GroupNorm runs on the same layout.
 
-Same parameters and the same arithmetic as :meth:`ConditionalUNet.forward` (in float32 the outputs
-agree to ~1e-5, summation order aside); inference only: no dropout, no autograd.
+Derived from the module, not written beside it: the engine walks the UNet's own
+:meth:`~augframe_diffstylets.model.ConditionalUNet.layout` (block order) and runs it through the same
+:func:`~augframe_diffstylets.model.run_levels` (topology) and ``condition`` as ``forward``, replacing each
+block by its time-major form chosen by the block's exact type (:data:`PACKERS`). A block added to the
+layout is followed; a UNet child missing from the layout, a block type without a time-major form, or a
+block whose sub-layers are not the ones its form was written for is refused at construction, naming it.
+The arithmetic inside each block form is checked against the module by the twin test
+(tests/diffstylets/test_diffstylets_timemajor.py): in float32 the outputs agree to ~1e-5, summation order
+aside. Inference only: no dropout, no autograd.
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from augframe_diffstylets.model import ConditionalUNet, ResBlock, SelfAttention1D
+from augframe_diffstylets.model import ConditionalUNet, Layout, ResBlock, SelfAttention1D, run_levels
+
+
+def _expect(module: nn.Module, name: str, **kinds: type | tuple[type, ...]) -> None:
+    """Refuse ``module`` unless its children are exactly ``kinds`` (name -> type), by exact type."""
+    have = {n: type(c) for n, c in module.named_children()}
+    want = {n: k if isinstance(k, tuple) else (k,) for n, k in kinds.items()}
+    if have.keys() != want.keys() or any(have[n] not in want[n] for n in want):
+        raise ValueError(
+            f"the time-major engine cannot run unet.{name}: its layers are "
+            f"{ {n: t.__name__ for n, t in have.items()} }, its time-major form was written for "
+            f"{ {n: '|'.join(t.__name__ for t in k) for n, k in want.items()} }; update "
+            "augframe_diffstylets/timemajor.py with the module, or use precision='float32'"
+        )
 
 
 def unfold(y: torch.Tensor, k: int, stride: int, pad: int) -> tuple[torch.Tensor, int]:
@@ -63,8 +84,10 @@ def group_norm_silu(h: torch.Tensor, norm: nn.GroupNorm, silu: bool = True) -> t
 class PackedConv(nn.Module):
     """A ``Conv1d``'s weights packed for :func:`unfold` rows: ``[k * C_in, C_out]`` plus the bias."""
 
-    def __init__(self, conv: nn.Conv1d, dtype: torch.dtype) -> None:
+    def __init__(self, conv: nn.Conv1d, dtype: torch.dtype, name: str = "conv") -> None:
         super().__init__()
+        if conv.dilation != (1,) or conv.groups != 1 or conv.padding_mode != "zeros" or conv.bias is None:
+            raise ValueError(f"unet.{name}: PackedConv packs Conv1d with dilation 1, groups 1, zero padding and a bias")
         w = conv.weight.detach()
         self.k, self.stride, self.pad = w.shape[-1], conv.stride[0], conv.padding[0]
         self.register_buffer("w", w.permute(2, 1, 0).reshape(-1, w.shape[0]).to(dtype).contiguous())
@@ -84,10 +107,10 @@ class PackedUpsample(nn.Module):
     q[j] = (x[j-1], x[j]) and R = q [[W3, W2], [W1, W0]], out[2m] = R[m, :C] and out[2m+1] = R[m+1, C:].
     """
 
-    def __init__(self, conv: nn.ConvTranspose1d, dtype: torch.dtype) -> None:
+    def __init__(self, conv: nn.ConvTranspose1d, dtype: torch.dtype, name: str = "upsample") -> None:
         super().__init__()
-        if (conv.kernel_size[0], conv.stride[0], conv.padding[0]) != (4, 2, 1):
-            raise ValueError("PackedUpsample packs ConvTranspose1d(kernel_size=4, stride=2, padding=1) only")
+        if (conv.kernel_size[0], conv.stride[0], conv.padding[0], conv.output_padding[0]) != (4, 2, 1, 0):
+            raise ValueError(f"unet.{name}: PackedUpsample packs ConvTranspose1d(kernel_size=4, stride=2, padding=1) only")
         w = conv.weight.detach()  # [C_in, C_out, 4]
         top = torch.cat([w[:, :, 3], w[:, :, 2]], 1)
         bottom = torch.cat([w[:, :, 1], w[:, :, 0]], 1)
@@ -107,11 +130,13 @@ class PackedUpsample(nn.Module):
 class PackedResBlock(nn.Module):
     """:class:`ResBlock` in time-major layout: FiLM after conv1, residual fused into conv2's matmul."""
 
-    def __init__(self, block: ResBlock, dtype: torch.dtype) -> None:
+    def __init__(self, block: ResBlock, dtype: torch.dtype, name: str = "block") -> None:
         super().__init__()
+        _expect(block, name, norm1=nn.GroupNorm, conv1=nn.Conv1d, cond_proj=nn.Linear, norm2=nn.GroupNorm,
+                dropout=nn.Dropout, conv2=nn.Conv1d, skip=(nn.Conv1d, nn.Identity))
         self.block = block
-        self.conv1, self.conv2 = PackedConv(block.conv1, dtype), PackedConv(block.conv2, dtype)
-        self.skip = None if isinstance(block.skip, nn.Identity) else PackedConv(block.skip, dtype)
+        self.conv1, self.conv2 = PackedConv(block.conv1, dtype, name), PackedConv(block.conv2, dtype, name)
+        self.skip = None if isinstance(block.skip, nn.Identity) else PackedConv(block.skip, dtype, name)
         if self.skip is not None:  # conv2's bias rides on the skip conv's: one pass fewer per call
             self.skip.b.copy_(block.skip.bias.detach().float().add(block.conv2.bias.detach().float()).to(dtype))
 
@@ -125,12 +150,13 @@ class PackedResBlock(nn.Module):
 class PackedAttention(nn.Module):
     """:class:`SelfAttention1D` in time-major layout (qkv channel = which * C + head * d + c)."""
 
-    def __init__(self, attn: SelfAttention1D, dtype: torch.dtype) -> None:
+    def __init__(self, attn: SelfAttention1D, dtype: torch.dtype, name: str = "attention") -> None:
         super().__init__()
+        _expect(attn, name, norm=nn.GroupNorm, qkv=nn.Conv1d, proj=nn.Conv1d)
         self.attn = attn
-        self.qkv, self.proj = PackedConv(attn.qkv, dtype), PackedConv(attn.proj, dtype)
+        self.qkv, self.proj = PackedConv(attn.qkv, dtype, name), PackedConv(attn.proj, dtype, name)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         b, n, c = x.shape
         heads = self.attn.heads
         qkv = self.qkv(group_norm_silu(x, self.attn.norm, silu=False))
@@ -139,12 +165,46 @@ class PackedAttention(nn.Module):
         return self.proj(out, add=x + self.proj.b)
 
 
+def _kept(norm: nn.GroupNorm, dtype: torch.dtype, name: str) -> nn.GroupNorm:
+    """A GroupNorm runs as it is (through :func:`group_norm_silu`)."""
+    return norm
+
+
+#: The time-major form of each block type of a UNet layout, by exact type (a subclass may compute
+#: something else, so it is refused rather than guessed).
+PACKERS: dict[type, Callable[[nn.Module, torch.dtype, str], nn.Module]] = {
+    nn.Conv1d: PackedConv, nn.ConvTranspose1d: PackedUpsample, ResBlock: PackedResBlock,
+    SelfAttention1D: PackedAttention, nn.GroupNorm: _kept,
+}
+
+
+def pack_layout(unet: ConditionalUNet, dtype: torch.dtype) -> Layout:
+    """``unet.layout()`` with every block in its time-major form; refuses what it cannot follow."""
+    layout = unet.layout()
+    names = {id(m): n for n, m in unet.named_children()}
+    listed = {id(m) for m in (*layout.blocks(), *layout.condition)}
+    missing = [n for n, m in unet.named_children() if id(m) not in listed]
+    if missing:
+        raise ValueError(f"unet.{missing[0]} is not in {type(unet).__name__}.layout(): neither forward nor the "
+                         "time-major engine would run it in order; add it to the layout")
+
+    def pack(block: nn.Module) -> nn.Module:
+        name = names.get(id(block), type(block).__name__)
+        packer = PACKERS.get(type(block))
+        if packer is None:
+            raise ValueError(f"the time-major engine has no form of unet.{name} ({type(block).__name__}); add one "
+                             "to augframe_diffstylets.timemajor.PACKERS, or use precision='float32'")
+        return packer(block, dtype, name)
+
+    return layout.map(pack)
+
+
 class TimeMajorUNet(nn.Module):
     """Inference-only :class:`ConditionalUNet` twin, same call signature, weights packed in ``dtype``.
 
-    Built from a UNet (its weights are copied, so later training of that UNet does not reach this
-    one: rebuild it). Returns eps in ``dtype``, ``[B, C, L]``. Batches run ``chunk`` rows at a time:
-    on the CPU the cost per row grows with the batch once activations outgrow the caches
+    Built from a UNet by walking its layout (its weights are copied, so later training of that UNet does
+    not reach this one: rebuild it). Returns eps in ``dtype``, ``[B, C, L]``. Batches run ``chunk`` rows
+    at a time: on the CPU the cost per row grows with the batch once activations outgrow the caches
     (docs/benchmarks.md, bench.diffstylets_kernels).
     """
 
@@ -154,15 +214,8 @@ class TimeMajorUNet(nn.Module):
             raise ValueError(f"chunk={chunk} must be >= 1")
         self.dtype, self.chunk = dtype, int(chunk)
         self.unet = copy.deepcopy(unet).to(dtype).eval()  # condition MLPs, norms, FiLM projections
-        u = self.unet
-        self.input_conv = PackedConv(u.input_conv, dtype)
-        self.down = nn.ModuleList(PackedResBlock(getattr(u, f"down{i}"), dtype) for i in range(1, 5))
-        self.downsample = nn.ModuleList(PackedConv(getattr(u, f"downsample{i}"), dtype) for i in range(1, 5))
-        self.mid1, self.mid2 = PackedResBlock(u.mid1, dtype), PackedResBlock(u.mid2, dtype)
-        self.mid_attn = PackedAttention(u.mid_attn, dtype)
-        self.up = nn.ModuleList(PackedResBlock(getattr(u, f"up{i}"), dtype) for i in range(4, 0, -1))
-        self.upsample = nn.ModuleList(PackedUpsample(getattr(u, f"upsample{i}"), dtype) for i in range(4, 0, -1))
-        self.out_conv = PackedConv(u.out_conv, dtype)
+        self.layout = pack_layout(self.unet, dtype)
+        self.packed = nn.ModuleList(self.layout.blocks())  # registered, so .to() moves the packed weights
         for p in self.parameters():
             p.requires_grad_(False)
 
@@ -177,15 +230,7 @@ class TimeMajorUNet(nn.Module):
 
     def _forward(self, x: torch.Tensor, t: torch.Tensor, content: torch.Tensor, style: torch.Tensor,
                  class_label: torch.Tensor | None) -> torch.Tensor:
-        dt = self.dtype
+        dt, layout = self.dtype, self.layout
         cond = self.unet.condition(t, content.to(dt), style.to(dt), class_label)
-        h = self.input_conv(x.to(dt).transpose(1, 2))
-        skips = []
-        for block, down in zip(self.down, self.downsample):
-            h = block(h, cond)
-            skips.append(h)
-            h = down(h)
-        h = self.mid2(self.mid_attn(self.mid1(h, cond)), cond)
-        for block, up, skip in zip(self.up, self.upsample, reversed(skips)):
-            h = block(torch.cat([up(h, skip.shape[1]), skip], 2), cond)
-        return self.out_conv(group_norm_silu(h, self.unet.out_norm)).transpose(1, 2)
+        h = run_levels(layout, layout.stem(x.to(dt).transpose(1, 2)), cond, lambda up, h, n: up(h, n), channel_dim=2)
+        return layout.out_conv(group_norm_silu(h, layout.out_norm)).transpose(1, 2)

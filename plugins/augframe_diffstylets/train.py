@@ -27,13 +27,14 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import attrs
 import numpy as np
 import torch
 
 from augframe.distributed import DistContext, TrainProgress
 from augframe.errors import ValidationError
 from augframe.training import TrainLog
-from augframe_diffstylets.config import TrainConfig, to_dict
+from augframe_diffstylets.config import ModelConfig, TrainConfig, to_dict
 from augframe_diffstylets.model import DiffStyleTS
 from augframe_diffstylets.normalise import Normaliser
 from augframe_diffstylets.stages import epoch_steps, other_class, train_stage
@@ -45,7 +46,40 @@ NOT_METRICS = frozenset({"stage", "epoch", "step", "global_step", "seconds", "sa
 #: Settings a resume may change (how long and how fast to run); the others must match the state's.
 RUN_LENGTH = ("stage1_epochs", "stage2_epochs", "checkpoint_every", "max_steps_per_epoch", "num_workers", "progress")
 
-__all__ = ["LOG_FILE", "STAGE2_STATE_FILE", "STATE_FILE", "Trainer", "other_class"]
+__all__ = ["LOG_FILE", "STAGE2_STATE_FILE", "STATE_FILE", "Trainer", "model_config", "other_class", "stage2_judge"]
+
+
+def model_config(cfg: ModelConfig, data: Any) -> ModelConfig:
+    """``cfg`` set to the training windows' length, fs and class count (their lead count must match)."""
+    if len(data.leads) != cfg.in_channels:
+        raise ValidationError(
+            f"training data has {len(data.leads)} leads {tuple(data.leads)} but the model takes "
+            f"in_channels={cfg.in_channels}; select leads first or set model.in_channels"
+        )
+    length = int(np.asarray(data[0][0]).shape[-1])
+    return attrs.evolve(cfg, signal_length=length, fs=float(data.fs), num_classes=max(2, len(data.class_names)))
+
+
+def stage2_judge(cfg: TrainConfig, class_names: tuple[str, ...], registry: Any, device: Any
+                 ) -> tuple[Any, torch.Tensor | None]:
+    """The frozen eval-mode judge of stage 2's flip loss and its row of each class, or (None, None) when
+    stage 2 has no flip loss. ``registry`` is where ``cfg.judge`` is looked up (default: discovered)."""
+    if cfg.stage2_epochs == 0 or not cfg.judge or cfg.w_flip == 0:
+        return None, None
+    from augframe.plugins import Registry
+
+    registry = registry if registry is not None else Registry.discover()
+    judge = registry.create("classifier", cfg.judge, dict(cfg.judge_params)).to(device).eval()
+    for p in judge.parameters():
+        p.requires_grad_(False)
+    names = tuple(getattr(judge, "class_names", ()))
+    missing = [c for c in class_names if c not in names]
+    if missing:
+        raise ValidationError(
+            f"judge classifier {cfg.judge!r} has classes {names}; it cannot score {missing}; "
+            "pick a judge trained on the same classes (train.judge)"
+        )
+    return judge, torch.tensor([names.index(c) for c in class_names], device=device)
 
 
 class Trainer:

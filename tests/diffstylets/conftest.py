@@ -56,7 +56,7 @@ FIT_TRAIN = dict(stage1_epochs=12, stage2_epochs=1, batch_size=4, lr=2e-3, flip_
 def fitted(short_windows, tmp_path_factory):
     """A tiny improved-mode generator fitted on real windows: (generator, fit result, workdir)."""
     from augframe.plugins import Registry
-    from augframe_diffstylets.generator import DiffStyleTSGenerator
+    from augframe_diffstylets.pipeline import DiffStyleTSGenerator
     from diffstylets_helpers import TINY
 
     reg = Registry()

@@ -13,7 +13,7 @@ from augframe.protocols import GenerationRequest
 from augframe.signals import ECGBatch
 from augframe_diffstylets import checkpoints
 from augframe_diffstylets.config import ModelConfig
-from augframe_diffstylets.generator import DiffStyleTSGenerator
+from augframe_diffstylets.pipeline import DiffStyleTSGenerator
 from augframe_diffstylets.model import DiffStyleTS
 from augframe_diffstylets.normalise import Normaliser
 

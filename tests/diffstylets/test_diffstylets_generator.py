@@ -9,7 +9,7 @@ import torch
 from augframe.errors import PluginError, ValidationError
 from augframe.plugins import Registry
 from augframe.protocols import Generator, GenerationRequest
-from augframe_diffstylets.generator import CHECKPOINT_FILE, DiffStyleTSGenerator, resample_length
+from augframe_diffstylets.pipeline import CHECKPOINT_FILE, DiffStyleTSGenerator, resample_length
 
 from diffstylets_helpers import TINY
 

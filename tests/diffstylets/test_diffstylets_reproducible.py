@@ -18,7 +18,7 @@ import hashlib, pickle, sys
 import torch
 torch.set_num_threads(1)
 from augframe.plugins import Registry
-from augframe_diffstylets.generator import DiffStyleTSGenerator
+from augframe_diffstylets.pipeline import DiffStyleTSGenerator
 from diffstylets_helpers import TINY, _JudgePlugin
 windows = pickle.load(open(sys.argv[1], "rb"))
 reg = Registry()

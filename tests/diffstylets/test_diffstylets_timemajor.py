@@ -9,24 +9,24 @@ import torch.nn.functional as F
 from torch import nn
 
 from augframe_diffstylets.config import ModelConfig
-from augframe_diffstylets.model import ConditionalUNet
+from augframe_diffstylets.model import ConditionalUNet, ResBlock
 from augframe_diffstylets.timemajor import PackedConv, PackedUpsample, TimeMajorUNet, group_norm_silu, unfold
 
 from diffstylets_helpers import TINY, float_state
 
 
-def _random_unet(cfg: ModelConfig, seed: int = 0) -> ConditionalUNet:
+def _random_unet(cfg: ModelConfig, seed: int = 0, cls: type = ConditionalUNet) -> ConditionalUNet:
     torch.manual_seed(seed)
-    unet = ConditionalUNet(cfg).eval()
+    unet = cls(cfg).eval()
     nn.init.normal_(unet.out_conv.weight, std=0.1)  # zero-initialised: would hide every error upstream
     nn.init.normal_(unet.out_conv.bias, std=0.1)
     return unet
 
 
-def _perturbed_unet(cfg: ModelConfig, seed: int = 0) -> ConditionalUNet:
+def _perturbed_unet(cfg: ModelConfig, seed: int = 0, cls: type = ConditionalUNet) -> ConditionalUNet:
     """Every weight moved off its init (GroupNorm 1/0, zero out_conv): a twin that ignores or swaps any
     parameter of :class:`ConditionalUNet` then computes something else, and the match test fails."""
-    unet = _random_unet(cfg, seed)
+    unet = _random_unet(cfg, seed, cls)
     g = torch.Generator().manual_seed(seed + 1)
     with torch.no_grad():
         for p in unet.parameters():
@@ -153,3 +153,53 @@ def test_chunked_batches_give_the_rows_of_one_batch():
     assert torch.allclose(whole, chunked, atol=1e-6) and torch.allclose(whole[3:4], alone, atol=1e-6)
     with pytest.raises(ValueError, match="chunk"):
         TimeMajorUNet(unet, torch.float32, chunk=0)
+
+
+class _Deeper(ConditionalUNet):
+    """A UNet changed the way a developer would: one more middle block, and the middle run in reverse."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__(cfg)
+        c4 = 8 * cfg.model_channels
+        self.mid3 = ResBlock(c4, c4, cfg.cond_dim, cfg.norm_groups, cfg.dropout)
+
+    def layout(self):
+        base = super().layout()
+        return base._replace(middle=(self.mid3, *reversed(base.middle)))
+
+
+class _GeluResBlock(ResBlock):
+    """Same layers as ResBlock, another forward: the engine has no form of it."""
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        return super().forward(F.gelu(x), cond)
+
+
+def test_engine_follows_blocks_added_and_reordered_in_the_layout():
+    cfg = ModelConfig(signal_length=97, **TINY)
+    unet = _perturbed_unet(cfg, cls=_Deeper)
+    x, t, content, style = _inputs(cfg, 2, 97)
+    labels = torch.tensor([0, cfg.null_class])
+    with torch.inference_mode():
+        ref = unet(x, t, content, style, labels)
+        out = TimeMajorUNet(unet, torch.float32)(x, t, content, style, labels)
+        plain = ConditionalUNet(cfg).eval()
+        plain.load_state_dict({k: v for k, v in unet.state_dict().items() if not k.startswith("mid3.")})
+        assert (plain(x, t, content, style, labels) - ref).abs().max() > 1e-3  # the change changes the output
+    assert (out - ref).abs().max() <= 1e-5 * max(1.0, ref.abs().max().item())
+
+
+def test_engine_refuses_what_it_cannot_follow():
+    cfg = ModelConfig(signal_length=64, **TINY)
+    unet = _random_unet(cfg)
+    unet.extra = nn.Conv1d(8, 8, 1)  # a child forward might use, missing from the layout
+    with pytest.raises(ValueError, match=r"unet\.extra is not in ConditionalUNet\.layout"):
+        TimeMajorUNet(unet, torch.float32)
+    unet = _random_unet(cfg)
+    unet.down2.norm1 = nn.BatchNorm1d(8)  # a different norm inside a block
+    with pytest.raises(ValueError, match=r"cannot run unet\.down2: .*'norm1': 'BatchNorm1d'"):
+        TimeMajorUNet(unet, torch.float32)
+    unet = _random_unet(cfg)
+    unet.mid1 = _GeluResBlock(64, 64, cfg.cond_dim, cfg.norm_groups, 0.0)  # a block type with another forward
+    with pytest.raises(ValueError, match=r"no form of unet\.mid1 \(_GeluResBlock\)"):
+        TimeMajorUNet(unet, torch.float32)

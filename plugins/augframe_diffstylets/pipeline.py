@@ -1,4 +1,9 @@
-"""The DiffStyleTS generator: fit on windows, generate counterfactuals (transfer) or samples.
+"""The DiffStyleTS pipeline: the registered generator, a composition of model, sampler and banks.
+
+A transfer runs: sources -> the model's scale (normaliser, length policy) -> re-timed to a real
+target-class rhythm with its atrial activity (``augframe.retime``; improved mode) -> content and style
+codes (:mod:`model`, :mod:`styles`) -> SDEdit (:class:`sampler.Sampler`) -> beat check -> the sources'
+scale. The networks come from a checkpoint (:mod:`checkpoints`) or from :meth:`fit` (:mod:`train`).
 
 ``generate`` is cheap to call again with new seeds: the networks, the schedule and the style bank stay
 on the device, every call is micro-batched under ``torch.inference_mode`` and each sample's noise
@@ -17,24 +22,23 @@ import numpy as np
 import torch
 
 import augframe
+from augframe.beats import unplaced_beats
 from augframe.diffusion import NoiseSchedule
-from augframe.errors import PluginError, ValidationError, require_choice
+from augframe.errors import PluginError, ValidationError, require_choice, suggest
 from augframe.judges import JudgeRef, judge_ref
 from augframe.protocols import Candidates, GenerationRequest, GeneratorInfo
-from augframe.beats import unplaced_beats
 from augframe.retime import TOO_FEW_BEATS, RetimeConfig, RhythmBank, extend_beats, qrs_mask, retime, source_beats
 from augframe.signals import ECGBatch
 from augframe.training import autocast, resolve_device
 from augframe.windows import as_windows
-from augframe_diffstylets import checkpoints
+from augframe_diffstylets import checkpoints, styles
 from augframe_diffstylets.config import (
     LENGTH_POLICIES, PRECISIONS, STYLE_SOURCES, ModelConfig, SamplerConfig, TrainConfig, check_mode,
     from_mapping, to_dict,
 )
 from augframe_diffstylets.model import DiffStyleTS
 from augframe_diffstylets.normalise import Normaliser, fit_normaliser
-from augframe_diffstylets.sampler import ddim_sample, sdedit
-from augframe_diffstylets.smoothing import savgol
+from augframe_diffstylets.sampler import Sampler
 
 NAME = "diffstylets"
 CHECKPOINT_FILE = "diffstylets.safetensors"
@@ -89,7 +93,7 @@ class DiffStyleTSGenerator:
         self.class_names: tuple[str, ...] = ()
         self.leads: tuple[str, ...] = ("II",)
         self.units = "mV"
-        self.style_bank: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.style_bank: styles.StyleBank | None = None
         self.rhythm_bank: RhythmBank | None = None
         self.retime_cfg = RetimeConfig()
         self.trained_against: tuple[JudgeRef, ...] | None = None  # None: unknown (older checkpoints)
@@ -150,11 +154,12 @@ class DiffStyleTSGenerator:
 
     # ---- training ------------------------------------------------------------------------------
     def fit(self, train: Any, *, seed: int = 0, workdir: Path | None = None) -> dict[str, Any]:
-        """Two-stage training on a WindowDataset (or ECGBatch); resumes from ``workdir`` if a state exists."""
-        from augframe_diffstylets.train import Trainer
+        """Two-stage training on a WindowDataset (or ECGBatch), then the banks; resumes from ``workdir``
+        if a state exists and writes the checkpoint there."""
+        from augframe_diffstylets.train import Trainer, model_config, stage2_judge
 
         data = as_windows(train)
-        cfg = self._model_cfg_for(data)
+        cfg = model_config(self.model_cfg, data)
         self.class_names = tuple(data.class_names)
         self.leads = tuple(data.leads)
         self.units = str(getattr(data, "units", getattr(train, "units", "mV")))
@@ -162,7 +167,7 @@ class DiffStyleTSGenerator:
         torch.manual_seed(seed)
         self.model = DiffStyleTS(cfg).to(self.device)
         self._drop_derived()
-        judge, index = self._judge(data.class_names)
+        judge, index = stage2_judge(self.train_cfg, self.class_names, self.registry, self.device)
         self.trained_against = () if judge is None else (
             judge_ref(self.train_cfg.judge, self.train_cfg.judge_params, role="diffstylets stage 2 (flip loss)"),)
         workdir = Path(workdir) if workdir is not None else None
@@ -173,65 +178,20 @@ class DiffStyleTSGenerator:
         if trainer.ema is not None:
             trainer.ema.copy_to(self.model)
         self.model.eval()
-        self.style_bank = self._styles_of(data, seed)
-        self.rhythm_bank = RhythmBank.from_windows(data, per_class=self.bank_per_class, seed=seed)
+        self.set_style_bank(data, seed)
         result: dict[str, Any] = {"history": history, "epochs": trainer.epoch}
         if workdir is not None:
             result["checkpoint"] = str(workdir / CHECKPOINT_FILE)
             result["sha256"] = self.save(workdir / CHECKPOINT_FILE)
         return result
 
-    def _model_cfg_for(self, data: Any) -> ModelConfig:
-        if len(data.leads) != self.model_cfg.in_channels:
-            raise ValidationError(
-                f"training data has {len(data.leads)} leads {tuple(data.leads)} but the model takes "
-                f"in_channels={self.model_cfg.in_channels}; select leads first or set model.in_channels"
-            )
-        length = int(np.asarray(data[0][0]).shape[-1])
-        return attrs.evolve(self.model_cfg, signal_length=length, fs=float(data.fs),
-                            num_classes=max(2, len(data.class_names)))
-
-    def _judge(self, class_names: tuple[str, ...]) -> tuple[Any, torch.Tensor | None]:
-        cfg = self.train_cfg
-        if cfg.stage2_epochs == 0 or not cfg.judge or cfg.w_flip == 0:
-            return None, None
-        from augframe.plugins import Registry
-
-        registry = self.registry if self.registry is not None else Registry.discover()
-        judge = registry.create("classifier", cfg.judge, dict(cfg.judge_params))
-        judge = judge.to(self.device).eval()
-        for p in judge.parameters():
-            p.requires_grad_(False)
-        names = tuple(getattr(judge, "class_names", ()))
-        missing = [c for c in class_names if c not in names]
-        if missing:
-            raise ValidationError(
-                f"judge classifier {cfg.judge!r} has classes {names}; it cannot score {missing}; "
-                "pick a judge trained on the same classes (train.judge)"
-            )
-        return judge, torch.tensor([names.index(c) for c in class_names], device=self.device)
-
-    @torch.inference_mode()
-    def _styles_of(self, data: Any, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Style vectors of up to ``bank_per_class`` windows per class (the reference/prototype bank)."""
-        from augframe.seeding import Stream, numpy_rng
-
-        labels = np.asarray(data.labels)
-        rng = numpy_rng(seed, Stream.DIFFSTYLETS_STYLE_BANK)
-        idx = np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:self.bank_per_class]
-                              for c in range(self.model.cfg.num_classes)]).astype(np.int64)
-        styles = []
-        for s in range(0, len(idx), self.micro_batch):
-            x = torch.from_numpy(np.stack([np.asarray(data[int(i)][0]) for i in idx[s:s + self.micro_batch]]))
-            styles.append(self.model.style_encoder(self.normaliser.forward(x.to(self.device).float()))[0].float())
-        return torch.cat(styles), torch.as_tensor(labels[idx], device=self.device)
-
     def set_style_bank(self, data: Any, seed: int = 0) -> None:
         """Build the banks of real labelled windows: styles (style_source reference/prototype) and
         rhythms (sampler.rhythm = "reference"). Use training-side windows only."""
-        self._need_model()
+        model = self._need_model()
         data = as_windows(data)
-        self.style_bank = self._styles_of(data, seed)
+        self.style_bank = styles.build(model, self.normaliser, data, per_class=self.bank_per_class, seed=seed,
+                                       micro_batch=self.micro_batch, device=self.device)
         self.rhythm_bank = RhythmBank.from_windows(data, per_class=self.bank_per_class, seed=seed)
 
     # ---- generation ----------------------------------------------------------------------------
@@ -239,7 +199,9 @@ class DiffStyleTSGenerator:
         model = self._need_model()
         if request.kind not in self.request_kinds:
             raise ValidationError(f"diffstylets serves {sorted(self.request_kinds)} requests, not {request.kind!r}")
-        sampler = self._sampler_for(request.options)
+        sc = self._sampler_for(request.options)
+        sampler = Sampler(sc, self.schedule, self.mode, self.normaliser.clamp if self.mode == "improved" else sc.clamp,
+                          model.cfg.null_class, autocast=self.precision != "float32" and str(self.device).startswith("cuda"))
         labels = self._model_labels(request)
         # candidates carry the request's labels in the request's class naming
         out_labels = np.asarray(request.labels, dtype=np.int64)
@@ -247,10 +209,10 @@ class DiffStyleTSGenerator:
         if request.kind == "transfer":
             x = self._sources_to_model(request.sources)
             keep, refused, placed = None, None, None
-            if self._rhythm(sampler) == "reference":
-                x, keep, refused, placed = self._retime(x, labels, request.seeds, sampler)
+            if self._rhythm(sc) == "reference":
+                x, keep, refused, placed = self._retime(x, labels, request.seeds, sc)
             out = self._run_chunks(request, labels, sampler, x, keep)
-            if placed is not None and sampler.beat_check:
+            if placed is not None and sc.beat_check:
                 refused = self._check_beats(out, placed, refused)
             signals = self._model_to_sources(out, request.sources)
             src = request.sources
@@ -309,8 +271,6 @@ class DiffStyleTSGenerator:
         given = {k: v for k, v in options.items() if k in fields}
         unknown = [k for k in options if k not in fields and k not in ("references",)]
         if unknown:
-            from augframe.errors import suggest
-
             raise ValidationError(f"diffstylets request option {unknown[0]!r} is unknown{suggest(unknown[0], fields)}")
         return attrs.evolve(self.sampler_cfg, **given) if given else self.sampler_cfg
 
@@ -356,30 +316,18 @@ class DiffStyleTSGenerator:
 
     def _styles_for(self, request: GenerationRequest, idx: np.ndarray, labels: torch.Tensor,
                     own: torch.Tensor | None) -> torch.Tensor:
+        """The styles of samples ``idx``: the sources' own, the request's references', or the bank's."""
         if self.style_source == "self" and own is not None:
             return own
         refs = request.options.get("references")
         if refs is not None:
-            r = self._sources_to_model(refs.select(idx))
-            return self.model.style_encoder(r)[0]
+            return self._need_model().style_encoder(self._sources_to_model(refs.select(idx)))[0]
         if self.style_bank is None:
             raise ValidationError(
                 f"style_source={self.style_source!r} needs a style bank: fit() builds one, or call "
                 "set_style_bank(real_windows), or pass options={'references': ECGBatch}"
             )
-        styles, bank_labels = self.style_bank
-        out = torch.empty(len(idx), styles.shape[1], device=self.device)
-        seeds = torch.as_tensor(request.seeds[idx], device=self.device)
-        for c in labels.unique().tolist():
-            rows = styles[bank_labels == c]
-            if len(rows) == 0:
-                raise ValidationError(f"the style bank has no ECG of class {self.class_names[c]!r}")
-            sel = labels == c
-            if self.style_source == "prototype" or (self.style_source == "self" and own is None):
-                out[sel] = rows.mean(0)
-            else:  # one real ECG of the target class, chosen by the sample's seed
-                out[sel] = rows[seeds[sel] % len(rows)]
-        return out
+        return styles.pick(self.style_bank, labels, request.seeds[idx], self.style_source, self.class_names)
 
     def _drop_derived(self) -> None:
         """Forget the packed bf16 UNet and the compiled module: they hold copies of old weights."""
@@ -418,38 +366,23 @@ class DiffStyleTSGenerator:
         return call
 
     @torch.inference_mode()
-    def _run_chunks(self, request: GenerationRequest, labels: np.ndarray, sc: SamplerConfig,
+    def _run_chunks(self, request: GenerationRequest, labels: np.ndarray, sampler: Sampler,
                     x_all: torch.Tensor | None, keep_all: torch.Tensor | None = None) -> torch.Tensor:
-        model, cfg = self.model, self.model.cfg
-        clamp = self.normaliser.clamp if self.mode == "improved" else sc.clamp
-        outs = []
-        unet = self._eps_model()
-        use_autocast = self.precision != "float32" and str(self.device).startswith("cuda")
+        """The sampler over micro-batches: transfers of ``x_all`` (model scale), else samples from noise."""
+        model, cfg = self._need_model(), self._need_model().cfg
+        unet, outs = self._eps_model(), []
         for s in range(0, len(request), self.micro_batch):
             idx = np.arange(s, min(s + self.micro_batch, len(request)))
-            y = torch.as_tensor(labels[idx], device=self.device)
-            seeds = request.seeds[idx]
-            with autocast(self.device, enabled=use_autocast):
-                keep = None if keep_all is None else keep_all[idx[0]:idx[-1] + 1]
-                if x_all is not None:
-                    x = x_all[idx[0]:idx[-1] + 1]
-                    content, own = model.encode(x)
-                    style = self._styles_for(request, idx, y, own)
-                    out, _ = sdedit(unet, self.schedule, x, content.float(), style.float(), y, seeds,
-                                    null_class=cfg.null_class, strength=sc.strength, steps=sc.steps,
-                                    guidance=sc.guidance, eta=sc.eta, clamp=clamp, mode=self.mode, keep=keep)
-                else:
-                    from augframe.seeding import randn
-
-                    content = randn(seeds, (cfg.content_dim,), stream=1 << 20, device=self.device)
+            rows = slice(idx[0], idx[-1] + 1)
+            y, seeds = torch.as_tensor(labels[idx], device=self.device), request.seeds[idx]
+            if x_all is None:
+                with autocast(self.device, enabled=sampler.autocast):
                     style = self._styles_for(request, idx, y, None)
-                    out = ddim_sample(unet, self.schedule, (cfg.in_channels, cfg.signal_length), content,
-                                      style.float(), y, seeds, null_class=cfg.null_class, steps=sc.steps,
-                                      guidance=sc.guidance, eta=sc.eta, clamp=clamp)
-            out = out.float()
-            if sc.smooth:
-                out = savgol(out, sc.savgol_window, sc.savgol_order)
-                if keep is not None:  # the kept QRS complexes are the source's own samples, unsmoothed
-                    out = keep * x.float() + (1 - keep) * out
-            outs.append(out)
+                outs.append(sampler.sample(unet, (cfg.in_channels, cfg.signal_length), cfg.content_dim, style, y, seeds))
+                continue
+            with autocast(self.device, enabled=sampler.autocast):
+                content, own = model.encode(x_all[rows])
+                style = self._styles_for(request, idx, y, own)
+            keep = None if keep_all is None else keep_all[rows]
+            outs.append(sampler.transfer(unet, x_all[rows], content, style, y, seeds, keep))
         return torch.cat(outs) if outs else torch.zeros(0, cfg.in_channels, cfg.signal_length, device=self.device)
