@@ -134,9 +134,9 @@ def test_evaluate_on_a_read_only_finished_run(tmp_path, capsys, toys, monkeypatc
 
 def test_an_unchanged_recipe_toml_is_not_rewritten(tmp_path):
     r = R.loads(RECIPE.format(out=str(tmp_path / "out"), extra=""))
-    pipeline.run(r, registry=toy_registry(), stages=("fit", "generate"), log=lambda m: None)
+    pipeline.run(r, registry=toy_registry(), stages=("fit", "generate"))
     before = (tmp_path / "out" / "recipe.toml").stat().st_mtime_ns
-    pipeline.run(r, registry=toy_registry(), stages=("evaluate",), log=lambda m: None)
+    pipeline.run(r, registry=toy_registry(), stages=("evaluate",))
     assert (tmp_path / "out" / "recipe.toml").stat().st_mtime_ns == before
 
 
@@ -169,7 +169,7 @@ def test_checked_recipes_run_without_raw_exceptions(tmp_path_factory, key, value
     except RecipeError:
         return
     try:
-        pipeline.run(recipe, registry=toy_registry(), stages=("fit", "generate"), progress=False, log=lambda m: None)
+        pipeline.run(recipe, registry=toy_registry(), stages=("fit", "generate"), progress=False)
     except AugframeError as exc:  # data-dependent refusals (e.g. a class the data lacks) are named errors
         assert not isinstance(exc, RecipeError) or "data's classes" in str(exc) or "generation" in str(exc), exc
 
