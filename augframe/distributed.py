@@ -452,11 +452,8 @@ class TrainProgress:
 
 @attrs.frozen(eq=False)
 class TensorData:
-    """A dataset already held as tensors ``x`` [N, ...] and ``y`` [N] on the training device.
-
-    :func:`train_steps` takes its batches by indexing them (no DataLoader, no per-sample Python
-    work, no host-to-device copy): the fast path for data that fits in device memory.
-    """
+    """A dataset held as tensors ``x`` [N, ...] and ``y`` [N] on the training device: :func:`train_steps`
+    takes its batches by indexing them (no DataLoader, no per-sample Python work, no copy to the device)."""
 
     x: Any
     y: Any

@@ -214,13 +214,14 @@ class _Selection:
         return self.stopped
 
     def state_dict(self) -> dict[str, Any]:
-        return {"counters": [self.seen, self.best_epoch, self.bad, int(self.stopped)], "best": list(self.best),
-                "best_state": self.best_state, "history": self.history}
+        return {k: getattr(self, k) for k in _SAVED}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.seen, self.best_epoch, self.bad, stopped = (int(v) for v in state["counters"])
-        self.stopped, self.best = bool(stopped), tuple(state["best"])
-        self.best_state, self.history = dict(state["best_state"]), list(state["history"])
+        for k in _SAVED:
+            setattr(self, k, state[k])
+
+
+_SAVED = ("seen", "best_epoch", "bad", "stopped", "best", "best_state", "history")  # what a resume restores
 
 
 def fit_classifier(
@@ -285,16 +286,23 @@ def fit_classifier(
 
 
 @torch.no_grad()
+def _forward(fn: Callable[[torch.Tensor], torch.Tensor], x: np.ndarray | torch.Tensor, device: str,
+             batch_size: int) -> torch.Tensor:
+    """``fn`` over ``x`` in batches (each moved to ``device`` as float32) under autocast; float32 outputs
+    concatenated on the device."""
+    out = []
+    for i in range(0, len(x), batch_size):
+        with autocast(device):
+            out.append(fn(_tensor(x[i:i + batch_size], device, torch.float32)).float())
+    return torch.cat(out)
+
+
+@torch.no_grad()
 def validate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: nn.Module, batch_size: int,
              device: str) -> dict[str, float]:
     """Validation ``val_loss`` (the training loss), ``val_balanced_loss`` (cross-entropy averaged per
     class, then over classes) and ``val_auroc`` (positive = class 1; one-vs-rest macro for more classes)."""
-    model.eval()
-    logits = []
-    for start in range(0, len(x), batch_size):
-        with autocast(device):
-            logits.append(model(x[start:start + batch_size]).float())
-    z = torch.cat(logits)
+    z = _forward(model.eval(), x, device, batch_size)
     ce = F.cross_entropy(z, y, reduction="none")
     per_class = [ce[y == c].mean() for c in torch.unique(y)]
     proba = torch.softmax(z, dim=1).double().cpu().numpy()
@@ -309,29 +317,16 @@ def validate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: nn.Mod
             "val_auroc": auroc}
 
 
-@torch.no_grad()
 def predict_proba(model: nn.Module, x: np.ndarray | torch.Tensor, *, device: str = "cpu",
                   batch_size: int = 256) -> np.ndarray:
     """Softmax probabilities ``[N, classes]`` in eval mode (float64 numpy)."""
     model = model.to(device).eval()
-    out = []
-    for start in range(0, len(x), batch_size):
-        xb = _tensor(x[start:start + batch_size], device, torch.float32)
-        with autocast(device):
-            logits = model(xb)
-        out.append(torch.softmax(logits.float(), dim=1).cpu())
-    if not out:
+    if len(x) == 0:
         return np.zeros((0, len(getattr(model, "class_names", (0, 0)))))
-    return torch.cat(out).double().numpy()
+    return torch.softmax(_forward(model, x, device, batch_size), dim=1).cpu().double().numpy()
 
 
-@torch.no_grad()
 def embed(model: nn.Module, x: np.ndarray | torch.Tensor, *, device: str = "cpu", batch_size: int = 256) -> np.ndarray:
     """``model.embed`` features ``[N, D]`` in eval mode (float64 numpy)."""
     model = model.to(device).eval()
-    out = []
-    for start in range(0, len(x), batch_size):
-        xb = _tensor(x[start:start + batch_size], device, torch.float32)
-        with autocast(device):
-            out.append(model.embed(xb).float().cpu())
-    return torch.cat(out).double().numpy()
+    return _forward(model.embed, x, device, batch_size).cpu().double().numpy()
