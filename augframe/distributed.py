@@ -30,7 +30,7 @@ import json
 import os
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -331,15 +331,16 @@ def unwrap(model: Any) -> Any:
 
 
 def rank_sampler(n: int, global_batch: int, ctx: DistContext, *, seed: int = 0, shuffle: bool = True,
-                 drop_last: bool = True) -> EpochSampler:
-    """This rank's :class:`EpochSampler` for a fixed global batch split evenly over ranks."""
+                 drop_last: bool = True, labels: Any = None) -> EpochSampler:
+    """This rank's :class:`EpochSampler` for a fixed global batch split evenly over ranks (class-balanced
+    batches when given the samples' ``labels``)."""
     if global_batch % ctx.world_size:
         raise ValidationError(
             f"global_batch={global_batch} does not split evenly over world_size={ctx.world_size}; "
             f"pick a multiple of {ctx.world_size} so every rank gets the same share"
         )
     return EpochSampler(n, global_batch // ctx.world_size, seed=seed, shuffle=shuffle, drop_last=drop_last,
-                        rank=ctx.rank, world_size=ctx.world_size)
+                        rank=ctx.rank, world_size=ctx.world_size, labels=labels)
 
 
 def epoch_sample_seeds(seed: int, epoch: int, n: int) -> np.ndarray:
@@ -403,7 +404,8 @@ class TrainPlan:
 
     ``max_steps_per_epoch`` ends each epoch early (short runs over large data); ``time_budget_s``
     ends the run before the first step that starts later than that after the call (one process
-    only: ranks would stop at different steps); ``autocast`` is bf16
+    only: ranks would stop at different steps); ``drop_last=False`` keeps an epoch's last, smaller
+    batch; ``autocast`` is bf16
     autocast on CUDA, and on the CPU too with ``cpu_bf16``; ``progress`` shows a bar (None: on
     terminals) labelled ``desc``.
     """
@@ -418,6 +420,7 @@ class TrainPlan:
     checkpoint_every: int | None = None
     log_every: int = 10
     shuffle: bool = True
+    drop_last: bool = True
     num_workers: int = 0
     autocast: bool = True
     cpu_bf16: bool = False
@@ -444,6 +447,27 @@ class TrainProgress:
     seconds: float
     last_metrics: Mapping[str, float] = attrs.field(factory=dict)
     resumed_from: int | None = None
+    stopped: bool = False
+
+
+@attrs.frozen(eq=False)
+class TensorData:
+    """A dataset held as tensors ``x`` [N, ...] and ``y`` [N] on the training device: :func:`train_steps`
+    takes its batches by indexing them (no DataLoader, no per-sample Python work, no copy to the device)."""
+
+    x: Any
+    y: Any
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def batches(self, sampler: EpochSampler) -> Iterator[tuple[Any, Any, Any]]:
+        """``(x, y, index)`` for each index batch of the sampler's current epoch."""
+        import torch
+
+        for idx in sampler:
+            ib = torch.as_tensor(idx, device=self.x.device)
+            yield self.x[ib], self.y[ib], ib
 
 
 class Indexed:
@@ -469,6 +493,11 @@ def _check_same_config(path: Any, saved: Mapping[str, Any], config: Mapping[str,
 
 
 LossFn = Callable[[Any, StepBatch], "tuple[torch.Tensor, Mapping[str, Any]]"]
+#: ``on_epoch(progress) -> stop``: called at the end of every epoch and at the run's last step,
+#: before that step's checkpoint (validation, model selection, early stopping). A hook with
+#: ``state_dict()`` / ``load_state_dict(state)`` has that state saved in the training state and
+#: restored on resume.
+EpochHook = Callable[[TrainProgress], bool]
 
 
 def train_steps(ctx: DistContext, model: Any, optimizer: Any, dataset: Any, loss_fn: LossFn, plan: TrainPlan, *,
@@ -476,7 +505,8 @@ def train_steps(ctx: DistContext, model: Any, optimizer: Any, dataset: Any, loss
                 state_path: str | os.PathLike[str] | None = None, log: TrainLog | None = None,
                 config: Mapping[str, Any] = {}, on_step: Callable[[TrainProgress], None] | None = None,
                 log_fields: Mapping[str, Any] = {}, start: TrainProgress | None = None,
-                lr_at: Callable[[int], float] | None = None) -> TrainProgress:
+                lr_at: Callable[[int], float] | None = None, on_epoch: EpochHook | None = None,
+                labels: Any = None) -> TrainProgress:
     """Train ``model`` (from :func:`wrap_model`) on this rank's share of every global batch.
 
     ``loss_fn(model, batch)`` returns ``(loss, metrics)``: the MEAN loss over the rank's samples
@@ -488,6 +518,10 @@ def train_steps(ctx: DistContext, model: Any, optimizer: Any, dataset: Any, loss
     saved (default ``{'model': unwrap(model)}``); ``ema`` is updated after every step. Every
     ``log_every`` steps rank 0 logs the means since the last record, the throughput and ``log_fields``.
     ``lr_at(global_step)`` (0-based) sets every parameter group's learning rate before each step.
+    ``dataset`` is a map-style dataset of ``(x, y)`` read through a DataLoader, or a
+    :class:`TensorData` indexed in place. With ``labels`` (one class per sample) every batch is
+    class-balanced (:class:`~augframe.training.EpochSampler`). ``on_epoch`` (an :data:`EpochHook`)
+    returns True to end the run; a run it ended stays ended when resumed.
     """
     import torch
 
@@ -497,6 +531,8 @@ def train_steps(ctx: DistContext, model: Any, optimizer: Any, dataset: Any, loss
     modules = dict(modules or {"model": unwrap(model)})
     emas = {"ema": ema} if ema is not None else {}
     epoch, step, global_step = (start.epoch, start.step, start.global_step) if start is not None else (0, 0, 0)
+    stopped = start is not None and start.stopped
+    stateful: Any = on_epoch if hasattr(on_epoch, "state_dict") else None  # its state is saved and restored
     resumed_from = None
     if state_path is not None and Path(state_path).exists():
         info = load_train_state(state_path, modules=modules, optimizers={"optimizer": optimizer}, ema=emas)
@@ -508,26 +544,37 @@ def train_steps(ctx: DistContext, model: Any, optimizer: Any, dataset: Any, loss
                 f"{plan.global_batch}; an exact resume needs the same global batch (any world size)"
             )
         epoch, step, global_step = (int(info["counters"][k]) for k in ("epoch", "step", "global_step"))
+        stopped = bool(info["counters"].get("stopped", 0))
+        if stateful is not None:
+            if "on_epoch" not in info["extra"]:
+                raise CheckpointError(f"training state {str(state_path)!r} was made without an epoch hook; "
+                                      "use a fresh workdir to train with one")
+            stateful.load_state_dict(info["extra"]["on_epoch"])
         resumed_from = global_step
-    sampler = rank_sampler(len(dataset), plan.global_batch, ctx, seed=plan.seed, shuffle=plan.shuffle)
+    sampler = rank_sampler(len(dataset), plan.global_batch, ctx, seed=plan.seed, shuffle=plan.shuffle,
+                           drop_last=plan.drop_last, labels=labels)
     per_epoch = min(sampler.steps_per_epoch(), plan.max_steps_per_epoch or sampler.steps_per_epoch())
     if per_epoch == 0:
         raise ValidationError(f"dataset of {len(dataset)} samples holds no full global batch of {plan.global_batch}")
-    loader = make_loader(Indexed(dataset), sampler, num_workers=plan.num_workers,
-                         pin_memory=ctx.device.startswith("cuda"))
+    loader = None if isinstance(dataset, TensorData) else make_loader(
+        Indexed(dataset), sampler, num_workers=plan.num_workers, pin_memory=ctx.device.startswith("cuda"))
 
     samples, t0 = 0, time.perf_counter()
 
     def save() -> None:
         if state_path is not None:
             save_on_main(ctx, state_path, modules=modules, optimizers={"optimizer": optimizer}, ema=emas,
-                         counters={"epoch": epoch, "step": step, "global_step": global_step},
-                         extra={"global_batch": plan.global_batch, "world_size": ctx.world_size,
-                                "seed": plan.seed}, config=config)
+                         counters={"epoch": epoch, "step": step, "global_step": global_step, "stopped": int(stopped)},
+                         extra={"global_batch": plan.global_batch, "world_size": ctx.world_size, "seed": plan.seed,
+                                **({"on_epoch": stateful.state_dict()} if stateful is not None else {})},
+                         config=config)
+
+    def where() -> TrainProgress:
+        return TrainProgress(epoch, step, global_step, samples, time.perf_counter() - t0, last, resumed_from, stopped)
 
     def done() -> bool:
         over_time = plan.time_budget_s is not None and time.perf_counter() - t0 > plan.time_budget_s
-        return over_time or (plan.max_steps is not None and global_step >= plan.max_steps)
+        return stopped or over_time or (plan.max_steps is not None and global_step >= plan.max_steps)
 
     params = [p for p in unwrap(model).parameters() if p.requires_grad]
     sums: dict[str, Any] = {}
@@ -540,7 +587,7 @@ def train_steps(ctx: DistContext, model: Any, optimizer: Any, dataset: Any, loss
     while epoch < plan.epochs and not done():
         sampler.set_epoch(epoch, start_step=step)
         seed_table = torch.from_numpy(epoch_sample_seeds(plan.seed, epoch, len(dataset))).to(ctx.device)
-        for x, y, idx in loader:
+        for x, y, idx in (dataset.batches(sampler) if loader is None else loader):
             x = x.to(ctx.device, non_blocking=True)
             y = y.to(ctx.device, non_blocking=True)
             seeds = seed_table[idx.to(ctx.device, non_blocking=True)]
@@ -569,7 +616,8 @@ def train_steps(ctx: DistContext, model: Any, optimizer: Any, dataset: Any, loss
                 bar.update(1)
             if step >= per_epoch:
                 epoch, step = epoch + 1, 0
-            if global_step % plan.log_every == 0 or done():
+            finished = done()
+            if global_step % plan.log_every == 0 or finished:
                 last = all_reduce_metrics(ctx, sums, count)
                 sums, count = {}, 0
                 now = time.perf_counter()
@@ -577,11 +625,14 @@ def train_steps(ctx: DistContext, model: Any, optimizer: Any, dataset: Any, loss
                     log.write(**log_fields, epoch=epoch, step=step, global_step=global_step, seconds=now - logged_t,
                               samples_per_s=(samples - logged_samples) / max(now - logged_t, 1e-9), **last)
                 logged_samples, logged_t = samples, now
+            if on_epoch is not None and (step == 0 or finished):
+                stopped = bool(on_epoch(where()))
+                model.train()  # the hook may have switched modes (validation)
             if plan.checkpoint_every and global_step % plan.checkpoint_every == 0:
                 save()
             if on_step is not None:
-                on_step(TrainProgress(epoch, step, global_step, samples, time.perf_counter() - t0, last, resumed_from))
-            if done() or step == 0:
+                on_step(where())
+            if finished or stopped or step == 0:
                 break
     if bar is not None:
         bar.close()
@@ -589,11 +640,12 @@ def train_steps(ctx: DistContext, model: Any, optimizer: Any, dataset: Any, loss
         last = all_reduce_metrics(ctx, sums, count)
     if not (plan.checkpoint_every and global_step % plan.checkpoint_every == 0):
         save()
-    return TrainProgress(epoch, step, global_step, samples, time.perf_counter() - t0, last, resumed_from)
+    return where()
 
 
 __all__ = [
-    "DistContext", "StepBatch", "TrainPlan", "TrainProgress", "all_reduce_metrics", "barrier", "convert_batchnorm",
-    "cross_rank_batchnorm_class", "epoch_sample_seeds", "free_port", "init_distributed", "launch", "rank_sampler",
-    "save_on_main", "shutdown", "sum_across_ranks", "train_steps", "unwrap", "wrap_model",
+    "DistContext", "EpochHook", "StepBatch", "TensorData", "TrainPlan", "TrainProgress", "all_reduce_metrics",
+    "barrier", "convert_batchnorm", "cross_rank_batchnorm_class", "epoch_sample_seeds", "free_port",
+    "init_distributed", "launch", "rank_sampler", "save_on_main", "shutdown", "sum_across_ranks", "train_steps",
+    "unwrap", "wrap_model",
 ]

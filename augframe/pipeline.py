@@ -25,7 +25,7 @@ import json
 import logging
 import time
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -70,12 +70,14 @@ class RunResult:
 # entry point
 # --------------------------------------------------------------------------------------------
 def run(recipe: Recipe, *, registry: Registry | None = None, stages: Sequence[str] = STAGES,
-        progress: bool | None = None, log: Callable[[str], None] | None = None) -> RunResult:
-    """Run the stages of ``recipe`` (all by default); returns where everything was written."""
+        progress: bool | None = None) -> RunResult:
+    """Run the stages of ``recipe`` (all by default); returns where everything was written.
+
+    Stage messages go to the ``augframe.pipeline`` logger (INFO); the CLI shows them on stderr.
+    """
     for s in stages:
         if s not in STAGES:
             raise ValidationError(f"unknown stage {s!r}; stages are {STAGES}")
-    log = log or _log.info
     show = recipe.run.progress if progress is None else progress
     registry = registry if registry is not None else Registry.discover(recipe.plugins.allow, recipe.plugins.block)
     check_plugins(recipe, registry)
@@ -88,13 +90,13 @@ def run(recipe: Recipe, *, registry: Registry | None = None, stages: Sequence[st
     timer = _Timer(record["timings_s"])
 
     with timer("data"):
-        log(f"[data] source {recipe.data.source!r}")
+        _log.info(f"[data] source {recipe.data.source!r}")
         data = load_data(recipe, registry)
         train = as_windows(data.train)
         record["data"] = {"fingerprint": data.fingerprint, "train": len(train),
                           "test": None if data.test is None else len(data.test), "fs": train.fs,
                           "leads": list(train.leads), "class_names": list(train.class_names), **dict(data.info)}
-        log(f"[data] {len(train)} training windows, classes {list(train.class_names)}")
+        _log.info(f"[data] {len(train)} training windows, classes {list(train.class_names)}")
     _check_existing_bank(out / "bank", generation_plan(recipe, data.fingerprint))
     resolved = recipe.to_toml()  # written once the run is known to continue its own plan
     if not (out / "recipe.toml").is_file() or (out / "recipe.toml").read_text(encoding="utf-8", errors="replace") != resolved:
@@ -105,7 +107,7 @@ def run(recipe: Recipe, *, registry: Registry | None = None, stages: Sequence[st
         generator = make_generator(recipe, registry, device)
         if "fit" in stages and recipe.generator.fit:
             with timer("fit"):
-                log(f"[fit] {recipe.generator.name}")
+                _log.info(f"[fit] {recipe.generator.name}")
                 generator.fit(data.train, seed=recipe.run.seed, workdir=out / "generator")
 
     bank_path = out / "bank"
@@ -113,7 +115,7 @@ def run(recipe: Recipe, *, registry: Registry | None = None, stages: Sequence[st
     if "generate" in stages:
         chain = make_filter_chain(recipe, registry, device, data.train, data.all_windows)
         with timer("generate"):
-            generation = generate_into_bank(recipe, generator, chain, train, bank_path, progress=show, log=log,
+            generation = generate_into_bank(recipe, generator, chain, train, bank_path, progress=show,
                                             data_fingerprint=data.fingerprint)
         record["generation"] = generation
         atomic.write_json(out / "run.json", record)
@@ -121,13 +123,13 @@ def run(recipe: Recipe, *, registry: Registry | None = None, stages: Sequence[st
     evaluations: dict[str, Path] = {}
     if "evaluate" in stages and recipe.evaluators:
         with timer("evaluate"):
-            evaluations = evaluate_bank(recipe, registry, data, bank_path, out / "eval", device, show, log)
+            evaluations = evaluate_bank(recipe, registry, data, bank_path, out / "eval", device, show)
 
     record["provenance"] = run_provenance(recipe, bank_path, record["plugins"])
     report_path = None
     if "report" in stages:
         with timer("report"):
-            report_path = write_report(recipe, out, record, evaluations, log, data)
+            report_path = write_report(recipe, out, record, evaluations, data)
     atomic.write_json(out / "run.json", record)
     return RunResult(out, bank_path, generation, evaluations, report_path)
 
@@ -254,7 +256,7 @@ def _source_rounds(tag: str, is_member: np.ndarray, target: int, recipe: Recipe,
 
 
 def generate_into_bank(recipe: Recipe, generator: Any, chain: FilterChain, train: Any, bank_path: Path, *,
-                       progress: bool = True, log: Callable[[str], None] = _log.info,
+                       progress: bool = True,
                        data_fingerprint: str | None = None) -> dict[str, Any]:
     """Make, filter and bank candidates for every direction / label; resumes from what the bank holds.
 
@@ -277,21 +279,21 @@ def generate_into_bank(recipe: Recipe, generator: Any, chain: FilterChain, train
         raise
     stats: dict[str, Any] = {}
     state_path = bank_path.parent / "generation-state.json"
-    state = _read_state(state_path, log)
+    state = _read_state(state_path)
     fingerprint = _plan_fingerprint(recipe)
     try:
         for tag, (count, rounds) in work_plan(recipe, train).items():
             done = state.get(tag, {})
             if done.get("plan") == fingerprint:  # this plan ran to its end before: nothing left to try
                 stats[tag] = _skipped_stats(done["stats"])
-                log(f"[generate] {tag}: complete in an earlier run ({stats[tag]['accepted_total']} in bank)")
+                _log.info(f"[generate] {tag}: complete in an earlier run ({stats[tag]['accepted_total']} in bank)")
                 continue
             stats[tag] = _generate_one(tag, count, rounds, recipe, generator, chain, train, bank, progress,
                                        progress_bar)
             state[tag] = {"plan": fingerprint, "stats": stats[tag]}
             atomic.write_json(state_path, state)
             s = stats[tag]
-            log(f"[generate] {tag}: {s['accepted_total']} in bank ({s['accepted_now']} new) from "
+            _log.info(f"[generate] {tag}: {s['accepted_total']} in bank ({s['accepted_now']} new) from "
                 f"{s['candidates']} candidates this run")
     finally:
         bank.close()
@@ -307,7 +309,7 @@ def _skipped_stats(earlier: Mapping[str, Any]) -> dict[str, Any]:
             "earlier": {k: earlier.get(k) for k in ("candidates", "acceptance", "per_filter_acceptance")}}
 
 
-def _read_state(path: Path, log: Callable[[str], None]) -> dict[str, Any]:
+def _read_state(path: Path) -> dict[str, Any]:
     """generation-state.json (which targets ran to their end); a damaged one is rebuilt from the bank.
 
     The state only lets a finished target be skipped; the bank's keys say what is done, so an
@@ -318,10 +320,10 @@ def _read_state(path: Path, log: Callable[[str], None]) -> dict[str, Any]:
     try:
         state = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        log(f"[generate] {path} is unreadable ({exc}); re-checking every target against the bank")
+        _log.info(f"[generate] {path} is unreadable ({exc}); re-checking every target against the bank")
         return {}
     if not isinstance(state, dict) or not all(isinstance(v, dict) for v in state.values()):
-        log(f"[generate] {path} is not a table of targets; re-checking every target against the bank")
+        _log.info(f"[generate] {path} is not a table of targets; re-checking every target against the bank")
         return {}
     return state
 
@@ -482,7 +484,7 @@ def _manifest_row(item: WorkItem, cands: Any, res: ChainResult, i: int, sources:
 # evaluation and report
 # --------------------------------------------------------------------------------------------
 def evaluate_bank(recipe: Recipe, registry: Registry, data: RunData, bank_path: Path, eval_dir: Path,
-                  device: str, progress: bool, log: Callable[[str], None]) -> dict[str, Path]:
+                  device: str, progress: bool) -> dict[str, Path]:
     """Run every ``[[evaluators]]`` entry on (real, bank) and write eval/NAME.json."""
     if not (Path(bank_path) / BANK_META).exists():
         raise DataError(f"cannot evaluate: there is no bank at {bank_path}; run the generate stage first")
@@ -495,9 +497,9 @@ def evaluate_bank(recipe: Recipe, registry: Registry, data: RunData, bank_path: 
     external = load_external_sets(recipe, registry, run_data=data)
     train_batch = gather(train, np.arange(len(train))) if data.test is not None else None
     for ref in dependent:
-        log(f"[evaluate] judge used in this run's making: {ref.classifier} ({ref.role})")
+        _log.info(f"[evaluate] judge used in this run's making: {ref.classifier} ({ref.role})")
     if not known:
-        log("[evaluate] the generator does not declare which judges it trained against: no judge can be shown "
+        _log.info("[evaluate] the generator does not declare which judges it trained against: no judge can be shown "
             "to be independent")
     out: dict[str, Path] = {}
     for i, spec in enumerate(recipe.evaluators):
@@ -508,7 +510,7 @@ def evaluate_bank(recipe: Recipe, registry: Registry, data: RunData, bank_path: 
         sources = _sources_of(bank, syn_idx, train)
         synthetic = _with_lineage(bank.batch(syn_idx), sources)
         real = gather(real_ds, real_idx)
-        log(f"[evaluate] {spec.name}: {len(real)} real vs {len(synthetic)} synthetic")
+        _log.info(f"[evaluate] {spec.name}: {len(real)} real vs {len(synthetic)} synthetic")
         key = result_key(recipe, i)
         ctx = EvalContext(seed=recipe.run.seed, device=device, workdir=eval_dir / key, progress=progress,
                           train=train_batch, external=external, dependent_judges=dependent, provenance_known=known)
@@ -582,7 +584,7 @@ def _sources_of(bank: Bank, syn_idx: np.ndarray, train: Any) -> ECGBatch | None:
 
 
 def write_report(recipe: Recipe, out: Path, record: Mapping[str, Any], evaluations: Mapping[str, Path],
-                 log: Callable[[str], None], data: RunData | None = None) -> Path:
+                 data: RunData | None = None) -> Path:
     """summary.json + summary.md always; report.html + report.json through augframe.report.write_report.
 
     The HTML report gets the generation statistics as a "generation" result, every evaluator's
@@ -598,7 +600,7 @@ def write_report(recipe: Recipe, out: Path, record: Mapping[str, Any], evaluatio
         try:
             from augframe.report import write_report as render
         except ImportError:
-            log("[report] augframe.report is not available: wrote summary.json and summary.md only")
+            _log.info("[report] augframe.report is not available: wrote summary.json and summary.md only")
         else:
             gen = _generation_result(record)
             prov = record.get("provenance")
@@ -612,7 +614,7 @@ def write_report(recipe: Recipe, out: Path, record: Mapping[str, Any], evaluatio
             shown = ([gen] if gen else []) + results + ([provenance_result(prov)] if prov else [])
             path = Path(render(shown, out, pairs=pairs, meta=meta, subtitle=subtitle,
                                title=recipe.report.title or f"augframe run {recipe.run.name}"))
-    log(f"[report] {path}")
+    _log.info(f"[report] {path}")
     return path
 
 

@@ -1,7 +1,8 @@
 """Train one classifier (balanced batches, warm-up + cosine, early stopping on validation AUROC) and predict.
 
-The loop keeps the data as tensors on the training device and draws batches by index, so a run
-has no per-sample Python work. The training length is a budget of optimiser steps, the same for
+The steps run in the core loop, ``augframe.distributed.train_steps``, on the data held as tensors
+on the training device (batches drawn by index: no per-sample Python work); validation, model
+selection and early stopping are its epoch hook. The training length is a budget of optimiser steps, the same for
 every training set of a comparison; an "epoch" is the stretch between two validation checks (one
 pass over the training set unless capped). Batch order comes from ``augframe.training.EpochSampler``
 (class-balanced, seeded by run seed and epoch), the learning rate follows
@@ -25,8 +26,9 @@ from sklearn.metrics import roc_auc_score
 from torch import nn
 from torch.nn import functional as F
 
+from augframe.distributed import DistContext, StepBatch, TensorData, TrainPlan, TrainProgress, train_steps
 from augframe.errors import ValidationError, require_choice
-from augframe.training import EMA, EpochSampler, autocast, load_train_state, progress, save_train_state, warmup_cosine
+from augframe.training import EMA, EpochSampler, autocast, warmup_cosine
 
 from augframe_afib.focal import FocalLoss
 
@@ -172,42 +174,54 @@ def _score(row: dict[str, float], monitor: str) -> tuple[float, float]:
     return tuple(-math.inf if math.isnan(v) else v for v in pair)  # type: ignore[return-value]
 
 
-@attrs.define
-class _Progress:
-    """Counters, history and best-so-far of a run: what a resumed run restores."""
+@attrs.define(eq=False)
+class _Selection:
+    """The epoch hook of a fit: validate the held weights, keep the best, stop after ``patience``
+    epochs without improvement. Its state rides in the training state, so a resumed run continues it."""
 
-    step: int = 0
+    settings: TrainSettings
+    held: nn.Module  # the weights that are validated and kept (the EMA's copy, or the model)
+    ema: EMA | None
+    val: TensorData
+    loss_fn: nn.Module
+    total: int
+    device: str
     seen: int = 0
-    epoch: int = 0
     best_epoch: int = 0
     bad: int = 0
     stopped: bool = False
     best: tuple[float, float] = (-math.inf, -math.inf)
     best_state: dict[str, torch.Tensor] | None = None
     history: list[dict[str, float]] = attrs.field(factory=list)
+    _samples: int = 0  # samples of this call of train_steps at the last epoch end
 
-    def observe(self, row: dict[str, float], settings: TrainSettings, weights: nn.Module) -> None:
-        """Log an epoch's validation row; keep ``weights`` if they score best, else count towards patience."""
+    def __call__(self, progress: TrainProgress) -> bool:
+        if self.ema is not None:
+            self.ema.copy_to(self.held)
+        row = {"epoch": len(self.history) + 1, "step": progress.global_step,
+               "lr": self.settings.lr_at(progress.global_step - 1, self.total),
+               "train_loss": progress.last_metrics["loss"],
+               **validate(self.held, self.val.x, self.val.y, self.loss_fn, self.settings.eval_batch_size, self.device)}
+        self.seen, self._samples = self.seen + progress.samples - self._samples, progress.samples
         self.history.append(row)
-        self.epoch = int(row["epoch"])
-        score = _score(row, settings.monitor)
+        score = _score(row, self.settings.monitor)
         if self.best_state is None or score > self.best:
-            self.best, self.best_epoch, self.bad = score, self.epoch, 0
-            self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in weights.state_dict().items()}
+            self.best, self.best_epoch, self.bad = score, len(self.history), 0
+            self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in self.held.state_dict().items()}
         else:
             self.bad += 1
-            self.stopped = self.bad >= settings.patience
+            self.stopped = self.bad >= self.settings.patience
+        return self.stopped
 
-    def saved(self) -> tuple[dict[str, int], dict[str, Any]]:
-        counters = {"epoch": self.epoch, "best_epoch": self.best_epoch, "bad": self.bad, "seen": self.seen,
-                    "step": self.step, "stopped": int(self.stopped)}
-        return counters, {"best": list(self.best), "history": self.history, "best_state": self.best_state}
+    def state_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in _SAVED}
 
-    @classmethod
-    def restored(cls, counters: dict[str, int], extra: dict[str, Any]) -> _Progress:
-        return cls(step=counters["step"], seen=counters["seen"], epoch=counters["epoch"],
-                   best_epoch=counters["best_epoch"], bad=counters["bad"], stopped=bool(counters["stopped"]),
-                   best=tuple(extra["best"]), best_state=dict(extra["best_state"]), history=list(extra["history"]))
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for k in _SAVED:
+            setattr(self, k, state[k])
+
+
+_SAVED = ("seen", "best_epoch", "bad", "stopped", "best", "best_state", "history")  # what a resume restores
 
 
 def fit_classifier(
@@ -218,89 +232,69 @@ def fit_classifier(
     """Adam, per-step lr schedule, gradient clipping, weight EMA, early stopping on ``settings.monitor``;
     leaves the best validated weights in ``model`` and returns them.
 
-    With ``state_path``, the full training state (weights, optimiser, EMA, RNG, counters, best
-    weights, history) is written there atomically after every epoch, and a run that finds it
-    continues from the next epoch; the result equals an uninterrupted run. The file is removed at the end.
+    The steps run in the core loop (:func:`augframe.distributed.train_steps`) on the data held as
+    tensors on ``device``; validation and early stopping are its epoch hook. With ``state_path``,
+    the full training state (weights, optimiser, EMA, RNG, counters, best weights, history) is
+    written there atomically after every epoch, and a run that finds it continues from the next
+    epoch; the result equals an uninterrupted run. The file is removed at the end.
     """
     if len(x_train) < 1 or len(x_val) < 1:
         raise ValidationError(f"fit_classifier {desc}: empty training ({len(x_train)}) or validation ({len(x_val)}) set")
     y_train, y_val = np.asarray(y_train, dtype=np.int64), np.asarray(y_val, dtype=np.int64)
     num_classes = len(getattr(model, "class_names", ())) or int(max(y_train.max(), y_val.max())) + 1
     model = model.to(device)
-    xt, yt = _tensor(x_train, device, torch.float32), _tensor(y_train, device, torch.long)
-    xv, yv = _tensor(x_val, device, torch.float32), _tensor(y_val, device, torch.long)
+    train = TensorData(_tensor(x_train, device, torch.float32), _tensor(y_train, device, torch.long))
+    val = TensorData(_tensor(x_val, device, torch.float32), _tensor(y_val, device, torch.long))
     loss_fn = make_loss(settings, num_classes, y_train).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     # the average starts short (1/10, 2/11, ...) so early weights do not linger
     ema = EMA(model, settings.ema_decay, warmup=True) if settings.ema_decay else None
-    held = copy.deepcopy(model) if ema else model  # the weights that are validated and kept
-    batch = min(settings.batch_size, len(xt))
-    sampler = EpochSampler(len(xt), batch, seed=seed, shuffle=True, drop_last=len(xt) >= 2 * batch,
-                           labels=y_train if settings.balance == "sampler" else None)
-    epoch_steps, total = settings.plan(sampler.steps_per_epoch())
-    prog = _Progress()
+    batch = min(settings.batch_size, len(train))
+    drop_last = len(train) >= 2 * batch
+    epoch_steps, total = settings.plan(EpochSampler(len(train), batch, drop_last=drop_last).steps_per_epoch())
+    # an epoch's metrics are logged at its end: the hook gets the epoch's mean training loss. Epochs
+    # count from 1 (``first``), so epoch e's batch order is the one fits drew before they ran in the
+    # core loop: earlier runs (the shipped judge, docs/results) replay bit for bit.
+    first = TrainProgress(epoch=1, step=0, global_step=0, samples=0, seconds=0.0)
+    plan = TrainPlan(global_batch=batch, seed=seed, epochs=1 + -(-total // epoch_steps), max_steps=total,
+                     max_steps_per_epoch=epoch_steps, grad_clip=settings.grad_clip or None,
+                     checkpoint_every=epoch_steps, log_every=epoch_steps, drop_last=drop_last, autocast=False,
+                     progress=show_progress, desc=desc)
+    selection = _Selection(settings, copy.deepcopy(model) if ema else model, ema, val, loss_fn, total, device)
+
+    def step_loss(m: nn.Module, b: StepBatch) -> tuple[torch.Tensor, dict[str, Any]]:
+        x = b.x if augment is None else augment(b.x, b.y, seed * 1_000_003 + b.global_step)
+        with autocast(device):
+            logits = m(x)
+        return loss_fn(logits.float(), b.y), {}
+
     fork_devices = [torch.device(device).index or 0] if torch.device(device).type == "cuda" else []
-    with torch.random.fork_rng(devices=fork_devices):
+    with torch.random.fork_rng(devices=fork_devices):  # dropout draws from a seeded RNG of its own
         torch.manual_seed(seed)
-        if state_path is not None and Path(state_path).is_file():
-            got = load_train_state(state_path, modules={"model": model}, optimizers={"opt": opt},
-                                   ema={"ema": ema} if ema else {})
-            prog = _Progress.restored(got["counters"], got["extra"])
-        for epoch in range(prog.epoch + 1, -(-total // epoch_steps) + 1):
-            if prog.stopped:
-                break
-            sampler.set_epoch(epoch)
-            batches = list(sampler)[: min(epoch_steps, total - prog.step)]
-            shown = progress(batches, desc=f"{desc} epoch {epoch}", enabled=show_progress)
-            train_loss = _train_epoch(model, opt, ema, loss_fn, xt, yt, shown, settings, total, prog, augment, seed,
-                                      device)
-            if ema is not None:
-                ema.copy_to(held)
-            row = {"epoch": epoch, "step": prog.step, "lr": settings.lr_at(prog.step - 1, total),
-                   "train_loss": train_loss, **validate(held, xv, yv, loss_fn, settings.eval_batch_size, device)}
-            prog.observe(row, settings, held)
-            if state_path is not None:
-                counters, extra = prog.saved()
-                save_train_state(state_path, modules={"model": model}, optimizers={"opt": opt},
-                                 ema={"ema": ema} if ema else {}, counters=counters, extra=extra)
-    assert prog.best_state is not None
-    model.load_state_dict(prog.best_state)
+        done = train_steps(DistContext(device=device), model, opt, train, step_loss, plan, ema=ema,
+                           state_path=state_path, config={**attrs.asdict(settings), "seed": seed},
+                           lr_at=lambda step: settings.lr_at(step, total), on_epoch=selection, start=first,
+                           labels=y_train if settings.balance == "sampler" else None)
+    assert selection.best_state is not None
+    model.load_state_dict(selection.best_state)
     if state_path is not None:
         Path(state_path).unlink(missing_ok=True)
-    at_best = prog.history[prog.best_epoch - 1]
-    return FitResult(prog.best_state, prog.best_epoch, len(prog.history), at_best["val_loss"], prog.stopped,
-                     tuple(prog.history), prog.seen, at_best["val_auroc"], prog.step, total)
+    at_best = selection.history[selection.best_epoch - 1]
+    return FitResult(selection.best_state, selection.best_epoch, len(selection.history), at_best["val_loss"],
+                     selection.stopped, tuple(selection.history), selection.seen, at_best["val_auroc"],
+                     done.global_step, total)
 
 
-def _train_epoch(model: nn.Module, opt: torch.optim.Optimizer, ema: EMA | None, loss_fn: nn.Module,
-                 xt: torch.Tensor, yt: torch.Tensor, batches: Any, settings: TrainSettings, total: int,
-                 prog: _Progress, augment: Augment | None, seed: int, device: str) -> float:
-    """One epoch over ``batches`` (index lists) of optimiser steps, lr set and EMA updated per step;
-    returns the mean training loss."""
-    model.train()
-    loss_sum, count = torch.zeros((), device=device), 0  # summed on device: no host sync per step
-    for idx in batches:
-        for group in opt.param_groups:
-            group["lr"] = settings.lr_at(prog.step, total)
-        ib = torch.as_tensor(idx, device=device)
-        xb, yb = xt[ib], yt[ib]
-        if augment is not None:
-            xb = augment(xb, yb, seed * 1_000_003 + prog.step)
+@torch.no_grad()
+def _forward(fn: Callable[[torch.Tensor], torch.Tensor], x: np.ndarray | torch.Tensor, device: str,
+             batch_size: int) -> torch.Tensor:
+    """``fn`` over ``x`` in batches (each moved to ``device`` as float32) under autocast; float32 outputs
+    concatenated on the device."""
+    out = []
+    for i in range(0, len(x), batch_size):
         with autocast(device):
-            logits = model(xb)
-        loss = loss_fn(logits.float(), yb)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if settings.grad_clip:
-            nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
-        opt.step()
-        prog.step += 1
-        if ema is not None:
-            ema.update(model)
-        loss_sum += loss.detach() * len(idx)
-        count += len(idx)
-    prog.seen += count
-    return float(loss_sum) / max(count, 1)
+            out.append(fn(_tensor(x[i:i + batch_size], device, torch.float32)).float())
+    return torch.cat(out)
 
 
 @torch.no_grad()
@@ -308,12 +302,7 @@ def validate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: nn.Mod
              device: str) -> dict[str, float]:
     """Validation ``val_loss`` (the training loss), ``val_balanced_loss`` (cross-entropy averaged per
     class, then over classes) and ``val_auroc`` (positive = class 1; one-vs-rest macro for more classes)."""
-    model.eval()
-    logits = []
-    for start in range(0, len(x), batch_size):
-        with autocast(device):
-            logits.append(model(x[start:start + batch_size]).float())
-    z = torch.cat(logits)
+    z = _forward(model.eval(), x, device, batch_size)
     ce = F.cross_entropy(z, y, reduction="none")
     per_class = [ce[y == c].mean() for c in torch.unique(y)]
     proba = torch.softmax(z, dim=1).double().cpu().numpy()
@@ -328,29 +317,16 @@ def validate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: nn.Mod
             "val_auroc": auroc}
 
 
-@torch.no_grad()
 def predict_proba(model: nn.Module, x: np.ndarray | torch.Tensor, *, device: str = "cpu",
                   batch_size: int = 256) -> np.ndarray:
     """Softmax probabilities ``[N, classes]`` in eval mode (float64 numpy)."""
     model = model.to(device).eval()
-    out = []
-    for start in range(0, len(x), batch_size):
-        xb = _tensor(x[start:start + batch_size], device, torch.float32)
-        with autocast(device):
-            logits = model(xb)
-        out.append(torch.softmax(logits.float(), dim=1).cpu())
-    if not out:
+    if len(x) == 0:
         return np.zeros((0, len(getattr(model, "class_names", (0, 0)))))
-    return torch.cat(out).double().numpy()
+    return torch.softmax(_forward(model, x, device, batch_size), dim=1).cpu().double().numpy()
 
 
-@torch.no_grad()
 def embed(model: nn.Module, x: np.ndarray | torch.Tensor, *, device: str = "cpu", batch_size: int = 256) -> np.ndarray:
     """``model.embed`` features ``[N, D]`` in eval mode (float64 numpy)."""
     model = model.to(device).eval()
-    out = []
-    for start in range(0, len(x), batch_size):
-        xb = _tensor(x[start:start + batch_size], device, torch.float32)
-        with autocast(device):
-            out.append(model.embed(xb).float().cpu())
-    return torch.cat(out).double().numpy()
+    return _forward(model.embed, x, device, batch_size).cpu().double().numpy()

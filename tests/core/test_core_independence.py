@@ -28,7 +28,7 @@ def _run(tmp_path, generator_params: str, filters: str = ""):
     text = RECIPE.format(out=str(tmp_path / "run").replace("\\", "/"), extra="").replace(
         'params = { scale = 0.3 }', f'params = {{ scale = 0.3{generator_params} }}')
     text = text.replace('[mix]', filters + '\n[mix]') + PROBE.format()
-    res = pipeline.run(R.loads(text), registry=toy_registry(), log=lambda m: None)
+    res = pipeline.run(R.loads(text), registry=toy_registry())
     return {k: json.loads(p.read_text()) for k, p in res.evaluations.items()}
 
 

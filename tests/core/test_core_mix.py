@@ -27,7 +27,7 @@ def _text(out, share="0.33", mode="bank"):
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("mix") / "run"
-    pipeline.run(R.loads(_text(out)), registry=toy_registry(), stages=("fit", "generate"), log=lambda m: None)
+    pipeline.run(R.loads(_text(out)), registry=toy_registry(), stages=("fit", "generate"))
     return out
 
 

@@ -27,7 +27,7 @@ def _bank_state(path):
 
 
 def test_run_writes_every_stage(tmp_path):
-    res = pipeline.run(_recipe(tmp_path / "run"), registry=toy_registry(), log=lambda m: None)
+    res = pipeline.run(_recipe(tmp_path / "run"), registry=toy_registry())
     out = tmp_path / "run"
     assert (out / "recipe.toml").is_file() and (out / "summary.json").is_file() and (out / "summary.md").is_file()
     assert res.report == out / "report.html" and "moments" in res.report.read_text()
@@ -67,8 +67,7 @@ class _Crash(RuntimeError):
 
 
 def test_resume_after_crash_equals_uninterrupted_run(tmp_path, monkeypatch):
-    clean = pipeline.run(_recipe(tmp_path / "clean"), registry=toy_registry(), stages=("fit", "generate"),
-                         log=lambda m: None)
+    clean = pipeline.run(_recipe(tmp_path / "clean"), registry=toy_registry(), stages=("fit", "generate"))
     calls = {"n": 0}
     original = PhaseShiftGenerator.generate
 
@@ -80,32 +79,29 @@ def test_resume_after_crash_equals_uninterrupted_run(tmp_path, monkeypatch):
 
     monkeypatch.setattr(PhaseShiftGenerator, "generate", crashing)
     with pytest.raises(_Crash):
-        pipeline.run(_recipe(tmp_path / "resumed"), registry=toy_registry(), stages=("fit", "generate"),
-                     log=lambda m: None)
+        pipeline.run(_recipe(tmp_path / "resumed"), registry=toy_registry(), stages=("fit", "generate"))
     partial = len(Bank.open(tmp_path / "resumed" / "bank"))
     assert 0 < partial < len(Bank.open(clean.bank_path))
     monkeypatch.setattr(PhaseShiftGenerator, "generate", original)
-    again = pipeline.run(_recipe(tmp_path / "resumed"), registry=toy_registry(), stages=("fit", "generate"),
-                         log=lambda m: None)
+    again = pipeline.run(_recipe(tmp_path / "resumed"), registry=toy_registry(), stages=("fit", "generate"))
     assert sum(s["accepted_now"] for s in again.generation["per_target"].values()) == \
         len(Bank.open(clean.bank_path)) - partial
     k1, x1, s1 = _bank_state(clean.bank_path)
     k2, x2, s2 = _bank_state(again.bank_path)
     assert k1 == k2 and s1 == s2 and np.array_equal(x1, x2)  # no duplicate, no loss, same samples
-    third = pipeline.run(_recipe(tmp_path / "resumed"), registry=toy_registry(), stages=("fit", "generate"),
-                         log=lambda m: None)
+    third = pipeline.run(_recipe(tmp_path / "resumed"), registry=toy_registry(), stages=("fit", "generate"))
     assert all(s["accepted_now"] == 0 and s["note"] == "complete in an earlier run"
                for s in third.generation["per_target"].values())
 
 
 def test_count_limits_and_sample_requests(tmp_path):
     r = _recipe(tmp_path / "c", extra="count = 4")
-    res = pipeline.run(r, registry=toy_registry(), stages=("fit", "generate"), log=lambda m: None)
+    res = pipeline.run(r, registry=toy_registry(), stages=("fit", "generate"))
     assert all(s["accepted_total"] == 4 for s in res.generation["per_target"].values())
     text = RECIPE.format(out=str(tmp_path / "s"), extra="").replace(
         'kind = "transfer"\ndirections = ["N->A", "A->N"]', 'kind = "sample"\nlabels = ["A"]\ncount = 5').replace(
         'name = "amplitude"\nparams = { max_ratio = 1.3 }', 'name = "always"')
-    res = pipeline.run(R.loads(text), registry=toy_registry(), log=lambda m: None)
+    res = pipeline.run(R.loads(text), registry=toy_registry())
     bank = Bank.open(res.bank_path)
     assert len(bank) == 5 and set(bank.labels.tolist()) == {bank.class_names.index("A")}
     assert bank.rows(0)[0]["source_id"] is None
@@ -116,7 +112,7 @@ def test_bad_data_and_plan_inputs(tmp_path):
     r = _recipe(tmp_path / "x")
     with pytest.raises(RecipeError, match="'X' is not in the data's classes"):
         pipeline.run(R.loads(RECIPE.format(out=str(tmp_path / "x"), extra="").replace('"N->A"', '"X->A"')),
-                     registry=reg, log=lambda m: None)
+                     registry=reg)
     import attrs
 
     with pytest.raises(RecipeError, match="data.preprocessing.sampling_rate"):
@@ -132,7 +128,7 @@ def test_complete_requests_from_a_recipe(tmp_path, mask):
         'kind = "transfer"\ndirections = ["N->A", "A->N"]',
         f'kind = "complete"\nlabels = ["A"]\ncount = 4\nmask = {mask}').replace(
         'name = "amplitude"\nparams = { max_ratio = 1.3 }', 'name = "always"')
-    res = pipeline.run(R.loads(text), registry=toy_registry(), stages=("fit", "generate"), log=lambda m: None)
+    res = pipeline.run(R.loads(text), registry=toy_registry(), stages=("fit", "generate"))
     (tag, stats), = res.generation["per_target"].items()
     assert tag.startswith("complete-") and stats["accepted_total"] == 4
     bank = Bank.open(res.bank_path)
@@ -146,8 +142,7 @@ def test_complete_requests_from_a_recipe(tmp_path, mask):
         assert 0.05 < known.mean() < 0.95  # part kept exactly, part generated
     with pytest.raises(RecipeError, match="horizon_s = 9.0 leaves nothing known"):
         pipeline.run(R.loads(text.replace(mask, '{ task = "forecast", horizon_s = 9.0 }').replace(
-            str(tmp_path / "c"), str(tmp_path / "d"))), registry=toy_registry(), stages=("generate",),
-            log=lambda m: None)
+            str(tmp_path / "c"), str(tmp_path / "d"))), registry=toy_registry(), stages=("generate",))
 
 
 def test_filters_that_take_train_get_the_run_training_windows(tmp_path):
@@ -178,7 +173,7 @@ def test_filters_that_take_train_get_the_run_training_windows(tmp_path):
     reg.register_module(mod)
     text = RECIPE.format(out=str(tmp_path / "t"), extra="").replace('name = "amplitude"\nparams = { max_ratio = 1.3 }',
                                                                     'name = "not-in-train"')
-    res = pipeline.run(R.loads(text), registry=reg, stages=("fit", "generate"), log=lambda m: None)
+    res = pipeline.run(R.loads(text), registry=reg, stages=("fit", "generate"))
     assert len(seen["train"]) == 30  # the recipe's training split, given without any recipe key
     assert len(seen["all"]) == 40  # and every window of the data (the 10 test windows too), for against="all"
     assert sum(s["accepted_total"] for s in res.generation["per_target"].values()) > 0

@@ -31,7 +31,7 @@ def test_report_names_what_made_the_ecgs(tmp_path, monkeypatch):
         lambda self: GeneratorInfo("phase-shift", "9.8.7", SHA, {"scale": self.scale, "max_shift": self.max_shift})))
     weights = tmp_path / "judge.safetensors"
     save_file({"w": torch.arange(6, dtype=torch.float32).reshape(2, 3)}, str(weights))
-    pipeline.run(_recipe(tmp_path / "run", weights), registry=toy_registry(), log=lambda m: None)
+    pipeline.run(_recipe(tmp_path / "run", weights), registry=toy_registry())
     out = tmp_path / "run"
     prov = json.loads((out / "run.json").read_text())["provenance"]
     judge_sha = weights_sha256(weights)
@@ -58,8 +58,8 @@ def test_report_names_what_made_the_ecgs(tmp_path, monkeypatch):
 
 
 def test_rerun_summary_does_not_repeat_earlier_counts(tmp_path):
-    first = pipeline.run(_recipe(tmp_path / "run"), registry=toy_registry(), log=lambda m: None)
-    again = pipeline.run(_recipe(tmp_path / "run"), registry=toy_registry(), log=lambda m: None)
+    first = pipeline.run(_recipe(tmp_path / "run"), registry=toy_registry())
+    again = pipeline.run(_recipe(tmp_path / "run"), registry=toy_registry())
     out = tmp_path / "run"
     for tag, s in again.generation["per_target"].items():
         earlier = first.generation["per_target"][tag]

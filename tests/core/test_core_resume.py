@@ -26,7 +26,7 @@ def _recipe(out, extra="", replace=()):
 
 
 def _gen(recipe):
-    return pipeline.run(recipe, registry=toy_registry(), stages=("fit", "generate"), log=lambda m: None)
+    return pipeline.run(recipe, registry=toy_registry(), stages=("fit", "generate"))
 
 
 def _snapshot(path):
@@ -51,7 +51,7 @@ def test_a_changed_plan_is_refused_naming_the_keys(tmp_path, change, named):
     assert before[0] == after[0] and np.array_equal(before[1], after[1])  # nothing mixed in
     assert R.load(tmp_path / "run" / "recipe.toml") == first  # the folder still describes its bank
     with pytest.raises(BankError, match=named):  # nor is the old bank evaluated under the new recipe
-        pipeline.run(change(first), registry=toy_registry(), stages=("evaluate",), log=lambda m: None)
+        pipeline.run(change(first), registry=toy_registry(), stages=("evaluate",))
 
 
 def test_a_larger_count_extends_the_same_plan_and_batch_size_is_part_of_it(tmp_path):
