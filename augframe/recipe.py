@@ -397,6 +397,7 @@ def _check_semantics(r: Recipe) -> None:
                        ("generation.batch_size", g.batch_size)):
         if value is not None and value < 1:
             raise RecipeError(f"{key} = {value} must be at least 1")
+    _check_generation_size(g)
     for i, f in enumerate(r.filters):
         if f.min_score is not None and not 0.0 <= f.min_score <= 1.0:
             raise RecipeError(f"filters[{i}].min_score = {f.min_score} must be in [0, 1]")
@@ -485,6 +486,23 @@ def _check_external(r: Recipe) -> None:
                 hint = "; choose the external signal with params.channel" if fixed == "leads" else ""
                 raise RecipeError(f"{key}.preprocessing.{fixed} cannot be overridden: an external set is read with "
                                   f"the run's {fixed}{hint}")
+
+
+MAX_ATTEMPTS_PER_SOURCE = 100
+MAX_CANDIDATES_PER_TARGET = 1_000_000
+
+
+def _check_generation_size(g: GenerationSpec) -> None:
+    """The generation plan is made up front (one seeded work item per attempt), so its size is bounded
+    here: a typo such as 2**32 attempts would otherwise exhaust memory before the first candidate."""
+    if g.attempts_per_source > MAX_ATTEMPTS_PER_SOURCE:
+        raise RecipeError(f"generation.attempts_per_source = {g.attempts_per_source} is over "
+                          f"{MAX_ATTEMPTS_PER_SOURCE}; a source that fails that often is a generator or filter "
+                          f"problem: check the run's per-filter acceptance")
+    if g.count is not None and g.count * g.attempts_per_source > MAX_CANDIDATES_PER_TARGET:
+        raise RecipeError(f"generation.count x attempts_per_source = {g.count * g.attempts_per_source} candidates "
+                          f"per target is over {MAX_CANDIDATES_PER_TARGET:,}; split the run into several recipes "
+                          f"(output_dir per part)")
 
 
 def _check_mask(mask: Mapping[str, Any]) -> None:

@@ -39,6 +39,10 @@ def test_parse_fills_defaults_and_round_trips():
     (("device = \"cpu\"", "device = \"gpu\""), "run.device = 'gpu'"),
     (("kind = \"transfer\"", "kind = \"transfr\""), "(did you mean 'transfer'?)"),
     (("attempts_per_source = 3", "attempts_per_source = 0"), "generation.attempts_per_source = 0 must be at least 1"),
+    (("attempts_per_source = 3", "attempts_per_source = 4294967296"),
+     "generation.attempts_per_source = 4294967296 is over 100"),
+    (("attempts_per_source = 3", "attempts_per_source = 100\ncount = 20000"),
+     "generation.count x attempts_per_source = 2000000 candidates per target is over 1,000,000"),
     (("[[evaluators]]", "[evaluators]"), "write each entry as [[evaluators]]"),
 ])
 def test_bad_recipes_name_the_key(edit, message):
