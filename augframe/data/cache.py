@@ -4,12 +4,13 @@ Layout of one cache folder (named by its key)::
 
     signals.f32    float32 [N, leads, samples], C order, read through np.memmap
     index.npz      per-window labels, record ids, patient ids, window starts, quality, window number
-    meta.json      key, fs, leads, class names, preprocessing config, source name and fingerprint,
-                   per-record metadata, and the build report
+    meta.json      key, content identity, fs, leads, class names, preprocessing config, source name
+                   and fingerprint, per-record metadata, and the build report
 
 The key is the sha256 of (cache format, source name, ``source.fingerprint()``, preprocessing
 config, classes): change any file or setting and a new cache is built; the same inputs reuse
-the old one. A build streams records: windows go straight to ``signals.f32`` on disk, so 150,000
+the old one. ``content`` is the windows' identity (:func:`~augframe.data.fingerprint.windows_identity`),
+hashed while they are written: what a run's bank is bound to. A build streams records: windows go straight to ``signals.f32`` on disk, so 150,000
 windows never sit in RAM (only their small index does). It writes into a temporary folder beside
 the target and renames it into place at the end, so a crash leaves no partial cache under the key.
 
@@ -19,6 +20,7 @@ because it must be fitted on a training split chosen after the build.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import multiprocessing as mp
@@ -32,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from augframe.data.fingerprint import digest
+from augframe.data.fingerprint import digest, windows_identity
 from augframe.data.normalise import Normaliser
 from augframe.data.planned import is_planned
 from augframe.data.preprocess import PreprocessConfig, RecordWindows, preprocess_record
@@ -47,7 +49,7 @@ from augframe.signals import ECGBatch
 
 log = logging.getLogger("augframe.data")
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: meta.json records the windows' content identity
 SIGNALS = "signals.f32"
 INDEX = "index.npz"
 META = "meta.json"
@@ -192,6 +194,11 @@ class WindowCache:
     @property
     def key(self) -> str:
         return self._meta["key"]
+
+    @property
+    def content(self) -> str:
+        """The windows' content identity (same windows, labels and records -> same value)."""
+        return self._meta["content"]
 
     @cached_property
     def ids(self) -> tuple[str, ...]:
@@ -419,6 +426,7 @@ def _write(source: Source, config: PreprocessConfig, classes: tuple[str, ...] | 
     record_meta: dict[str, dict[str, Any]] = {}
     leads: tuple[str, ...] | None = None
     bar = progress_bar(desc=f"caching {source.name}", unit="rec", enabled=progress)
+    signals_hash = hashlib.sha256()
     with open(folder / SIGNALS, "wb") as fh:
         for out in _outcomes(source, config, workers, report):
             report.records_seen += 1
@@ -442,7 +450,9 @@ def _write(source: Source, config: PreprocessConfig, classes: tuple[str, ...] | 
                 report.add(Problem(rec.id, "missing-lead",
                                    f"gives leads {list(out.leads)}, the cache has {list(leads)}"))
                 continue
-            fh.write(np.ascontiguousarray(out.windows, dtype=np.float32).tobytes())
+            block = np.ascontiguousarray(out.windows, dtype=np.float32).tobytes()
+            fh.write(block)
+            signals_hash.update(block)
             label = -1 if classes is None else classes.index(rec.label)
             labels.extend([label] * n)
             records.extend([rec.id] * n)
@@ -464,6 +474,8 @@ def _write(source: Source, config: PreprocessConfig, classes: tuple[str, ...] | 
              window=np.concatenate(window_no).astype(np.int32))
     write_json(folder / META, {
         "format": FORMAT_VERSION, "key": key, "source": source.name, "fingerprint": source.fingerprint(),
+        "content": windows_identity(signals_hash.hexdigest(), labels if classes is not None else None, records,
+                                    patients, config.fs, leads or ()),
         "fs": config.fs, "leads": list(leads or ()), "class_names": list(classes or ()),
         "n_windows": report.windows_kept, "n_samples": config.window_samples,
         "preprocess": config.to_dict(), "record_meta": record_meta, "report": report.to_dict(),

@@ -27,6 +27,7 @@ import numpy as np
 
 from augframe.data.batches import windows_from_source
 from augframe.data.cache import WindowCache, build_cache, fit_normaliser
+from augframe.data.fingerprint import signals_sha256, windows_identity
 from augframe.data.normalise import Normaliser
 from augframe.data.preprocess import PreprocessConfig
 from augframe.data.splits import Split, make_split
@@ -119,6 +120,7 @@ class RunData:
 
     train: Any
     test: Any | None = None
+    #: the content identity of every window the run's data holds (what a bank is bound to)
     fingerprint: str = ""
     info: Mapping[str, Any] = attrs.field(factory=dict)
     #: every window the source gave, in every fold (records a split file leaves out included), normalised
@@ -150,11 +152,11 @@ def prepare_recipe_data(source: Source, *, preprocessing: Mapping[str, Any], spl
         data: Any = build_cache(source, config, classes=classes, root=os.fspath(root) if root else None,
                                 strict=strict, workers=int(extras.get("workers", 1)))
         patients, records, labels = data.patient_ids, data.record_ids, data.labels
-        report, fingerprint = data.report, data.key
+        report, fingerprint = data.report, data.content
     else:
         data, report = windows_from_source(source, config, classes, strict=strict)
         patients, records, labels = data.meta["patient"], data.meta["record"], data.labels
-        fingerprint = source.fingerprint()
+        fingerprint = _identity(data)
     groups = np.asarray(records if settings["by"] == "record" else patients).astype(str)
     if settings["k"]:
         sp = _split(groups, labels, settings, seed)
@@ -187,11 +189,18 @@ def _as_read(source: Source, classes: Sequence[str] | None, settings: dict[str, 
     groups = np.asarray(batch.ids if settings["by"] == "record" else batch.meta["patient_id"]).astype(str)
     info: dict[str, Any] = {"preprocessing": "none (records used as read)", "split": None}
     if not settings["k"]:
-        return RunData(batch, None, source.fingerprint(), info, batch)
+        return RunData(batch, None, _identity(batch), info, batch)
     sp = _split(groups, batch.require_labels("data.split"), settings, seed)
     fold = sp.fold(settings["fold"], groups, val=False)
     info["split"] = {**sp.to_dict(), "fold": settings["fold"]}
-    return RunData(batch.select(fold.train), batch.select(fold.test), source.fingerprint(), info, batch)
+    return RunData(batch.select(fold.train), batch.select(fold.test), _identity(batch), info, batch)
+
+
+def _identity(batch: ECGBatch) -> str:
+    """The content identity of windows held in memory (the same value a window cache records)."""
+    records = batch.meta["record"] if "record" in batch.meta else batch.ids
+    patients = batch.meta["patient"] if "patient" in batch.meta else batch.meta.get("patient_id", records)
+    return windows_identity(signals_sha256(batch.numpy()), batch.labels, records, patients, batch.fs, batch.leads)
 
 
 def _normalised(batch: Any, norm: Normaliser) -> Any:

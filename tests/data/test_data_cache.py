@@ -71,6 +71,33 @@ def test_cache_reuse_and_hash_invalidation(cinc_copy, tmp_path):
     assert not [e for e in _entries(root) if e.endswith(".partial")]
 
 
+
+def test_a_copied_tree_keeps_the_content_identity_a_run_is_bound_to(cinc_copy, tmp_path):
+    """New mtimes (a copied or re-materialised tree) rebuild the cache, but the windows' identity, which
+    a run's bank is bound to, stays; a changed recording changes it; the in-memory path agrees."""
+    from augframe.data.prepare import prepare_recipe_data
+
+    def run_data(cache: bool):
+        return prepare_recipe_data(CinC2017Source(cinc_copy), classes=("N", "A"), seed=0,
+                                   preprocessing={"leads": ["I"], "cache": cache, "cache_dir": str(tmp_path / "c")},
+                                   split={"k": 2, "fold": 0, "by": "record"})
+
+    before = run_data(True)
+    key_before = build_cache(CinC2017Source(cinc_copy), PreprocessConfig(leads=["I"]), classes=("N", "A"),
+                             root=tmp_path / "c").key
+    for f in cinc_copy.iterdir():
+        os.utime(f, ns=(f.stat().st_atime_ns, f.stat().st_mtime_ns + 10**9))
+    after = run_data(True)
+    key_after = build_cache(CinC2017Source(cinc_copy), PreprocessConfig(leads=["I"]), classes=("N", "A"),
+                            root=tmp_path / "c").key
+    assert key_after != key_before and after.fingerprint == before.fingerprint
+    assert run_data(False).fingerprint == before.fingerprint
+    mat = cinc_copy / "A00001.mat"
+    data = bytearray(mat.read_bytes())
+    data[-2:] = b"\x00\x01"
+    mat.write_bytes(bytes(data))
+    assert run_data(True).fingerprint != before.fingerprint
+
 @pytest.fixture()
 def bad_tree(cinc_copy) -> Path:
     """The six CinC records plus one of each kind of bad input."""
