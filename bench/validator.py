@@ -46,10 +46,12 @@ def _batch(x, labels, fs=250.0):
 def throughput(args) -> dict:
     import torch
 
-    from augframe_plausibility.reference_loop import validate_one
     from augframe_plausibility.validator import PlausibilityFilter
+    from bench.reference_validator import check_parity, validate_one
 
     fx = torch.load(SHARED / "reference" / "plausibility_validator.pt", weights_only=True)
+    check_parity(SHARED / "reference" / "plausibility_validator.json", fx["candidates"].numpy(),
+                 fx["sources"].numpy(), fx["target_class"].numpy())
     n = 200 if args.quick else args.n
     reps = int(np.ceil(n / 20))
     cand = np.tile(fx["candidates"].numpy(), (reps, 1))[:n]

@@ -1,12 +1,15 @@
-"""A per-sample, unvectorised re-statement of the reference validator (the benchmark baseline).
+"""A per-sample, unvectorised re-statement of the reference validator: bench.validator's baseline.
 
 It follows the reference's call pattern (one 1-D ECG per call, Python dicts of details, scipy per
-call) so the speed-up of the batched :mod:`faithful` path is measured against the same work in the
-same run. It shares the constants with :mod:`faithful` and must give identical results.
+call) so the speed-up of the batched faithful path is measured against the same work in the same
+run. It shares the constants with ``augframe_plausibility.faithful``; :func:`check_parity` proves
+it reproduces the reference fixture before a benchmark times it.
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -72,3 +75,12 @@ def validate_one(
     return {"valid": score > c.accept_above, "score": score, "morphology_score": m, "physiology_score": p,
             "clinical_score": cl, "details": {"morphology": morph, "physiology": phys, "clinical": clin},
             "r_peaks": peaks}
+
+
+def check_parity(fixture_json: Path, candidates: np.ndarray, sources: np.ndarray, targets: np.ndarray) -> None:
+    """Raise SystemExit unless every fixture pair gets the reference's score and R peaks."""
+    pairs = json.loads(Path(fixture_json).read_text())["pairs"]
+    for i, pair in enumerate(pairs):
+        out = validate_one(candidates[i], sources[i], int(targets[i]))
+        if out["score"] != pair["result"]["score"] or out["r_peaks"].tolist() != pair["r_peaks_candidate"]:
+            raise SystemExit(f"baseline differs from the reference fixture at pair {i}: not a fair baseline")
