@@ -141,7 +141,9 @@ class GenerationSpec:
                        doc="'transfer' (source ECG -> target class), 'sample' (label -> ECG) or 'complete' "
                            "(known part of an ECG -> whole ECG)")
     directions: tuple[str, ...] = _field((), types=(list,), converter=tuple,
-                                         doc="transfer directions 'SRC->DST' by class name, e.g. 'N->A'")
+                                         doc="transfer directions 'SRC->DST' by class name, e.g. 'N->A'; 'N->N' re-makes a "
+                                             "class's ECGs within it (with both, each synthetic class has sources of "
+                                             "every class, so a classifier cannot learn the source class)")
     labels: tuple[str, ...] = _field((), types=(list,), converter=tuple,
                                      doc="class names to sample (kind = 'sample')")
     count: int | None = _field(None, types=(int,),
@@ -371,9 +373,6 @@ def _check_semantics(r: Recipe) -> None:
         for i, d in enumerate(g.directions):
             if not isinstance(d, str) or d.count("->") != 1 or not all(s.strip() for s in d.split("->")):
                 raise RecipeError(f"generation.directions[{i}] = {d!r} must read 'SOURCE->TARGET', e.g. 'N->A'")
-            src, dst = parse_direction(d)
-            if src == dst:
-                raise RecipeError(f"generation.directions[{i}] = {d!r} transfers a class to itself; name two classes")
         tags = [parse_direction(d) for d in g.directions]
         if len(set(tags)) != len(tags):
             raise RecipeError(f"generation.directions {list(g.directions)} names a direction twice")

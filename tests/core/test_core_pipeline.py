@@ -107,6 +107,27 @@ def test_count_limits_and_sample_requests(tmp_path):
     assert bank.rows(0)[0]["source_id"] is None
 
 
+def test_same_class_directions_make_each_class_from_every_source_class(tmp_path):
+    """'N->N' with 'N->A' and 'A->N', 'A->A': every synthetic class has sources of both classes."""
+    r = R.loads(RECIPE.format(out=str(tmp_path / "p"), extra="count = 3").replace(
+        'directions = ["N->A", "A->N"]', 'directions = ["N->A", "A->N", "N->N", "A->A"]').replace(
+        'name = "amplitude"\nparams = { max_ratio = 1.3 }', 'name = "always"'))
+    res = pipeline.run(r, registry=toy_registry(), stages=("fit", "generate"))
+    assert sorted(res.generation["per_target"]) == ["A->A", "A->N", "N->A", "N->N"]
+    bank = Bank.open(res.bank_path)
+    names = bank.class_names
+    for i in range(len(bank)):
+        tag, source = bank.keys[i].split(":", 1)
+        src, dst = tag.split("->")
+        assert names[int(bank.labels[i])] == dst and source.split(":")[0] in _ids_of_class(r, src)
+    assert {(k.split(":")[0]) for k in bank.keys} == {"N->A", "A->N", "N->N", "A->A"}
+
+
+def _ids_of_class(recipe, name):
+    train, _ = pipeline.load_data(recipe, toy_registry())
+    return {train.ids[j] for j in np.flatnonzero(np.asarray(train.labels) == train.class_names.index(name))}
+
+
 def test_bad_data_and_plan_inputs(tmp_path):
     reg = toy_registry()
     r = _recipe(tmp_path / "x")
