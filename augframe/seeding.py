@@ -60,6 +60,7 @@ class Stream(enum.IntEnum):
     AFIB_CURVE_GROUPS = 0xC5  # afib curve: minority groups order
     AFIB_CURVE_PICK = 0x5E  # afib curve: synthetic ECGs added per cell
     AFIB_CURVE_ORDER = 0xD0  # afib curve: minority order per cell
+    TSTR_MATCHED_REAL = 0x7D5  # afib tstr: real training draw matched to the synthetic one
 
 
 def _splitmix64(x: np.ndarray) -> np.ndarray:

@@ -6,6 +6,10 @@ TSTR trains on synthetic (early stopping on a synthetic validation part) and tes
 part. Synthetic ECGs made from real test patients are left out of TSTR training when the link is
 known. F1 is for the positive class (AF); macro F1, accuracy and AUROC are reported beside it.
 
+``matched_real`` adds TRTR-matched: the same classifier trained on a draw of the real training part
+with as many ECGs of each class as TSTR trains on, so a gap between TSTR and TRTR can be told apart
+into "synthetic ECGs carry less" and "this many ECGs are too few".
+
 ``repeats`` draws that split (and the training seed) again ``repeats`` times and reports mean +- SD;
 ``classifiers`` runs several registry classifiers on the same splits, each with its own rows and
 ``<label>/<key>`` metrics (the first classifier's also without the prefix).
@@ -23,6 +27,7 @@ import numpy as np
 from augframe.errors import ValidationError
 from augframe.plugins import Registry
 from augframe.protocols import EvalContext, EvaluationResult, Table
+from augframe.seeding import Stream, numpy_rng
 from augframe.signals import ECGBatch
 from augframe.training import resolve_device
 
@@ -36,6 +41,8 @@ from augframe_afib.splits import holdout
 SETTINGS = (("TRTR", "train_real", "real", "real (baseline)"),
             ("TRTS", "train_real", "synthetic", "synthetic"),
             ("TSTR", "train_synthetic", "real", "real"))
+#: trained on as many real ECGs of each class as TSTR trains on
+MATCHED = ("TRTR-matched", "train_real_matched", "real", "real")
 
 
 @attrs.frozen(eq=False)
@@ -48,6 +55,7 @@ class Split:
     syn_tr: np.ndarray
     syn_va: np.ndarray
     notes: tuple[str, ...]
+    real_matched: np.ndarray | None = None
 
 
 class TSTREvaluator:
@@ -61,7 +69,8 @@ class TSTREvaluator:
         max_steps: int | None = None, max_epochs: int | None = None, patience: int | None = None,
         batch_size: int | None = None, lr: float | None = None, max_steps_per_epoch: int | None = None,
         balance: str | None = None, monitor: str | None = None, test_fraction: float = 0.2,
-        val_fraction: float = 0.15, positive_class: int = 1, registry: Registry | None = None,
+        val_fraction: float = 0.15, positive_class: int = 1, matched_real: bool = False,
+        registry: Registry | None = None,
     ) -> None:
         self.specs = classifier_specs(classifier, classifier_params, classifiers)
         if int(repeats) < 1:
@@ -72,9 +81,12 @@ class TSTREvaluator:
         self.train_settings = TrainSettings(**{k: v for k, v in given.items() if v is not None})
         self.test_fraction, self.val_fraction = float(test_fraction), float(val_fraction)
         self.positive = int(positive_class)
+        self.matched_real = bool(matched_real)
+        self.settings_rows = SETTINGS + ((MATCHED,) if self.matched_real else ())
         self._registry = registry
 
     def settings(self) -> dict[str, Any]:
+        """What every stored run depends on (the run, e.g. ``train_real_matched``, is in its name)."""
         return {"classifiers": [c.settings() for c in self.specs], "repeats": self.repeats,
                 "train": attrs.asdict(self.train_settings), "test_fraction": self.test_fraction,
                 "val_fraction": self.val_fraction}
@@ -99,7 +111,9 @@ class TSTREvaluator:
             notes.append("synthetic ECGs carry no link to their sources: leakage into the real test set could not "
                          "be excluded")
         s_tr, s_va = holdout(synthetic.labels[syn_pool], self.val_fraction, seed + 2, what="synthetic")
-        return Split(real_tr, real_va, test, syn_pool[s_tr], syn_pool[s_va], tuple(notes))
+        syn_tr = syn_pool[s_tr]
+        matched = _matched_draw(real.labels, real_tr, synthetic.labels[syn_tr], seed + 3) if self.matched_real else None
+        return Split(real_tr, real_va, test, syn_tr, syn_pool[s_va], tuple(notes), matched)
 
     def evaluate(self, real: ECGBatch, synthetic: ECGBatch, *, sources: ECGBatch | None = None,
                  context: EvalContext = EvalContext()) -> EvaluationResult:
@@ -126,6 +140,9 @@ class TSTREvaluator:
                                    {"real": xr[sp.test], "synthetic": xs, **ext_x}),
                     "train_synthetic": ((xs[sp.syn_tr], ys[sp.syn_tr]), (xs[sp.syn_va], ys[sp.syn_va]),
                                         {"real": xr[sp.test], **ext_x}),
+                    **({} if sp.real_matched is None else {"train_real_matched": (
+                        (xr[sp.real_matched], yr[sp.real_matched]), (xr[sp.real_va], yr[sp.real_va]),
+                        {"real": xr[sp.test], **ext_x})}),
                 }.items():
                     name = f"{spec.label}.r{r}.{run}"
                     found = store.get(name)
@@ -160,7 +177,9 @@ class TSTREvaluator:
         tables = {"tstr": Table(["classifier", "setting", "train on", "test on", "n train", "n test", "F1 (AF)",
                                  "macro F1", "accuracy", "AUROC", "best epoch"], rows,
                                 caption=f"F1 of the positive class ({cell}); TSTR near TRTR means the synthetic ECGs "
-                                        "carry the class information of the real ones.")}
+                                        "carry the class information of the real ones"
+                                        + ("; TRTR-matched trains on as many real ECGs per class as TSTR"
+                                           if self.matched_real else "") + ".")}
         if external:
             tables["external"] = self._external_table(runs, external, names, metrics)
         return EvaluationResult(
@@ -178,7 +197,9 @@ class TSTREvaluator:
         AF-free); never a pooled AUROC, since the class would coincide with the database."""
         rows = []
         for spec in self.specs:
-            for run, setting in (("train_synthetic", "TSTR"), ("train_real", "TRTR")):
+            for setting, run, _test, _text in self.settings_rows:
+                if run == "train_real" and setting == "TRTS":
+                    continue
                 for n, x in external.items():
                     if x.one_class is None:
                         continue
@@ -186,7 +207,7 @@ class TSTREvaluator:
                     measure = "sensitivity" if c == self.positive else "specificity"
                     vals = [float(np.mean(arrays[f"proba_ext:{n}"].argmax(1) == c))
                             for (lab, _r, rn), (_rec, arrays) in runs.items() if lab == spec.label and rn == run]
-                    key = f"{spec.label}/{setting.lower()}.{n}.{measure}"
+                    key = f"{spec.label}/{_key(setting)}.{n}.{measure}"
                     metrics[key] = float(np.mean(vals))
                     rows.append([spec.label, setting, n, measure, len(x.batch), metrics[key]])
         return Table(["classifier", "setting", "external set", "measure", "windows", "value"], rows,
@@ -198,7 +219,7 @@ class TSTREvaluator:
         """Rows, metrics (unprefixed: mean over repeats, ``.sd`` beside), notes and cards of one classifier."""
         metrics: dict[str, float] = {}
         rows, one_class = [], []
-        for tag, run, test_name, test_text in SETTINGS:
+        for tag, run, test_name, test_text in self.settings_rows:
             per = []
             for r, sp in enumerate(splits):
                 rec, arrays = runs[(spec.label, r, run)]
@@ -208,11 +229,11 @@ class TSTREvaluator:
                     one_class.append(tag if len(splits) == 1 else f"{tag} (repeat {r + 1})")
             for k in METRICS:
                 v = np.array([m[k] for m in per])
-                metrics[f"{tag.lower()}.{k}"] = float(np.mean(v))
-                metrics[f"{tag.lower()}.{k}.sd"] = float(np.std(v, ddof=1)) if len(v) > 1 else float("nan")
+                metrics[f"{_key(tag)}.{k}"] = float(np.mean(v))
+                metrics[f"{_key(tag)}.{k}.sd"] = float(np.std(v, ddof=1)) if len(v) > 1 else float("nan")
             first = runs[(spec.label, 0, run)][0]
             n_test = len(splits[0].test) if test_name == "real" else len(ys)
-            rows.append([tag, "real" if run == "train_real" else "synthetic", test_text, first["n_train"], n_test,
+            rows.append([tag, "synthetic" if run == "train_synthetic" else "real", test_text, first["n_train"], n_test,
                          *(self._cell(metrics, tag, k) for k in ("f1", "macro_f1", "accuracy", "auroc")),
                          first["best_epoch"]])
         notes = []
@@ -235,7 +256,23 @@ class TSTREvaluator:
         return {"metrics": metrics, "rows": rows, "notes": notes, "headline": headline}
 
     def _cell(self, metrics: dict[str, float], tag: str, k: str) -> float | str:
-        mean = metrics[f"{tag.lower()}.{k}"]
+        mean = metrics[f"{_key(tag)}.{k}"]
         if self.repeats == 1:
             return mean
-        return f"{mean:.3f} +- {metrics[f'{tag.lower()}.{k}.sd']:.3f}"
+        return f"{mean:.3f} +- {metrics[f'{_key(tag)}.{k}.sd']:.3f}"
+
+
+def _key(tag: str) -> str:
+    """Metric prefix of a setting: 'TRTR-matched' -> 'trtr_matched'."""
+    return tag.lower().replace("-", "_")
+
+
+def _matched_draw(labels: np.ndarray, real_tr: np.ndarray, syn_labels: np.ndarray, seed: int) -> np.ndarray:
+    """Indices into the real ECGs: per class, as many of ``real_tr`` as the synthetic training part has
+    (all of them where the real part has fewer), drawn with ``seed``."""
+    rng = numpy_rng(seed, Stream.TSTR_MATCHED_REAL)
+    parts = []
+    for c in np.unique(syn_labels):
+        pool = real_tr[labels[real_tr] == c]
+        parts.append(rng.choice(pool, size=min(len(pool), int(np.sum(syn_labels == c))), replace=False))
+    return np.sort(np.concatenate(parts)) if parts else np.zeros(0, np.int64)

@@ -76,3 +76,29 @@ def test_tstr_trts_trtr(cinc_short, pair, registry, tmp_path, monkeypatch):
     assert any("left out of TSTR" in n for n in res.notes)  # synthetic made from real test patients
     monkeypatch.setattr(tstr_mod, "train_and_test", lambda *a, **k: (_ for _ in ()).throw(AssertionError("retrained")))
     np.testing.assert_equal(ev.evaluate(cinc_short, syn, context=ctx).metrics, res.metrics)
+
+
+def test_tstr_matched_real_trains_on_as_many_real_ecgs_per_class_as_synthetic(cinc_short, pair, registry, tmp_path,
+                                                                              monkeypatch):
+    """TRTR-matched: a draw of the real training part with TSTR's class counts; the runs stored without it
+    are reused (only the matched one trains)."""
+    _, syn = pair
+    params = {"classifier": "rr-features", "max_epochs": 1}
+    ctx = EvalContext(seed=0, workdir=tmp_path)
+    plain = registry.create("evaluator", "tstr", params).evaluate(cinc_short, syn, context=ctx)
+    ev = registry.create("evaluator", "tstr", {**params, "matched_real": True})
+    sp = ev.split(cinc_short, syn, None, 0)
+    assert set(sp.real_matched) <= set(sp.real_tr)
+    for c in (0, 1):
+        want = min(int(np.sum(syn.labels[sp.syn_tr] == c)), int(np.sum(cinc_short.labels[sp.real_tr] == c)))
+        assert int(np.sum(cinc_short.labels[sp.real_matched] == c)) == want
+    np.testing.assert_array_equal(sp.real_matched, ev.split(cinc_short, syn, None, 0).real_matched)
+    trained = []
+    real_train = tstr_mod.train_and_test
+    monkeypatch.setattr(tstr_mod, "train_and_test", lambda *a, **k: trained.append(k["desc"]) or real_train(*a, **k))
+    res = ev.evaluate(cinc_short, syn, context=ctx)
+    assert trained == ["rr-features.r0.train_real_matched"]
+    assert [r[1] for r in res.tables["tstr"].rows] == ["TRTR", "TRTS", "TSTR", "TRTR-matched"]
+    assert list(res.tables["tstr"].rows[3][2:5]) == ["real", "real", len(sp.real_matched)]
+    assert 0.0 <= res.metrics["trtr_matched.auroc"] <= 1.0
+    assert res.metrics["tstr.auroc"] == plain.metrics["tstr.auroc"]
