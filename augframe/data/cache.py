@@ -10,8 +10,8 @@ Layout of one cache folder (named by its key)::
 The key is the sha256 of (cache format, source name, ``source.fingerprint()``, preprocessing
 config, classes): change any file or setting and a new cache is built; the same inputs reuse
 the old one. ``content`` is the windows' identity (:func:`~augframe.data.fingerprint.windows_identity`),
-hashed while they are written: what a run's bank is bound to. A build streams records: windows go straight to ``signals.f32`` on disk, so 150,000
-windows never sit in RAM (only their small index does). It writes into a temporary folder beside
+hashed while they are written: what a run's bank is bound to. A build streams records: windows go
+straight to ``signals.f32`` on disk, so 150,000 windows never sit in RAM (only their small index does). It writes into a temporary folder beside
 the target and renames it into place at the end, so a crash leaves no partial cache under the key.
 
 Windows are stored in mV; normalisation is applied when reading through a :class:`CacheView`,
