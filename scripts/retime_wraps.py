@@ -9,9 +9,9 @@ independent detector) in the synthetic ECG and in its source, and prints per dir
 synthetic ECGs with more beats than their source (a wrap) and the median beat counts. A mark that only
 one synthetic class carries is a cue a classifier trained on synthetic ECGs alone can learn.
 
-``--tstr DIR`` then runs the registry's ``tstr`` evaluator (CPU-width AFibResLSTM, 600 steps, TRTR-matched,
-as in the rhythm recipes) on the run's real test ECGs and the synthetic ECGs WITHOUT a wrap, and prints
-its AUROC rows: if the network learned the wrap, TSTR rises toward TRTR-matched.
+``--tstr DIR`` then runs the run's own ``tstr`` evaluator (its recipe's parameters and seed) on the run's real
+test ECGs and the synthetic ECGs WITHOUT a wrap, and prints its AUROC rows: if a classifier learned the
+wrap, its TSTR rises toward TRTR-matched.
 """
 
 from __future__ import annotations
@@ -51,23 +51,25 @@ def main() -> None:
         keep = np.flatnonzero(n_syn <= n_src)
         print(f"TSTR on the {len(keep)} synthetic ECGs without a wrap "
               f"({', '.join(f'{t} {int(np.sum(tags[keep] == t))}' for t in sorted(set(tags)))})")
-        _tstr(as_windows(data.test), synthetic.select(keep), sources.select(keep), args.tstr)
+        _tstr(args.run, as_windows(data.test), synthetic.select(keep), sources.select(keep), args.tstr)
 
 
-def _tstr(test, synthetic, sources, workdir: Path) -> None:
+def _tstr(run: Path, test, synthetic, sources, workdir: Path) -> None:
+    """The run's own ``tstr`` evaluator (its recipe's parameters and seed) on the given synthetic ECGs."""
     from augframe.plugins import Registry
     from augframe.protocols import EvalContext
+    from augframe.recipe import load
     from augframe.windows import gather
 
-    real = gather(test, np.arange(len(test)))
-    ev = Registry.discover().create("evaluator", "tstr", {
-        "classifiers": [{"name": "afib-reslstm", "params": {"width": 0.125, "depth": [1, 1, 1, 1],
-                                                            "attention_dropout": 0.0}}],
-        "max_steps": 600, "matched_real": True})
-    res = ev.evaluate(real, synthetic, sources=sources, context=EvalContext(seed=2017, workdir=workdir))
+    recipe = load(run / "recipe.toml")
+    spec = next((e for e in recipe.evaluators if e.name == "tstr"), None)
+    if spec is None:
+        raise SystemExit(f"{run / 'recipe.toml'} has no tstr evaluator")
+    ev = Registry.discover().create("evaluator", "tstr", dict(spec.params))
+    res = ev.evaluate(gather(test, np.arange(len(test))), synthetic, sources=sources,
+                      context=EvalContext(seed=recipe.run.seed, workdir=workdir))
     for row in res.tables["tstr"].rows:
-        print(f"{row[1]:13s} train {row[4]:5d}  AUROC {row[9]:.3f}  F1 {row[6]:.3f}")
-
+        print(f"{row[0]:13s} {row[1]:13s} train {row[4]:5d}  AUROC {row[9]:.3f}  F1 {row[6]:.3f}")
 
 if __name__ == "__main__":
     main()

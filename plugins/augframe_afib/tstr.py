@@ -197,8 +197,8 @@ class TSTREvaluator:
         AF-free); never a pooled AUROC, since the class would coincide with the database."""
         rows = []
         for spec in self.specs:
-            for setting, run, _test, _text in self.settings_rows:
-                if run == "train_real" and setting == "TRTS":
+            for setting, run, test_name, _text in self.settings_rows:
+                if test_name != "real":  # TRTS: the real-trained model on synthetic ECGs, not a training run
                     continue
                 for n, x in external.items():
                     if x.one_class is None:
